@@ -1,0 +1,117 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import * as v from 'valibot'
+import { RelayError } from '../shared/errors.ts'
+import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
+import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
+import { verify as verifySignature } from '../shared/sign.ts'
+import { tokenFrom, type Auth } from './auth.ts'
+import { grantsAllow } from './room/topics.ts'
+import type { Rooms } from './room/rooms.ts'
+
+export interface EdgeConfig {
+  relaySecret: string
+  retryMs?: number
+  signatureWindowS?: number
+  maxPublishBytes?: number
+  /** Most topics one connection may ask for. */
+  maxTopics?: number
+}
+
+export interface AppDeps {
+  rooms: Rooms
+  auth: Auth
+  config: EdgeConfig
+  /** Called with every unexpected error (the response is a 500 either way). */
+  log?: (level: 'error' | 'warn' | 'info', msg: string, fields?: Record<string, unknown>) => void
+}
+
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  // nginx and some proxies buffer responses unless told not to.
+  'x-accel-buffering': 'no',
+} as const
+
+const parseTenant = (raw: string) => {
+  const r = v.safeParse(TenantId, raw)
+  if (!r.success) throw new RelayError('INVALID_TENANT', `invalid tenant id: ${v.summarize(r.issues)}`)
+  return r.output
+}
+
+const parseTopics = (raw: string | undefined, max: number): string[] | undefined => {
+  if (raw === undefined || raw === '') return undefined
+  const topics = [...new Set(raw.split(','))]
+  if (topics.length > max) throw new RelayError('INVALID_TOPIC', `at most ${max} topics per connection`)
+  const bad = topics.find((t: string) => !v.is(Topic, t)) as string | undefined
+  if (bad !== undefined) throw new RelayError('INVALID_TOPIC', `invalid topic ${JSON.stringify(bad.slice(0, 140))}`)
+  return topics
+}
+
+const parseLastEventId = (raw: string | undefined): number | undefined => {
+  if (raw === undefined || raw === '') return undefined
+  const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isSafeInteger(n))
+    throw new RelayError('INVALID_LAST_EVENT_ID', 'Last-Event-ID must be a non-negative integer seq')
+  return n
+}
+
+/** The edge: routes, auth and one error handler. Runtime-neutral — the platform files choose rooms and serve it. */
+export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
+  const retryMs = config.retryMs ?? DEFAULTS.retryMs
+  const windowS = config.signatureWindowS ?? DEFAULTS.signatureWindowS
+  const maxPublishBytes = config.maxPublishBytes ?? DEFAULTS.maxPublishBytes
+  const maxTopics = config.maxTopics ?? 64
+  const app = new Hono()
+
+  app.get(PATHS.health, (c) => c.json({ ok: true }))
+
+  app.get('/v1/tenants/:tenant/events', async (c) => {
+    const tenant = parseTenant(c.req.param('tenant'))
+    const requested = parseTopics(c.req.query(QUERY.topics), maxTopics)
+    const lastEventId = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query(QUERY.lastEventId))
+    const claims = await auth.verify(tokenFrom(c.req))
+    if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
+    const denied = requested?.find((t) => !grantsAllow(claims.topics, t))
+    if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
+    const stream = await rooms.get(tenant).connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs })
+    return new Response(stream, { headers: SSE_HEADERS })
+  })
+
+  app.post(
+    PATHS.publish,
+    bodyLimit({
+      maxSize: maxPublishBytes,
+      onError: () => {
+        throw new RelayError('TOO_LARGE', `publish body over ${maxPublishBytes} bytes: send smaller batches`)
+      },
+    }),
+    async (c) => {
+      const text = await c.req.text()
+      const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS)
+      if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        throw new RelayError('INVALID_BODY', 'publish body is not JSON')
+      }
+      const parsed = v.safeParse(PublishBody, json)
+      if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
+      const { events } = parsed.output
+      for (let i = 1; i < events.length; i++)
+        if (events[i]!.seq !== events[i - 1]!.seq + 1) throw new RelayError('INVALID_BODY', 'events must have contiguous seqs')
+      return c.json(await rooms.get(parsed.output.tenant).publish(parsed.output))
+    },
+  )
+
+  app.notFound((c) => c.json(new RelayError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404))
+
+  app.onError((err, c) => {
+    if (err instanceof RelayError) return c.json(err.toJSON(), err.status as 400, err.headers)
+    log('error', 'unhandled error', { err: String((err as Error)?.stack ?? err), path: c.req.path })
+    return c.json(new RelayError('INTERNAL', 'internal error').toJSON(), 500)
+  })
+
+  return app
+}

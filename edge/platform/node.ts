@@ -1,0 +1,59 @@
+import { serve, type ServerType } from '@hono/node-server'
+import { pathToFileURL } from 'node:url'
+import { createApp } from '../app.ts'
+import { hs256Auth } from '../auth.ts'
+import { loadEdgeEnv, type EdgeEnv } from '../config.ts'
+import { memoryRooms } from '../room/rooms.ts'
+import { log } from '../../shared/log.ts'
+
+export interface NodeEdge {
+  url: string
+  port: number
+  rooms: ReturnType<typeof memoryRooms>
+  close(): Promise<void>
+}
+
+/** Serves the edge on Node with in-memory rooms. Resolves once listening (port 0 picks a free port). */
+export const startNodeEdge = (env: EdgeEnv, host = '127.0.0.1'): Promise<NodeEdge> => {
+  const rooms = memoryRooms({ historyLimit: env.HISTORY_LIMIT, heartbeatMs: env.HEARTBEAT_MS })
+  const app = createApp({
+    rooms,
+    auth: hs256Auth({ jwtSecret: env.EDGE_JWT_SECRET }),
+    config: { relaySecret: env.RELAY_SECRET, retryMs: env.RETRY_MS },
+    log,
+  })
+  return new Promise((resolve) => {
+    const server: ServerType = serve({ fetch: app.fetch, port: env.PORT, hostname: host }, (info: { port: number }) => {
+      resolve({
+        url: `http://${host}:${info.port}`,
+        port: info.port,
+        rooms,
+        close: () =>
+          new Promise<void>((done) => {
+            rooms.close() // ends every SSE stream so the server can close
+            server.close(() => done())
+            ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
+          }),
+      })
+    })
+  })
+}
+
+const main = async () => {
+  const edge = await startNodeEdge(loadEdgeEnv(process.env), process.env.HOST ?? '0.0.0.0')
+  log('info', 'edge listening', { url: edge.url })
+  const stop = async (signal: string) => {
+    log('info', 'edge stopping', { signal })
+    await edge.close()
+    process.exit(0)
+  }
+  process.once('SIGINT', () => void stop('SIGINT'))
+  process.once('SIGTERM', () => void stop('SIGTERM'))
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    log('error', 'edge failed to start', { err: err instanceof Error ? err.message : String(err) })
+    process.exit(1)
+  })
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest'
+import type { WireEvent } from '../../shared/schema.ts'
+import { planResume, Room, type Sink } from './room.ts'
+
+const ev = (seq: number, topic = 't'): WireEvent => ({ seq, topic, data: { seq }, ts: 0 })
+const batch = (from: number, to: number, topic = 't') => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i, topic))
+
+const collect = (capacity = Infinity) => {
+  const frames: string[] = []
+  let closed = false
+  const sink: Sink = {
+    write(chunk) {
+      if (frames.length >= capacity) return false
+      frames.push(new TextDecoder().decode(chunk))
+      return true
+    },
+    close() {
+      closed = true
+    },
+  }
+  return { sink, frames, seqs: () => frames.flatMap((f) => /^id: (\d+)/.exec(f)?.[1] ?? []).map(Number), closed: () => closed }
+}
+
+describe('planResume', () => {
+  it('decides live, replay or reset from the history bounds', () => {
+    expect(planResume(undefined, 1, 10)).toEqual({ kind: 'live' })
+    expect(planResume(4, 1, 10)).toEqual({ kind: 'replay', after: 4 })
+    expect(planResume(0, 1, 10)).toEqual({ kind: 'replay', after: 0 })
+    expect(planResume(4, 6, 10)).toEqual({ kind: 'reset' }) // 5 is gone
+    expect(planResume(5, 6, 10)).toEqual({ kind: 'replay', after: 5 })
+    expect(planResume(10, 6, 10)).toEqual({ kind: 'replay', after: 10 })
+    expect(planResume(99, 6, 10)).toEqual({ kind: 'replay', after: 99 }) // ahead: wait, skip what it has seen
+    expect(planResume(3, undefined, 10)).toEqual({ kind: 'reset' })
+  })
+})
+
+describe('Room', () => {
+  it('ignores seqs it already has and answers its head', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    const sub = collect()
+    room.subscribe({ topics: {} }, sub.sink)
+    expect(room.publish({ tenant: 'r', events: batch(1, 3) }).head).toBe(3)
+    expect(room.publish({ tenant: 'r', events: batch(2, 5) }).head).toBe(5)
+    expect(sub.seqs()).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('refuses a batch that would leave a gap, unless it is a rebase', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    room.publish({ tenant: 'r', events: batch(1, 3) })
+    expect(room.publish({ tenant: 'r', events: batch(7, 8) }).head).toBe(3)
+    expect(room.since(0).map((e) => e.seq)).toEqual([1, 2, 3])
+    const fresh = new Room('f', { historyLimit: 100 })
+    expect(fresh.publish({ tenant: 'f', events: batch(7, 8) }).head).toBe(0) // an empty room asks for everything
+    expect(fresh.publish({ tenant: 'f', events: batch(7, 8), rebase: true }).head).toBe(8)
+    expect(room.publish({ tenant: 'r', events: batch(7, 8), rebase: true }).head).toBe(8)
+    expect(room.since(0).map((e) => e.seq)).toEqual([7, 8]) // never a gap inside the history
+  })
+
+  it('replays history then goes live without a gap or duplicate at the seam', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    room.publish({ tenant: 'r', events: batch(1, 5) })
+    const sub = collect()
+    room.subscribe({ topics: {}, lastEventId: 2 }, sub.sink)
+    room.publish({ tenant: 'r', events: batch(4, 7) })
+    expect(sub.seqs()).toEqual([3, 4, 5, 6, 7])
+  })
+
+  it('keeps at most historyLimit events for resume and resets older resumes', () => {
+    const room = new Room('r', { historyLimit: 10 })
+    for (let i = 1; i <= 100; i++) room.publish({ tenant: 'r', events: [ev(i)] })
+    expect(room.first).toBe(91)
+    const late = collect()
+    room.subscribe({ topics: {}, lastEventId: 50 }, late.sink)
+    expect(late.frames[0]).toBe('event: reset\ndata: {"head":100,"first":91}\n\n')
+    const ok = collect()
+    room.subscribe({ topics: {}, lastEventId: 90 }, ok.sink)
+    expect(ok.seqs()).toEqual(batch(91, 100).map((e) => e.seq))
+  })
+
+  it('filters by requested topics and grants', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    const orders = collect()
+    const granted = collect()
+    room.subscribe({ topics: { requested: ['orders'] } }, orders.sink)
+    room.subscribe({ topics: { grants: ['user.*'] } }, granted.sink)
+    room.publish({ tenant: 'r', events: [ev(1, 'orders'), ev(2, 'user.created'), ev(3, 'users')] })
+    expect(orders.seqs()).toEqual([1])
+    expect(granted.seqs()).toEqual([2])
+  })
+
+  it('drops a subscriber whose queue is full, and only that one', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    const slow = collect(2)
+    const fast = collect()
+    room.subscribe({ topics: {} }, slow.sink)
+    room.subscribe({ topics: {} }, fast.sink)
+    room.publish({ tenant: 'r', events: batch(1, 5) })
+    expect(slow.closed()).toBe(true)
+    expect(room.size).toBe(1)
+    expect(room.slowDropped).toBe(1)
+    expect(fast.seqs()).toEqual([1, 2, 3, 4, 5])
+  })
+})

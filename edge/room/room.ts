@@ -1,0 +1,188 @@
+import { EVENTS } from '../../shared/protocol.ts'
+import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
+import { encodeControl, encodeFrame, HEARTBEAT } from '../../shared/sse.ts'
+import { topicMatcher, type TopicFilter } from './topics.ts'
+
+/** Where a room writes one subscriber's bytes. */
+export interface Sink {
+  /** Queue bytes; false means the subscriber's queue is full and the room drops it. */
+  write(chunk: Uint8Array): boolean
+  /** End the stream (the client reconnects with Last-Event-ID and resumes). */
+  close(): void
+}
+
+export interface SubscribeOptions {
+  topics: TopicFilter
+  /** Resume after this seq; undefined = live only. */
+  lastEventId?: number
+}
+
+export interface RoomOptions {
+  /** Events kept for resume. */
+  historyLimit: number
+}
+
+/** One stored event: the frame is encoded once and shared by every subscriber. */
+export interface StoredEvent {
+  seq: number
+  topic: string
+  ts: number
+  frame: Uint8Array
+}
+
+interface Subscriber {
+  sink: Sink
+  accepts: (topic: string) => boolean
+  /** Highest seq this subscriber has received or declared seen. */
+  after: number
+}
+
+/** What a resume request gets, decided from the history bounds alone (pure; tested without a network). */
+export type ResumePlan = { kind: 'live' } | { kind: 'replay'; after: number } | { kind: 'reset' }
+
+/**
+ * @param first seq of the oldest event held (undefined when none)
+ * @param head highest seq held or acknowledged (0 when the room knows nothing)
+ */
+export const planResume = (lastEventId: number | undefined, first: number | undefined, head: number): ResumePlan => {
+  if (lastEventId === undefined) return { kind: 'live' }
+  if (lastEventId >= head) return { kind: 'replay', after: lastEventId } // nothing to replay; skip seqs ≤ it later
+  if (first === undefined || lastEventId < first - 1) return { kind: 'reset' }
+  return { kind: 'replay', after: lastEventId }
+}
+
+/**
+ * A tenant's room: a bounded history for resume and a set of live subscribers. Runtime-neutral and synchronous,
+ * so replay and the switch to live happen in one turn: no event can fall between them or arrive twice.
+ */
+export class Room {
+  private history: StoredEvent[] = []
+  private subscribers = new Set<Subscriber>()
+  private lastSeq = 0
+  /** Subscribers dropped because they could not keep up. */
+  slowDropped = 0
+
+  constructor(
+    readonly tenant: TenantId,
+    private readonly options: RoomOptions,
+  ) {}
+
+  get head(): number {
+    return this.lastSeq
+  }
+
+  get size(): number {
+    return this.subscribers.size
+  }
+
+  /** Oldest seq held, for resume decisions. */
+  get first(): number | undefined {
+    const over = this.history.length - this.options.historyLimit
+    return this.history[Math.max(0, over)]?.seq
+  }
+
+  /** Events after `after`, oldest first (for persistence layers and tests). */
+  since(after: number): StoredEvent[] {
+    const held = this.held
+    // History is seq-ordered: binary search for the first event after `after`.
+    let lo = 0
+    let hi = held.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (held[mid]!.seq > after) hi = mid
+      else lo = mid + 1
+    }
+    return held.slice(lo)
+  }
+
+  /**
+   * Applies a relay batch. Seqs the room already has are ignored; a batch that would leave a gap is refused (the
+   * reply's head tells the relay where to resend from) unless `rebase` says the outbox has nothing older.
+   */
+  publish(body: PublishBody): PublishReply {
+    const fresh = body.events.filter((e) => e.seq > this.lastSeq)
+    if (fresh.length > 0) {
+      const start = fresh[0]!.seq
+      if (start !== this.lastSeq + 1) {
+        if (!body.rebase) return { tenant: this.tenant, head: this.lastSeq }
+        this.history = [] // a gap inside the history would be a silent loss on resume: start over at `start`
+      }
+      for (const e of fresh) this.append({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.topic, JSON.stringify(e.data)) })
+      this.trim()
+    }
+    return { tenant: this.tenant, head: this.lastSeq }
+  }
+
+  /** Adds an already stored event (e.g. loaded from durable storage) without broadcasting it. */
+  restore(events: readonly StoredEvent[]): void {
+    for (const e of events) if (e.seq > this.lastSeq) (this.history.push(e), (this.lastSeq = e.seq))
+    this.trim()
+  }
+
+  private append(e: StoredEvent) {
+    this.history.push(e)
+    this.lastSeq = e.seq
+    for (const s of this.subscribers) this.deliver(s, e)
+  }
+
+  /** Writes one event if the subscriber wants it; false when its queue is full. */
+  private deliver(s: Subscriber, e: StoredEvent): boolean {
+    if (e.seq <= s.after) return true
+    s.after = e.seq
+    if (!s.accepts(e.topic)) return true
+    if (s.sink.write(e.frame)) return true
+    this.drop(s)
+    return false
+  }
+
+  private drop(s: Subscriber) {
+    this.subscribers.delete(s)
+    this.slowDropped++
+    s.sink.close()
+  }
+
+  private trim() {
+    const limit = this.options.historyLimit
+    // Splice in chunks rather than shifting per event: amortised O(1) per publish, at most 1/8 extra held.
+    if (this.history.length > limit + Math.max(1, limit >> 3)) this.history.splice(0, this.history.length - limit)
+  }
+
+  /** History length as seen by resume: the oldest `limit` events (the slack above is never served). */
+  private get held(): StoredEvent[] {
+    const over = this.history.length - this.options.historyLimit
+    return over > 0 ? this.history.slice(over) : this.history
+  }
+
+  /**
+   * Replays what the subscriber missed (or tells it to reset), then adds it to the live set. Returns the
+   * function that removes it.
+   */
+  subscribe(options: SubscribeOptions, sink: Sink): () => void {
+    const s: Subscriber = { sink, accepts: topicMatcher(options.topics), after: 0 }
+    const plan = planResume(options.lastEventId, this.first, this.lastSeq)
+    if (plan.kind === 'reset') {
+      sink.write(encodeControl(EVENTS.reset, { head: this.lastSeq, first: this.first ?? null }))
+      s.after = this.lastSeq
+    } else if (plan.kind === 'replay') {
+      s.after = plan.after
+      for (const e of this.since(plan.after)) if (!this.deliver(s, e)) return () => {}
+    } else {
+      s.after = this.lastSeq
+    }
+    this.subscribers.add(s)
+    return () => {
+      this.subscribers.delete(s)
+    }
+  }
+
+  /** A comment line to every subscriber; a write that fails drops the subscriber. */
+  heartbeat(): void {
+    for (const s of this.subscribers) if (!s.sink.write(HEARTBEAT)) this.drop(s)
+  }
+
+  /** Ends every stream (shutdown). */
+  closeAll(): void {
+    for (const s of this.subscribers) s.sink.close()
+    this.subscribers.clear()
+  }
+}

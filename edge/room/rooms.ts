@@ -1,0 +1,92 @@
+import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
+import { DEFAULTS } from '../../shared/protocol.ts'
+import { encodeRetry } from '../../shared/sse.ts'
+import { Room, type Sink, type SubscribeOptions } from './room.ts'
+
+/** A subscription request as it travels to a room (plain data: it may cross into a Durable Object). */
+export interface ConnectRequest extends SubscribeOptions {
+  retryMs: number
+}
+
+/** What an edge handler can do with a tenant's room, wherever the room lives. */
+export interface RoomStub {
+  publish(body: PublishBody): Promise<PublishReply>
+  /** The SSE byte stream for one subscriber; cancelling the stream unsubscribes. */
+  connect(request: ConnectRequest): Promise<ReadableStream<Uint8Array>>
+}
+
+/** All that an edge handler knows about where a tenant's room lives. */
+export interface Rooms {
+  get(tenant: TenantId): RoomStub
+}
+
+export interface MemoryRoomsOptions {
+  historyLimit?: number
+  heartbeatMs?: number
+  /** Bytes a subscriber may have queued before it is dropped as too slow. */
+  queueBytes?: number
+}
+
+/** Turns a room subscription into a byte stream with a bounded queue. */
+export const streamFromRoom = (room: Room, request: ConnectRequest, queueBytes: number): ReadableStream<Uint8Array> => {
+  let unsubscribe = () => {}
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        let open = true
+        const sink: Sink = {
+          write(chunk) {
+            if (!open) return false
+            if ((controller.desiredSize ?? 0) < 0) return false // queue over its byte bound: too slow
+            controller.enqueue(chunk)
+            return true
+          },
+          close() {
+            if (!open) return
+            open = false
+            controller.close()
+          },
+        }
+        sink.write(encodeRetry(request.retryMs))
+        unsubscribe = room.subscribe(request, sink)
+      },
+      cancel() {
+        unsubscribe()
+      },
+    },
+    { highWaterMark: queueBytes, size: (chunk) => chunk.byteLength },
+  )
+}
+
+/** In-process rooms for Node and Deno: one Room per tenant, created on first use, with one shared heartbeat. */
+export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
+  const historyLimit = options.historyLimit ?? DEFAULTS.historyLimit
+  const queueBytes = options.queueBytes ?? DEFAULTS.subscriberQueueBytes
+  const rooms = new Map<TenantId, Room>()
+  const room = (tenant: TenantId) => {
+    let r = rooms.get(tenant)
+    if (!r) rooms.set(tenant, (r = new Room(tenant, { historyLimit })))
+    return r
+  }
+  const timer = setInterval(() => {
+    for (const r of rooms.values()) r.heartbeat()
+  }, options.heartbeatMs ?? DEFAULTS.heartbeatMs)
+  // Do not keep a process alive just for heartbeats (Node/Deno timers both support unref).
+  ;(timer as { unref?: () => void }).unref?.()
+
+  return {
+    get: (tenant) => ({
+      publish: async (body) => room(tenant).publish(body),
+      connect: async (request) => streamFromRoom(room(tenant), request, queueBytes),
+    }),
+    /** Direct access for the Node fast path, metrics and tests. */
+    room,
+    rooms,
+    close() {
+      clearInterval(timer)
+      for (const r of rooms.values()) r.closeAll()
+    },
+  } satisfies Rooms & Record<string, unknown>
+}
+
+export type MemoryRooms = ReturnType<typeof memoryRooms>

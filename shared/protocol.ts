@@ -1,0 +1,57 @@
+/**
+ * Wire names and limits, in one place. Everything that crosses a process boundary — the NOTIFY channel,
+ * HTTP headers, SSE event names, default limits — is named here and imported elsewhere.
+ */
+
+/** The one NOTIFY channel. Its payload is the tenant id only: a nudge, never the data. */
+export const CHANNEL = 'relay'
+
+export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
+
+/** Default maximum size of one event's JSON data (bytes); the SQL side enforces it too. */
+export const MAX_EVENT_BYTES = 64 * 1024
+
+export const HEADERS = {
+  signature: 'x-relay-signature',
+  lastEventId: 'last-event-id',
+} as const
+
+export const QUERY = {
+  topics: 'topics',
+  accessToken: 'access_token',
+  lastEventId: 'last_event_id',
+} as const
+
+/** Cookie a browser may carry the token in. */
+export const TOKEN_COOKIE = 'edge_relay_token'
+
+/** SSE event names that are not topics. */
+export const EVENTS = {
+  reset: 'reset',
+  reauth: 'reauth',
+} as const
+
+export const PATHS = {
+  publish: '/internal/publish',
+  health: '/healthz',
+  metrics: '/metrics',
+} as const
+
+export const DEFAULTS = {
+  /** Comment heartbeat interval on every SSE stream. */
+  heartbeatMs: 15_000,
+  /** `retry:` sent first on every stream: how long EventSource waits before reconnecting. */
+  retryMs: 1_000,
+  /** Events a room keeps for `Last-Event-ID` resume. */
+  historyLimit: 10_000,
+  /** Signed publish requests older or newer than this are refused. */
+  signatureWindowS: 300,
+  /** Largest relay → edge publish body. */
+  maxPublishBytes: 8 * 1024 * 1024,
+  /** Per-subscriber queue before a slow subscriber is dropped. */
+  subscriberQueueEvents: 1_000,
+  subscriberQueueBytes: 4 * 1024 * 1024,
+  /** Rows the relay reads and posts at once. */
+  batchSize: 500,
+} as const

@@ -1,0 +1,61 @@
+import { loadEdgeEnv } from '../../edge/config.ts'
+import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
+import { loadRelayConfig } from '../../relay/config.ts'
+import { startRelay, type Relay } from '../../relay/relay.ts'
+import type { Log } from '../../shared/log.ts'
+import { freshDatabase, type TestDb } from './db.ts'
+import { openStream } from './sse-client.ts'
+import { JWT_SECRET, mintToken, RELAY_SECRET } from './tokens.ts'
+
+/** Quiet in tests unless EDGE_RELAY_TEST_LOG=1. */
+export const testLog: Log = (level, msg, fields) => {
+  if (process.env.EDGE_RELAY_TEST_LOG) console.error(level, msg, fields ?? '')
+}
+
+export const edgeEnv = (extra: Record<string, string> = {}) =>
+  loadEdgeEnv({ PORT: '0', EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, ...extra })
+
+export const relayConfig = (databaseUrl: string, edgeUrl: string, extra: Record<string, string> = {}) =>
+  loadRelayConfig({ DATABASE_URL: databaseUrl, EDGE_URL: edgeUrl, RELAY_SECRET, RELAY_SWEEP_MS: '500', ...extra })
+
+/** A real Postgres database, a Node edge and a relay, all in this process. */
+export const startStack = async (opts: { edge?: Record<string, string>; relay?: Record<string, string> } = {}) => {
+  const db: TestDb = await freshDatabase()
+  const edge: NodeEdge = await startNodeEdge(edgeEnv(opts.edge))
+  let relay: Relay | undefined = await startRelay({ config: relayConfig(db.url, edge.url, opts.relay), log: testLog })
+  const stack = {
+    db,
+    edge,
+    get relay() {
+      return relay
+    },
+    async startRelay() {
+      relay = await startRelay({ config: relayConfig(db.url, edge.url, opts.relay), log: testLog })
+    },
+    async stopRelay() {
+      await relay?.stop()
+      relay = undefined
+    },
+    publish: async (tenant: string, topic: string, data: unknown) => {
+      const [row] = await db.sql<{ seq: string }[]>`select relay.publish(${tenant}, ${topic}, ${db.sql.json(data as never)}) as seq`
+      return Number(row!.seq)
+    },
+    /** Opens an SSE stream for `tenant` with a token granting `topics` (default: all). */
+    subscribe: async (tenant: string, q: { topics?: string; grant?: string[]; lastEventId?: number } = {}) => {
+      const token = await mintToken({ tenant, ...(q.grant ? { topics: q.grant } : {}) })
+      const params = new URLSearchParams()
+      if (q.topics) params.set('topics', q.topics)
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` }
+      if (q.lastEventId !== undefined) headers['last-event-id'] = String(q.lastEventId)
+      return openStream(`${edge.url}/v1/tenants/${tenant}/events?${params}`, headers)
+    },
+    async stop() {
+      await relay?.stop()
+      await edge.close()
+      await db.drop()
+    },
+  }
+  return stack
+}
+
+export type Stack = Awaited<ReturnType<typeof startStack>>
