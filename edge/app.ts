@@ -74,7 +74,9 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
     const denied = requested?.find((t) => !grantsAllow(claims.topics, t))
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
-    const stream = await rooms.get(tenant).connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs })
+    const stream = await rooms
+      .get(tenant)
+      .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.exp * 1000 })
     return new Response(stream, { headers: SSE_HEADERS })
   })
 

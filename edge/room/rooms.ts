@@ -1,11 +1,14 @@
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { DEFAULTS } from '../../shared/protocol.ts'
-import { encodeRetry } from '../../shared/sse.ts'
+import { EVENTS } from '../../shared/protocol.ts'
+import { encodeControl, encodeRetry } from '../../shared/sse.ts'
 import { Room, type Sink, type SubscribeOptions } from './room.ts'
 
 /** A subscription request as it travels to a room (plain data: it may cross into a Durable Object). */
 export interface ConnectRequest extends SubscribeOptions {
   retryMs: number
+  /** When the token behind the stream expires (ms since epoch): the stream then ends with `event: reauth`. */
+  expiresAt?: number
 }
 
 /** What an edge handler can do with a tenant's room, wherever the room lives. */
@@ -30,6 +33,7 @@ export interface MemoryRoomsOptions {
 /** Turns a room subscription into a byte stream with a bounded queue. */
 export const streamFromRoom = (room: Room, request: ConnectRequest, queueBytes: number): ReadableStream<Uint8Array> => {
   let unsubscribe = () => {}
+  let expiry: ReturnType<typeof setTimeout> | undefined
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
@@ -48,7 +52,18 @@ export const streamFromRoom = (room: Room, request: ConnectRequest, queueBytes: 
           },
         }
         sink.write(encodeRetry(request.retryMs))
-        unsubscribe = room.subscribe(request, sink)
+        const stop = room.subscribe(request, sink)
+        unsubscribe = () => (clearTimeout(expiry), stop())
+        const untilExpiry = request.expiresAt === undefined ? Infinity : request.expiresAt - Date.now()
+        // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
+        if (untilExpiry <= 2 ** 31 - 1) {
+          // Streams must not outlive their token: tell the client to fetch a new one and resume.
+          expiry = setTimeout(() => {
+            stop()
+            controller.enqueue(encodeControl(EVENTS.reauth, { reason: 'token expired' }))
+            sink.close()
+          }, Math.max(0, untilExpiry))
+        }
       },
       cancel() {
         unsubscribe()

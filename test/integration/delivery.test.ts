@@ -154,3 +154,22 @@ describe('the SQL contract', () => {
     expect(await migrate(s.db.sql)).toEqual([])
   })
 })
+
+describe('token expiry on a live stream', () => {
+  it('ends the stream with event: reauth when the token expires; a new token resumes without a gap', async () => {
+    const { mintToken } = await import('../support/tokens.ts')
+    const { openStream } = await import('../support/sse-client.ts')
+    const url = `${s.edge.url}/v1/tenants/expiring/events`
+    const short = await mintToken({ tenant: 'expiring' }, { expiresIn: Math.floor(Date.now() / 1000) + 2 })
+    const sub = await openStream(url, { authorization: `Bearer ${short}` })
+    await s.publish('expiring', 't', { i: 1 })
+    await sub.waitFor((m) => m.some((x) => x.id === '1'))
+    await sub.ended
+    expect(sub.messages.at(-1)).toMatchObject({ event: 'reauth' })
+    await s.publish('expiring', 't', { i: 2 }) // published while the client has no stream
+    const renewed = await openStream(url, { authorization: `Bearer ${await mintToken({ tenant: 'expiring' })}`, 'last-event-id': '1' })
+    await renewed.waitFor((m) => m.some((x) => x.id === '2'))
+    expect(renewed.seqs()).toEqual([2])
+    renewed.close()
+  })
+})
