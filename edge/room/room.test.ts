@@ -56,6 +56,19 @@ describe('Room', () => {
     expect(room.since(0).map((e) => e.seq)).toEqual([7, 8]) // never a gap inside the history
   })
 
+  it('tells subscribers positioned before a rebase gap to reset, instead of skipping silently', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    room.publish({ tenant: 'r', events: batch(1, 3) })
+    const sub = collect()
+    room.subscribe({ topics: {} }, sub.sink)
+    room.publish({ tenant: 'r', events: batch(10, 11), rebase: true })
+    expect(sub.frames).toEqual([
+      'event: reset\ndata: {"head":9,"first":10}\n\n',
+      'id: 10\nevent: t\ndata: {"seq":10}\n\n',
+      'id: 11\nevent: t\ndata: {"seq":11}\n\n',
+    ])
+  })
+
   it('replays history then goes live without a gap or duplicate at the seam', () => {
     const room = new Room('r', { historyLimit: 100 })
     room.publish({ tenant: 'r', events: batch(1, 5) })

@@ -106,6 +106,13 @@ export class Room {
       if (start !== this.lastSeq + 1) {
         if (!body.rebase) return { tenant: this.tenant, head: this.lastSeq }
         this.history = [] // a gap inside the history would be a silent loss on resume: start over at `start`
+        // Subscribers positioned before the gap would miss events silently: tell them to refetch instead.
+        const reset = encodeControl(EVENTS.reset, { head: start - 1, first: start })
+        for (const s of this.subscribers)
+          if (s.after > 0 && s.after < start - 1) {
+            s.after = start - 1
+            if (!s.sink.write(reset)) this.drop(s)
+          }
       }
       for (const e of fresh) this.append({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.topic, JSON.stringify(e.data)) })
       this.trim()
