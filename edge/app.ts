@@ -74,10 +74,19 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
     const denied = requested?.find((t) => !grantsAllow(claims.topics, t))
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
+    const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
     const stream = await rooms
       .get(tenant)
-      .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.exp * 1000 })
+      .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.exp * 1000, ...presence })
     return new Response(stream, { headers: SSE_HEADERS })
+  })
+
+  app.get('/v1/tenants/:tenant/presence', async (c) => {
+    const tenant = parseTenant(c.req.param('tenant'))
+    const claims = await auth.verify(tokenFrom(c.req))
+    if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
+    c.header('cache-control', 'no-store')
+    return c.json(await rooms.get(tenant).presence(claims.topics))
   })
 
   app.post(

@@ -21,6 +21,8 @@ export const QUERY = {
   topics: 'topics',
   accessToken: 'access_token',
   lastEventId: 'last_event_id',
+  /** `presence=1`: also receive `event: presence` when the room's subscriber counts change. */
+  presence: 'presence',
 } as const
 
 /** Cookie a browser may carry the token in. */
@@ -30,6 +32,8 @@ export const TOKEN_COOKIE = 'edge_relay_token'
 export const EVENTS = {
   reset: 'reset',
   reauth: 'reauth',
+  /** Subscriber counts per topic (opt-in with `presence=1`), at most one per `presenceIntervalMs` per room. */
+  presence: 'presence',
 } as const
 
 export const PATHS = {
@@ -54,4 +58,6 @@ export const DEFAULTS = {
   subscriberQueueBytes: 4 * 1024 * 1024,
   /** Rows the relay reads and posts at once. */
   batchSize: 500,
+  /** Presence events are coalesced to at most one per this interval per room. */
+  presenceIntervalMs: 1_000,
 } as const

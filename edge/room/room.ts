@@ -1,6 +1,8 @@
-import { EVENTS } from '../../shared/protocol.ts'
+import { DEFAULTS, EVENTS } from '../../shared/protocol.ts'
+import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { encodeControl, encodeFrame, HEARTBEAT } from '../../shared/sse.ts'
+import { PresenceCounter, presenceKeys } from './presence.ts'
 import { topicMatcher, type TopicFilter } from './topics.ts'
 
 /** Where a room writes one subscriber's bytes. */
@@ -15,11 +17,15 @@ export interface SubscribeOptions {
   topics: TopicFilter
   /** Resume after this seq; undefined = live only. */
   lastEventId?: number
+  /** Also receive `event: presence` when subscriber counts change (and once on joining). */
+  presence?: boolean
 }
 
 export interface RoomOptions {
   /** Events kept for resume. */
   historyLimit: number
+  /** Least time between two presence events (default DEFAULTS.presenceIntervalMs). */
+  presenceIntervalMs?: number
 }
 
 /** One stored event: the frame is encoded once and shared by every subscriber. */
@@ -35,6 +41,11 @@ interface Subscriber {
   accepts: (topic: string) => boolean
   /** Highest seq this subscriber has received or declared seen. */
   after: number
+  /** Presence keys it counts under. */
+  keys: string[]
+  /** Receives presence events; `grants` limits which topics they name. */
+  presence: boolean
+  grants: readonly string[] | undefined
 }
 
 /** What a resume request gets, decided from the history bounds alone (pure; tested without a network). */
@@ -61,11 +72,30 @@ export class Room {
   private lastSeq = 0
   /** Subscribers dropped because they could not keep up. */
   slowDropped = 0
+  /** Event frames written to subscribers (for metrics). */
+  delivered = 0
+  private readonly counter: PresenceCounter
+  private lastPresence = ''
 
   constructor(
     readonly tenant: TenantId,
     private readonly options: RoomOptions,
-  ) {}
+  ) {
+    this.counter = new PresenceCounter(() => this.broadcastPresence(), options.presenceIntervalMs ?? DEFAULTS.presenceIntervalMs)
+  }
+
+  /** Subscriber counts per topic, as a token with `grants` may see them. */
+  presence(grants?: readonly string[]): PresenceSnapshot {
+    return this.counter.snapshot(this.tenant, grants)
+  }
+
+  private broadcastPresence() {
+    const all = JSON.stringify(this.counter.snapshot(this.tenant))
+    if (all === this.lastPresence) return // joins and leaves cancelled out
+    this.lastPresence = all
+    // Rare (≤ 1/s), so encoding per subscriber (each sees only its granted topics) costs nothing that matters.
+    for (const s of this.subscribers) if (s.presence && !s.sink.write(encodeControl(EVENTS.presence, this.presence(s.grants)))) this.drop(s)
+  }
 
   get head(): number {
     return this.lastSeq
@@ -137,15 +167,19 @@ export class Room {
     if (e.seq <= s.after) return true
     s.after = e.seq
     if (!s.accepts(e.topic)) return true
-    if (s.sink.write(e.frame)) return true
+    if (s.sink.write(e.frame)) return (this.delivered++, true)
     this.drop(s)
     return false
   }
 
   private drop(s: Subscriber) {
-    this.subscribers.delete(s)
+    this.remove(s)
     this.slowDropped++
     s.sink.close()
+  }
+
+  private remove(s: Subscriber) {
+    if (this.subscribers.delete(s)) this.counter.leave(s.keys)
   }
 
   private trim() {
@@ -165,7 +199,14 @@ export class Room {
    * function that removes it.
    */
   subscribe(options: SubscribeOptions, sink: Sink): () => void {
-    const s: Subscriber = { sink, accepts: topicMatcher(options.topics), after: 0 }
+    const s: Subscriber = {
+      sink,
+      accepts: topicMatcher(options.topics),
+      after: 0,
+      keys: presenceKeys(options.topics),
+      presence: options.presence === true,
+      grants: options.topics.grants,
+    }
     const plan = planResume(options.lastEventId, this.first, this.lastSeq)
     if (plan.kind === 'reset') {
       sink.write(encodeControl(EVENTS.reset, { head: this.lastSeq, first: this.first ?? null }))
@@ -177,9 +218,9 @@ export class Room {
       s.after = this.lastSeq
     }
     this.subscribers.add(s)
-    return () => {
-      this.subscribers.delete(s)
-    }
+    this.counter.join(s.keys)
+    if (s.presence && !sink.write(encodeControl(EVENTS.presence, this.presence(s.grants)))) this.drop(s)
+    return () => this.remove(s)
   }
 
   /** A comment line to every subscriber; a write that fails drops the subscriber. */
@@ -191,5 +232,6 @@ export class Room {
   closeAll(): void {
     for (const s of this.subscribers) s.sink.close()
     this.subscribers.clear()
+    this.counter.clear()
   }
 }

@@ -1,3 +1,4 @@
+import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { DEFAULTS } from '../../shared/protocol.ts'
 import { EVENTS } from '../../shared/protocol.ts'
@@ -16,6 +17,8 @@ export interface RoomStub {
   publish(body: PublishBody): Promise<PublishReply>
   /** The SSE byte stream for one subscriber; cancelling the stream unsubscribes. */
   connect(request: ConnectRequest): Promise<ReadableStream<Uint8Array>>
+  /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
+  presence(grants?: readonly string[]): Promise<PresenceSnapshot>
 }
 
 /** All that an edge handler knows about where a tenant's room lives. */
@@ -93,6 +96,8 @@ export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
     get: (tenant) => ({
       publish: async (body) => room(tenant).publish(body),
       connect: async (request) => streamFromRoom(room(tenant), request, queueBytes),
+      // Asking must not create a room: an unknown tenant simply has nobody connected.
+      presence: async (grants) => rooms.get(tenant)?.presence(grants) ?? { tenant, subscribers: 0, topics: {} },
     }),
     /** Direct access for the Node fast path, metrics and tests. */
     room,

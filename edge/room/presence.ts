@@ -1,0 +1,69 @@
+import type { PresenceSnapshot } from '../../shared/presence.ts'
+import { grantsAllow, type TopicFilter } from './topics.ts'
+
+/** The presence keys one subscription counts under (see PresenceSnapshot). */
+export const presenceKeys = ({ requested, grants }: TopicFilter): string[] => {
+  if (requested && requested.length > 0) return requested.filter((t) => grantsAllow(grants, t))
+  return grants ? [...grants] : ['*']
+}
+
+/**
+ * Subscriber counts per key, and a coalescing timer: however many joins and leaves happen, `onChange` runs at
+ * most once per `intervalMs` (the first change after a quiet period waits only for the current turn to end, so a
+ * burst of joins in one turn is one change).
+ */
+export class PresenceCounter {
+  private counts = new Map<string, number>()
+  private total = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private lastRun = -Infinity
+
+  constructor(
+    private readonly onChange: () => void,
+    private readonly intervalMs: number,
+  ) {}
+
+  join(keys: readonly string[]): void {
+    this.total++
+    for (const k of keys) this.counts.set(k, (this.counts.get(k) ?? 0) + 1)
+    this.changed()
+  }
+
+  leave(keys: readonly string[]): void {
+    this.total--
+    for (const k of keys) {
+      const n = (this.counts.get(k) ?? 0) - 1
+      if (n > 0) this.counts.set(k, n)
+      else this.counts.delete(k)
+    }
+    this.changed()
+  }
+
+  /** Counts as seen by a token with `grants` (undefined = every topic): other topics' names are not disclosed. */
+  snapshot(tenant: string, grants?: readonly string[]): PresenceSnapshot {
+    const topics: Record<string, number> = {}
+    for (const [k, n] of [...this.counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      if (grantsAllow(grants, k)) topics[k] = n
+    return { tenant, subscribers: this.total, topics }
+  }
+
+  /** Stops the pending notification (shutdown). */
+  clear(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.counts.clear()
+    this.total = 0
+  }
+
+  private changed() {
+    if (this.timer !== undefined) return
+    const wait = Math.max(0, this.lastRun + this.intervalMs - Date.now())
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.lastRun = Date.now()
+      this.onChange()
+    }, wait)
+    // A pending presence event must not keep a process alive (Node and Deno timers support unref).
+    ;(this.timer as { unref?: () => void }).unref?.()
+  }
+}
