@@ -4,6 +4,7 @@ import type { RelayConfig } from './config.ts'
 import { Deliverer } from './deliver.ts'
 import { postBatch } from './forward.ts'
 import { startListener } from './listener.ts'
+import { attachSources, observeRead, relayMetrics } from './metrics.ts'
 import { outbox as makeOutbox } from './outbox.ts'
 
 export interface RelayOptions {
@@ -26,13 +27,35 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
     await sql.end()
     throw new Error('relay schema is missing: run `npm run migrate` against DATABASE_URL first')
   }
-  const outbox = makeOutbox(sql)
+  const metrics = relayMetrics()
+  const plainOutbox = makeOutbox(sql)
+  const outbox: typeof plainOutbox = {
+    ...plainOutbox,
+    after: async (tenant, after, limit) => {
+      const events = await plainOutbox.after(tenant, after, limit)
+      observeRead(metrics, tenant, events)
+      return events
+    },
+  }
+  const timedPost = async (edge: string, body: Parameters<typeof postBatch>[2], signal: AbortSignal) => {
+    metrics.batch.observe(body.events.length)
+    const end = metrics.postSeconds.startTimer({ edge })
+    try {
+      const reply = await postBatch(edge, config.RELAY_SECRET, body, signal)
+      end({ outcome: 'ok' })
+      return reply
+    } catch (err) {
+      end({ outcome: 'error' })
+      throw err
+    }
+  }
   const deliverers = config.EDGE_URL.map(
     (edge) =>
       new Deliverer({
         edge,
         outbox,
-        post: (body, signal) => postBatch(edge, config.RELAY_SECRET, body, signal),
+        post: (body, signal) => timedPost(edge, body, signal),
+        onDelivered: (tenant, events) => metrics.delivered.inc({ tenant, edge }, events),
         batchSize: config.RELAY_BATCH_SIZE,
         retryCapMs: config.RELAY_RETRY_CAP_MS,
         resendMax: config.RELAY_RESEND_MAX,
@@ -46,6 +69,7 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
   const safely = (what: string, p: Promise<unknown>) =>
     p.catch((err) => log('warn', `${what} failed`, { err: String(err) }))
 
+  let listens = 0
   const listener = startListener({
     url: config.DATABASE_URL,
     pingMs: config.RELAY_SWEEP_MS,
@@ -53,9 +77,18 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
     onNudge: (tenant) => {
       for (const d of deliverers) d.nudge(tenant)
     },
-    onListen: () => void safely('catch-up', catchUp()),
+    onListen: () => {
+      if (listens++ > 0) metrics.reconnects.inc()
+      void safely('catch-up', catchUp())
+    },
   })
   await listener.ready
+  attachSources(metrics, {
+    sql,
+    listening: () => listener.listening,
+    edges: () => deliverers.map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
+    backlog: async (edge) => (await plainOutbox.behind(edge)).reduce((n, t) => n + t.head - t.delivered, 0),
+  })
 
   const sweep = setInterval(() => {
     void safely('sweep', catchUp())
@@ -64,6 +97,8 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
 
   let stopped: Promise<void> | undefined
   return {
+    /** Prometheus metrics; `metrics.leader` is the gauge a standby sets to 0. */
+    metrics,
     health: () => ({
       ok: listener.listening,
       role: 'leader' as const,

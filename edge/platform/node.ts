@@ -1,10 +1,13 @@
 import { serve, type ServerType } from '@hono/node-server'
+import type { Hono } from 'hono'
 import { pathToFileURL } from 'node:url'
 import { createApp } from '../app.ts'
 import { hs256Auth } from '../auth.ts'
 import { loadEdgeEnv, type EdgeEnv } from '../config.ts'
 import { memoryRooms } from '../room/rooms.ts'
 import { log } from '../../shared/log.ts'
+import { PATHS } from '../../shared/protocol.ts'
+import { edgeMetrics } from './node-metrics.ts'
 
 export interface NodeEdge {
   url: string
@@ -13,15 +16,31 @@ export interface NodeEdge {
   close(): Promise<void>
 }
 
-/** Serves the edge on Node with in-memory rooms. Resolves once listening (port 0 picks a free port). */
-export const startNodeEdge = (env: EdgeEnv, host = '127.0.0.1'): Promise<NodeEdge> => {
+export interface NodeEdgeOptions {
+  /**
+   * Adds routes to the edge's app before it serves (e.g. `npm start`'s development page). The edge's own routes
+   * win; an extension never sees Postgres through the edge (it brings its own, in its own module).
+   */
+  extend?: (app: Hono) => void
+}
+
+/**
+ * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
+ * here and not in the runtime-neutral app). Resolves once listening (port 0 picks a free port).
+ */
+export const startNodeEdge = (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
   const rooms = memoryRooms({ historyLimit: env.HISTORY_LIMIT, heartbeatMs: env.HEARTBEAT_MS })
+  const metrics = edgeMetrics(rooms)
   const app = createApp({
-    rooms,
+    rooms: metrics.instrument(rooms),
     auth: hs256Auth({ jwtSecret: env.EDGE_JWT_SECRET }),
     config: { relaySecret: env.RELAY_SECRET, retryMs: env.RETRY_MS },
     log,
   })
+  app.get(PATHS.metrics, async (c) =>
+    c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
+  )
+  options.extend?.(app)
   return new Promise((resolve) => {
     const server: ServerType = serve({ fetch: app.fetch, port: env.PORT, hostname: host }, (info: { port: number }) => {
       resolve({

@@ -1,0 +1,87 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { MemoryRooms, Rooms } from '../room/rooms.ts'
+
+const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000]
+
+/**
+ * The Node edge's Prometheus metrics (prom-client; Node only, which is why this lives in platform/). Counters that
+ * rooms already keep (deliveries, slow drops) and subscriber counts are read from the rooms at scrape time, so the
+ * hot path pays one integer increment per delivery and nothing else.
+ */
+export const edgeMetrics = (rooms: MemoryRooms) => {
+  const registry = new Registry()
+  const registers = [registry]
+  collectDefaultMetrics({ register: registry })
+  const received = new Counter({ name: 'edge_relay_edge_events_received_total', help: 'New events rooms accepted from the relay (resent duplicates excluded), per tenant', labelNames: ['tenant'], registers })
+  const lag = new Histogram({ name: 'edge_relay_edge_commit_lag_seconds', help: 'From an event’s created_at in Postgres to its room on this edge', buckets: LAG_BUCKETS, registers })
+  const batch = new Histogram({ name: 'edge_relay_edge_batch_events', help: 'Events per publish batch received from the relay', buckets: BATCH_BUCKETS, registers })
+  const connects = new Counter({ name: 'edge_relay_edge_connections_total', help: 'SSE connections opened, per tenant; kind="resume" when they carried a Last-Event-ID (reconnects)', labelNames: ['tenant', 'kind'], registers })
+  new Counter({
+    name: 'edge_relay_edge_events_delivered_total',
+    help: 'Event frames written to subscribers, per tenant',
+    labelNames: ['tenant'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [tenant, room] of rooms.rooms) this.inc({ tenant }, room.delivered)
+    },
+  })
+  new Counter({
+    name: 'edge_relay_edge_slow_subscribers_dropped_total',
+    help: 'Subscribers dropped because their queue filled up, per tenant',
+    labelNames: ['tenant'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [tenant, room] of rooms.rooms) this.inc({ tenant }, room.slowDropped)
+    },
+  })
+  new Gauge({
+    name: 'edge_relay_edge_subscribers',
+    help: 'Connected subscribers per tenant and topic (topic "*" = all topics; one subscriber may count under several topics)',
+    labelNames: ['tenant', 'topic'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [tenant, room] of rooms.rooms) for (const [topic, n] of Object.entries(room.presence().topics)) this.set({ tenant, topic }, n)
+    },
+  })
+  new Gauge({
+    name: 'edge_relay_edge_connected',
+    help: 'Connected subscribers per tenant',
+    labelNames: ['tenant'],
+    registers,
+    collect() {
+      this.reset()
+      for (const [tenant, room] of rooms.rooms) if (room.size > 0) this.set({ tenant }, room.size)
+    },
+  })
+
+  /** Wraps the rooms given to createApp so publishes and connections are counted. */
+  const instrument = (inner: Rooms): Rooms => ({
+    get(tenant) {
+      const stub = inner.get(tenant)
+      return {
+        ...stub,
+        async publish(body) {
+          const before = rooms.rooms.get(tenant)?.head ?? 0
+          const reply = await stub.publish(body)
+          batch.observe(body.events.length)
+          const now = Date.now()
+          let fresh = 0
+          for (const e of body.events)
+            if (e.seq > before && e.seq <= reply.head) (fresh++, lag.observe(Math.max(0, now - e.ts) / 1000))
+          if (fresh > 0) received.inc({ tenant }, fresh)
+          return reply
+        },
+        async connect(request) {
+          connects.inc({ tenant, kind: request.lastEventId === undefined ? 'new' : 'resume' })
+          return stub.connect(request)
+        },
+      }
+    },
+  })
+
+  return { registry, instrument }
+}
