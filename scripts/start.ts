@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import postgres from 'postgres'
 import { SignJWT } from 'jose'
+import { hs256Auth } from '../edge/auth.ts'
 import { loadEdgeEnv } from '../edge/config.ts'
 import { startNodeEdge } from '../edge/platform/node.ts'
 import { loadRelayConfig } from '../relay/config.ts'
@@ -15,6 +16,7 @@ import { migrate } from '../relay/migrate.ts'
 import { startRelay } from '../relay/relay.ts'
 import { startRelayServer } from '../relay/server.ts'
 import { log } from '../shared/log.ts'
+import { devRoutes } from './dev-routes.ts'
 import { startEmbeddedPostgres } from './embedded.ts'
 
 const say = (msg: string) => console.log(msg)
@@ -50,7 +52,11 @@ try {
   say(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date')
 
   const edgeEnv = loadEdgeEnv(env)
-  const edge = await startNodeEdge(edgeEnv, env.HOST ?? '127.0.0.1')
+  // The live-tail page and its publish form: development only, never part of `npm run edge`.
+  const devSql = postgres(env.DATABASE_URL, { max: 2, onnotice: () => {} })
+  cleanups.push(() => devSql.end({ timeout: 1 }))
+  const extend = devRoutes({ auth: hs256Auth({ jwtSecret: edgeEnv.EDGE_JWT_SECRET }), sql: devSql })
+  const edge = await startNodeEdge(edgeEnv, env.HOST ?? '127.0.0.1', { extend })
   cleanups.push(() => edge.close())
   env.EDGE_URL ??= edge.url
 
@@ -68,16 +74,21 @@ try {
     .sign(new TextEncoder().encode(edgeEnv.EDGE_JWT_SECRET))
   const stream = `${edge.url}/v1/tenants/${tenant}/events`
   say(`
-edge-relay is running.
+edge-relay is running. Open the live tail:
+
+  ${edge.url}/?tenant=${tenant}#token=${token}
 
   edge          ${edge.url}   (health: ${edge.url}/healthz)
-  relay         http://${config.RELAY_HOST}:${server.port}/healthz
+  relay         http://${config.RELAY_HOST}:${server.port}/healthz   (metrics: /metrics on both)
   DATABASE_URL  ${env.DATABASE_URL}
   dev token     ${token}
                 (tenant "${tenant}", valid 24 h, signed with this run's EDGE_JWT_SECRET)
 
 Watch the stream:
   curl -N '${stream}?access_token=${token}'
+
+Tail it from a terminal:
+  npx edge-relay tail ${tenant} --url ${edge.url} --token ${token}
 
 Publish (in another terminal):
   psql '${env.DATABASE_URL}' -c "select relay.publish('${tenant}', 'greetings', '{\\"hello\\": \\"world\\"}')"

@@ -1,0 +1,207 @@
+/**
+ * The live-tail page (development): `npm start` serves it and prints its URL with a token in the fragment (which
+ * browsers never send to a server). It dogfoods the browser client in shared/client.ts.
+ */
+import { connect, type RelayEvent, type Status } from '../shared/client.ts'
+
+/** Rows kept on screen, and events held while paused: the page never grows without bound. */
+const MAX_ROWS = 500
+const MAX_PENDING = 5_000
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
+const params = new URLSearchParams(location.search)
+const tenant = params.get('tenant') ?? 'demo'
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? ''
+const from = params.get('from')
+
+const list = $<HTMLOListElement>('events')
+const empty = $('empty')
+const filterInput = $<HTMLInputElement>('filter')
+const pauseButton = $<HTMLButtonElement>('pause')
+const pendingText = $('pending')
+const notice = $('notice')
+let received = 0
+let paused = false
+let pending: RelayEvent[] = []
+let droppedWhilePaused = 0
+
+$('tenant').textContent = tenant
+for (const el of document.querySelectorAll('.tenant-name')) el.textContent = tenant
+
+const hue = (topic: string) => {
+  let h = 0
+  for (const ch of topic) h = (h * 31 + ch.charCodeAt(0)) >>> 0
+  return h % 360
+}
+
+/** Pretty JSON with light highlighting, built from text nodes (event data is never parsed as HTML). */
+const jsonNode = (data: unknown): HTMLPreElement => {
+  const pre = document.createElement('pre')
+  pre.className = 'json'
+  const text = JSON.stringify(data, null, 2) ?? 'undefined'
+  const token = /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g
+  let at = 0
+  for (const m of text.matchAll(token)) {
+    pre.append(text.slice(at, m.index))
+    const span = document.createElement('span')
+    span.className = m[1] ? (m[2] ? 'j-key' : 'j-str') : m[3] ? 'j-lit' : 'j-num'
+    span.textContent = m[1] ?? m[0]
+    pre.append(span)
+    if (m[2]) pre.append(m[2])
+    at = m.index + m[0].length
+  }
+  pre.append(text.slice(at))
+  return pre
+}
+
+/** `orders, users*` → a predicate; empty = everything. */
+const topicFilter = (raw: string): ((topic: string) => boolean) => {
+  const parts = raw.split(',').map((s) => s.trim()).filter(Boolean)
+  if (parts.length === 0) return () => true
+  return (topic) => parts.some((p) => (p.endsWith('*') ? topic.startsWith(p.slice(0, -1)) : topic === p))
+}
+let accepts = topicFilter('')
+
+const time = (d: Date) => d.toTimeString().slice(0, 8) + '.' + String(d.getMilliseconds()).padStart(3, '0')
+
+const render = (e: RelayEvent, at: Date) => {
+  const li = document.createElement('li')
+  li.className = 'event fresh'
+  li.dataset.seq = String(e.seq)
+  li.dataset.topic = e.topic
+  li.style.setProperty('--hue', String(hue(e.topic)))
+  const meta = document.createElement('div')
+  meta.className = 'meta'
+  const seq = Object.assign(document.createElement('span'), { className: 'seq', textContent: `#${e.seq}` })
+  const topic = Object.assign(document.createElement('span'), { className: 'topic', textContent: e.topic })
+  const when = Object.assign(document.createElement('time'), { dateTime: at.toISOString(), textContent: time(at), title: 'received' })
+  meta.append(seq, topic, when)
+  li.append(meta, jsonNode(e.data))
+  li.hidden = !accepts(e.topic)
+  list.prepend(li)
+  while (list.childElementCount > MAX_ROWS) list.lastElementChild!.remove()
+  empty.hidden = true
+}
+
+const showPending = () => {
+  const dropped = droppedWhilePaused ? ` (${droppedWhilePaused} older dropped)` : ''
+  pendingText.textContent = paused ? `${pending.length} new while paused${dropped}` : ''
+  pauseButton.textContent = paused ? `Resume${pending.length ? ` (${pending.length})` : ''}` : 'Pause'
+}
+
+const onEvent = (e: RelayEvent) => {
+  received++
+  $('count').textContent = received.toLocaleString()
+  $('last-seq').textContent = String(e.seq)
+  if (paused) {
+    pending.push(e)
+    if (pending.length > MAX_PENDING) (pending.shift(), droppedWhilePaused++)
+    return showPending()
+  }
+  render(e, new Date())
+}
+
+const setStatus = (s: Status) => {
+  const el = $('status')
+  el.dataset.status = s
+  $('status-text').textContent = s
+  document.title = `${s === 'live' ? '●' : '○'} ${tenant} · edge-relay live tail`
+}
+
+const say = (text: string) => {
+  notice.textContent = text
+  notice.hidden = false
+}
+
+filterInput.addEventListener('input', () => {
+  accepts = topicFilter(filterInput.value)
+  for (const li of list.children) (li as HTMLElement).hidden = !accepts((li as HTMLElement).dataset.topic ?? '')
+})
+
+pauseButton.addEventListener('click', () => {
+  paused = !paused
+  pauseButton.setAttribute('aria-pressed', String(paused))
+  if (!paused) {
+    const now = new Date()
+    for (const e of pending.slice(-MAX_ROWS)) render(e, now)
+    pending = []
+    droppedWhilePaused = 0
+  }
+  showPending()
+})
+
+$('clear').addEventListener('click', () => {
+  list.replaceChildren()
+  empty.hidden = false
+})
+
+const renderPresence = (topics: Record<string, number>) => {
+  const ul = $('presence')
+  const entries = Object.entries(topics)
+  ul.replaceChildren(
+    ...(entries.length ? entries : [['nobody', 0] as const]).map(([t, n]) => {
+      const li = document.createElement('li')
+      li.append(Object.assign(document.createElement('span'), { textContent: t === '*' ? 'all topics' : t }))
+      li.append(Object.assign(document.createElement('b'), { textContent: String(n) }))
+      return li
+    }),
+  )
+}
+
+// The form needs the development publish route (npm start); anywhere else it stays disabled.
+const form = $<HTMLFormElement>('publish')
+const result = $('publish-result')
+fetch('/dev/config')
+  .then((r) => (r.ok ? r.json() : undefined))
+  .then((config: { publish?: boolean } | undefined) => {
+    if (!config?.publish || !token) return
+    $<HTMLButtonElement>('publish-button').disabled = false
+    result.textContent = ''
+  })
+  .catch(() => {})
+
+form.addEventListener('submit', async (ev) => {
+  ev.preventDefault()
+  const topic = $<HTMLInputElement>('topic').value.trim()
+  let data: unknown
+  try {
+    data = JSON.parse($<HTMLTextAreaElement>('data').value)
+  } catch (err) {
+    result.className = 'err'
+    result.textContent = `not JSON: ${(err as Error).message}`
+    return
+  }
+  const res = await fetch('/dev/publish', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ topic, data }),
+  })
+  const body = (await res.json()) as { seq?: number; error?: { message: string } }
+  result.className = res.ok ? 'ok' : 'err'
+  result.textContent = res.ok ? `committed as seq ${body.seq}` : (body.error?.message ?? `HTTP ${res.status}`)
+})
+
+if (!token) {
+  setStatus('closed')
+  say('No token. Open the URL that `npm start` printed: it ends with #token=…')
+} else {
+  connect({
+    url: location.origin,
+    tenant,
+    getToken: () => token,
+    presence: true,
+    ...(from !== null && /^\d+$/.test(from) ? { after: Number(from) } : {}),
+    onEvent,
+    onStatus: setStatus,
+    onPresence: (p) => renderPresence(p.topics),
+    onReset: (info) =>
+      say(
+        info.reason === 'reset'
+          ? `Reset at ${time(new Date())}: the edge no longer holds what this page missed (an app would refetch its state now). Live from seq ${info.head + 1}.`
+          : `Gap at ${time(new Date())}: expected seq ${info.expected}, got ${info.got} (an app would refetch its state now).`,
+      ),
+    onError: (err, status) => {
+      if (status === 401 || status === 403) say(`The edge refused the token (${status}): ${err.message}`)
+    },
+  })
+}
