@@ -38,7 +38,10 @@ const hue = (topic: string) => {
 const jsonNode = (data: unknown): HTMLPreElement => {
   const pre = document.createElement('pre')
   pre.className = 'json'
-  const text = JSON.stringify(data, null, 2) ?? 'undefined'
+  // Short values on one line, like a log; longer ones indented. (Newlines inside JSON strings are escaped, so
+  // every newline in the output is layout and may be folded.)
+  const oneLine = (JSON.stringify(data, null, 1) ?? 'undefined').replace(/\n */g, ' ')
+  const text = oneLine.length <= 100 ? oneLine : JSON.stringify(data, null, 2)
   const token = /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g
   let at = 0
   for (const m of text.matchAll(token)) {
