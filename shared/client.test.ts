@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest'
+import { connect, retryDelay, type ResetInfo, type Status } from './client.ts'
+
+/** A scripted EventSource: the test plays the server. */
+class FakeEventSource {
+  static made: FakeEventSource[] = []
+  onopen: (() => void) | null = null
+  onerror: (() => void) | null = null
+  closed = false
+  private listeners = new Map<string, ((e: { data: string; lastEventId: string }) => void)[]>()
+  private lastId = ''
+  constructor(readonly url: string) {
+    FakeEventSource.made.push(this)
+  }
+  addEventListener(name: string, fn: (e: { data: string; lastEventId: string }) => void) {
+    this.listeners.set(name, [...(this.listeners.get(name) ?? []), fn])
+  }
+  close() {
+    this.closed = true
+  }
+  emit(name: string, data: unknown, id?: number) {
+    if (id !== undefined) this.lastId = String(id) // as browsers do: the last id sticks to later events
+    for (const fn of this.listeners.get(name) ?? []) fn({ data: JSON.stringify(data), lastEventId: this.lastId })
+  }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5))
+
+const start = (o: { detectGaps?: boolean } = {}) => {
+  FakeEventSource.made = []
+  const seen: number[] = []
+  const resets: ResetInfo[] = []
+  const statuses: Status[] = []
+  let tokens = 0
+  const client = connect({
+    url: 'http://edge.test',
+    tenant: 'acme',
+    topics: ['a'],
+    getToken: () => `token-${++tokens}`,
+    onEvent: (e) => seen.push(e.seq),
+    onReset: (r) => resets.push(r),
+    onStatus: (s) => statuses.push(s),
+    EventSource: FakeEventSource as unknown as typeof EventSource,
+    ...o,
+  })
+  return { client, seen, resets, statuses, es: () => FakeEventSource.made.at(-1)! }
+}
+
+describe('browser client state machine', () => {
+  it('drops duplicates, reports a seq jump as a gap when asked to, and reconnects after reauth with a fresh token', async () => {
+    const t = start({ detectGaps: true })
+    await tick()
+    expect(t.es().url).toBe('http://edge.test/v1/tenants/acme/events?topics=a&access_token=token-1')
+    t.es().onopen!()
+    t.es().emit('a', {}, 1)
+    t.es().emit('a', {}, 2)
+    t.es().emit('a', {}, 2)
+    t.es().emit('a', {}, 5)
+    expect(t.seen).toEqual([1, 2, 5])
+    expect(t.resets).toEqual([{ reason: 'gap', expected: 3, got: 5 }])
+    t.es().emit('reauth', { reason: 'token expired' }) // a control event: its sticky lastEventId must be ignored
+    const old = t.es()
+    await tick()
+    expect(old.closed).toBe(true)
+    expect(t.es().url).toBe('http://edge.test/v1/tenants/acme/events?topics=a&last_event_id=5&access_token=token-2')
+    t.es().onopen!()
+    expect(t.statuses).toEqual(['connecting', 'live', 'reconnecting', 'live'])
+    expect(t.client.lastSeq).toBe(5)
+    t.client.close()
+    expect(t.es().closed).toBe(true)
+    expect(t.client.status).toBe('closed')
+  })
+
+  it('a reset moves the resume point to the head and calls onReset; a listed-topics stream does not detect gaps by default', async () => {
+    const t = start()
+    await tick()
+    t.es().onopen!()
+    t.es().emit('a', {}, 3)
+    t.es().emit('a', {}, 9) // other topics' seqs lie between: not a gap
+    t.es().emit('reset', { head: 40, first: 30 })
+    t.es().emit('a', {}, 41)
+    expect(t.seen).toEqual([3, 9, 41])
+    expect(t.resets).toEqual([{ reason: 'reset', head: 40 }])
+    t.es().onerror!()
+    await new Promise((r) => setTimeout(r, 300)) // first retry waits 125–250 ms
+    expect(t.es().url).toContain('last_event_id=41')
+    t.client.close()
+  })
+
+  it('backs off from 125–250 ms to the cap', () => {
+    expect(retryDelay(1, 15_000, () => 0)).toBe(125)
+    expect(retryDelay(1, 15_000, () => 1)).toBe(250)
+    expect(retryDelay(20, 15_000, () => 1)).toBe(15_000)
+  })
+})
