@@ -68,7 +68,8 @@ export const devRoutes =
         throw new RelayError('INVALID_BODY', 'send JSON: {"topic": "greetings", "data": {…}}')
       }
       const body = v.safeParse(DevPublish, json)
-      if (!body.success) throw new RelayError('INVALID_BODY', v.summarize(body.issues))
+      if (!body.success)
+        throw new RelayError('INVALID_BODY', body.issues.map((i) => `${v.getDotPath(i) ?? 'body'}: ${i.message}`).join('; '))
       if (body.output.data === undefined) throw new RelayError('INVALID_BODY', 'data is required (any JSON value)')
       try {
         const [row] = await sql<{ seq: string }[]>`

@@ -14,6 +14,19 @@ export const freePort = () =>
     })
   })
 
+/** Runs a slow step, saying every 5 s that it is still going and how long it took. */
+const step = async (done: string, fn: () => Promise<void>, say: (msg: string) => void) => {
+  const t0 = Date.now()
+  const secs = () => ((Date.now() - t0) / 1000).toFixed(1)
+  const ticker = setInterval(() => say(`  …still working (${secs()} s)`), 5_000)
+  try {
+    await fn()
+  } finally {
+    clearInterval(ticker)
+  }
+  say(`  ${done} in ${secs()} s`)
+}
+
 export interface EmbeddedOptions {
   /** Data directory; initialised on first use, reused after. */
   dir: string
@@ -45,11 +58,11 @@ export const startEmbeddedPostgres = async ({ dir, port, onProgress = () => {}, 
     ],
   })
   if (!existsSync(join(dir, 'PG_VERSION'))) {
-    onProgress(`initialising PostgreSQL data directory in ${dir} (first run only)…`)
-    await pg.initialise()
+    onProgress(`initialising a PostgreSQL data directory in ${dir} (first run only; usually 5–30 s)…`)
+    await step('initialised', () => pg.initialise(), onProgress)
   }
   onProgress(`starting PostgreSQL on 127.0.0.1:${actualPort}…`)
-  await pg.start()
+  await step('started', () => pg.start(), onProgress)
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/postgres`,
     port: actualPort,
