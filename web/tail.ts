@@ -4,12 +4,12 @@
  */
 import { connect, type RelayEvent, type Status } from '../shared/client.ts'
 
-/** Rows kept on screen, and events held while paused: the page never grows without bound. */
-const MAX_ROWS = 500
-const MAX_PENDING = 5_000
-
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const params = new URLSearchParams(location.search)
+
+/** Rows kept on screen (`?max=`, default 500), and events held while paused: the page never grows without bound. */
+const MAX_ROWS = Math.min(Math.max(Number(params.get('max')) || 500, 1), 10_000)
+const MAX_PENDING = 10 * MAX_ROWS
 const tenant = params.get('tenant') ?? 'demo'
 const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? ''
 const from = params.get('from')

@@ -93,8 +93,15 @@ export class Room {
     const all = JSON.stringify(this.counter.snapshot(this.tenant))
     if (all === this.lastPresence) return // joins and leaves cancelled out
     this.lastPresence = all
-    // Rare (≤ 1/s), so encoding per subscriber (each sees only its granted topics) costs nothing that matters.
-    for (const s of this.subscribers) if (s.presence && !s.sink.write(encodeControl(EVENTS.presence, this.presence(s.grants)))) this.drop(s)
+    // Each subscriber sees only its granted topics: encode once per distinct set of grants.
+    const frames = new Map<string, Uint8Array>()
+    for (const s of this.subscribers) {
+      if (!s.presence) continue
+      const key = s.grants ? s.grants.join(',') : '*'
+      let frame = frames.get(key)
+      if (!frame) frames.set(key, (frame = encodeControl(EVENTS.presence, this.presence(s.grants))))
+      if (!s.sink.write(frame)) this.drop(s)
+    }
   }
 
   get head(): number {

@@ -74,6 +74,8 @@ describe('the live-tail page in Chromium', () => {
     const watch = setInterval(() => void status().then((st) => st && seen.add(st)).catch(() => {}), 25)
     await s.restartEdge(async () => {
       await page.waitForSelector('#status[data-status="reconnecting"]')
+      mkdirSync(ARTIFACTS, { recursive: true })
+      await page.screenshot({ path: resolve(ARTIFACTS, 'tail-page-reconnecting.png'), clip: { x: 0, y: 0, width: 1440, height: 120 } })
       // Committed while no edge is up: the relay keeps them and the page must get every one.
       for (let i = 9; i <= 11; i++) await s.publish('demo', 'orders', { i })
     })
@@ -98,5 +100,15 @@ describe('the live-tail page in Chromium', () => {
     mkdirSync(ARTIFACTS, { recursive: true })
     await page.screenshot({ path: resolve(ARTIFACTS, 'tail-page.png') })
     expect(pageErrors).toEqual([])
+  })
+
+  it('keeps a bounded list: ?max=5 with a replay of everything (&from=0) shows the newest five', async () => {
+    const token = await mintToken({ tenant: 'demo' })
+    const small = await browser.context.newPage()
+    await small.goto(`${s.url}/?tenant=demo&max=5&from=0#token=${token}`)
+    await small.waitForFunction(() => document.querySelector('#last-seq')?.textContent === '12')
+    expect(await small.textContent('#count')).toBe('12')
+    expect(await small.$$eval('#events > li', (lis) => lis.map((li) => Number((li as HTMLElement).dataset.seq)))).toEqual(desc(12, 8))
+    await small.close()
   })
 })
