@@ -42,10 +42,22 @@ export const eventSourceTransport =
     }
   }
 
+/**
+ * @param staleMs a stream silent this long is treated as dead (the edge sends a heartbeat every 15 s by default;
+ *   a connection that died without a FIN — a sleeping laptop, a NAT that forgot us — otherwise hangs forever).
+ */
 export const fetchTransport =
-  (fetchImpl: typeof fetch): Transport =>
+  (fetchImpl: typeof fetch, staleMs = 45_000): Transport =>
   (url, token, _eventNames, h) => {
     const abort = new AbortController()
+    let watchdog: ReturnType<typeof setTimeout> | undefined
+    const alive = () => {
+      clearTimeout(watchdog)
+      watchdog = setTimeout(() => {
+        abort.abort()
+        h.error(new Error(`no data for ${staleMs} ms`))
+      }, staleMs)
+    }
     void (async () => {
       const res = await fetchImpl(url, {
         headers: { accept: 'text/event-stream', authorization: `Bearer ${token}` },
@@ -57,16 +69,23 @@ export const fetchTransport =
         return h.error(new Error(body?.error?.message ?? `HTTP ${res.status}`), res.status)
       }
       h.open()
+      alive()
       const feed = createSseParser((m) => h.message(m))
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
       for (;;) {
         const { done, value } = await reader.read()
         if (done) break
+        alive()
         feed(value)
       }
+      clearTimeout(watchdog)
       h.error(new Error('stream ended'))
     })().catch((err: unknown) => {
+      clearTimeout(watchdog)
       if (!abort.signal.aborted) h.error(err instanceof Error ? err : new Error(String(err)))
     })
-    return () => abort.abort()
+    return () => {
+      clearTimeout(watchdog)
+      abort.abort()
+    }
   }

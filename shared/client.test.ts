@@ -1,3 +1,4 @@
+import { createServer, type ServerResponse } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { connect, retryDelay, type ResetInfo, type Status } from './client.ts'
 
@@ -91,5 +92,27 @@ describe('browser client state machine', () => {
     expect(retryDelay(1, 15_000, () => 0)).toBe(125)
     expect(retryDelay(1, 15_000, () => 1)).toBe(250)
     expect(retryDelay(20, 15_000, () => 1)).toBe(15_000)
+  })
+
+  it('fetch transport: a stream that goes silent (no heartbeat) is dropped and resumed', async () => {
+    const requests: string[] = []
+    const open: ServerResponse[] = []
+    const server = createServer((req, res) => {
+      requests.push(req.url ?? '')
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(requests.length === 1 ? 'retry: 1000\n\nid: 7\nevent: t\ndata: {}\n\n' : 'retry: 1000\n\n')
+      open.push(res) // then silence, as from a peer that vanished
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const { port } = server.address() as { port: number }
+    const statuses: Status[] = []
+    const client = connect({ url: `http://127.0.0.1:${port}`, tenant: 'acme', getToken: () => 'x', staleMs: 300, onStatus: (st) => statuses.push(st) })
+    const deadline = Date.now() + 10_000
+    while (requests.length < 2 && Date.now() < deadline) await tick()
+    client.close()
+    for (const res of open) res.destroy()
+    await new Promise((r) => server.close(r))
+    expect(requests[1]).toContain('last_event_id=7')
+    expect(statuses.slice(0, 3)).toEqual(['connecting', 'live', 'reconnecting'])
   })
 })

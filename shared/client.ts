@@ -57,6 +57,12 @@ export interface ClientOptions {
   onError?: (err: Error, status?: number) => void
   /** Longest wait between reconnect attempts (ms). */
   maxRetryMs?: number
+  /**
+   * A stream read with fetch (no `topics`) that receives nothing, not even a heartbeat, for this long is reconnected
+   * (default 45 s: three of the edge's default heartbeats). Native EventSource hides heartbeats, so this cannot
+   * apply to it.
+   */
+  staleMs?: number
   /** Overrides for tests and non-browser runtimes. */
   EventSource?: typeof EventSource
   fetch?: typeof fetch
@@ -105,7 +111,7 @@ export const connect = (o: ClientOptions): RelayClient => {
   const ES = o.EventSource ?? (globalThis as { EventSource?: typeof EventSource }).EventSource
   // EventSource hears only the event names it listens for: a stream of every topic needs fetch.
   const transport: Transport =
-    o.topics?.length && ES ? eventSourceTransport(ES, CONTROL) : fetchTransport(o.fetch ?? globalThis.fetch.bind(globalThis))
+    o.topics?.length && ES ? eventSourceTransport(ES, CONTROL) : fetchTransport(o.fetch ?? globalThis.fetch.bind(globalThis), o.staleMs)
   const base = new URL(`${o.url.replace(/\/+$/, '')}/v1/tenants/${encodeURIComponent(o.tenant)}/events`, globalThis.location?.href)
   let status: Status = 'connecting'
   let lastSeq = o.after
