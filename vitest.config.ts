@@ -1,3 +1,4 @@
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
@@ -26,6 +27,21 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/support/postgres-global.ts'],
           testTimeout: 120_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        // Durable Object rooms in real workerd, built from wrangler.toml (edge/platform/workers.ts).
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: { bindings: { EDGE_JWT_SECRET: 'test-jwt-secret-0123456789abcdef', RELAY_SECRET: 'test-relay-secret-0123456789abcdef', HISTORY_LIMIT: '5' } },
+          }),
+        ],
+        test: {
+          name: 'workers',
+          include: ['test/workers/**/*.test.ts'],
+          testTimeout: 30_000,
           hookTimeout: 60_000,
         },
       },

@@ -77,7 +77,7 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
     const stream = await rooms
       .get(tenant)
-      .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.exp * 1000, ...presence })
+      .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.exp * 1000, ...presence }, c.req.raw.signal)
     return new Response(stream, { headers: SSE_HEADERS })
   })
 

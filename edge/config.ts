@@ -14,3 +14,19 @@ export type EdgeEnv = v.InferOutput<typeof EdgeEnv>
 
 /** Edge settings from env (Node, Deno and Workers bindings alike). */
 export const loadEdgeEnv = (env: Record<string, string | undefined>): EdgeEnv => parseEnv(EdgeEnv, env)
+
+const RoomEnv = v.object({
+  HISTORY_LIMIT: intVar(1, 10_000_000, DEFAULTS.historyLimit),
+  /** Seconds a Durable Object room keeps events for resume (0 = until HISTORY_LIMIT pushes them out). */
+  HISTORY_MAX_AGE_S: intVar(0, 365 * 86_400, 86_400),
+})
+export type RoomEnv = v.InferOutput<typeof RoomEnv>
+
+/** A Durable Object room's settings from its bindings (it needs no secrets). */
+export const loadRoomEnv = (env: Record<string, string | undefined>): RoomEnv => parseEnv(RoomEnv, env)
+
+const WorkersEnv = v.object({ ...EdgeEnv.entries, ...RoomEnv.entries })
+export type WorkersEnv = v.InferOutput<typeof WorkersEnv>
+
+/** The Worker's settings from its vars and secrets (`wrangler.toml` [vars], `wrangler secret put`). */
+export const loadWorkersEnv = (env: Record<string, string | undefined>): WorkersEnv => parseEnv(WorkersEnv, env)

@@ -15,6 +15,8 @@ export const MAX_EVENT_BYTES = 64 * 1024
 export const HEADERS = {
   signature: 'x-relay-signature',
   lastEventId: 'last-event-id',
+  /** Worker → Durable Object: the subscription (JSON) sent with the room's WebSocket upgrade. Internal. */
+  roomConnect: 'x-edge-relay-connect',
 } as const
 
 export const QUERY = {

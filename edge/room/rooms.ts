@@ -15,8 +15,11 @@ export interface ConnectRequest extends SubscribeOptions {
 /** What an edge handler can do with a tenant's room, wherever the room lives. */
 export interface RoomStub {
   publish(body: PublishBody): Promise<PublishReply>
-  /** The SSE byte stream for one subscriber; cancelling the stream unsubscribes. */
-  connect(request: ConnectRequest): Promise<ReadableStream<Uint8Array>>
+  /**
+   * The SSE byte stream for one subscriber; cancelling the stream unsubscribes. `signal` (the browser's request
+   * signal) aborts when the client leaves, where the runtime reports it.
+   */
+  connect(request: ConnectRequest, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>
   /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
   presence(grants?: readonly string[]): Promise<PresenceSnapshot>
 }
@@ -56,7 +59,7 @@ export const streamFromRoom = (room: Room, request: ConnectRequest, queueBytes: 
         }
         sink.write(encodeRetry(request.retryMs))
         const stop = room.subscribe(request, sink)
-        unsubscribe = () => (clearTimeout(expiry), stop())
+        unsubscribe = () => (expiry !== undefined && clearTimeout(expiry), stop())
         const untilExpiry = request.expiresAt === undefined ? Infinity : request.expiresAt - Date.now()
         // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
         if (untilExpiry <= 2 ** 31 - 1) {

@@ -1,0 +1,130 @@
+/**
+ * The edge on Cloudflare Workers: the same Hono app as on Node and Deno, with one `TenantRoom` Durable Object per
+ * tenant. Browsers hold their SSE stream on a Worker request; the Worker attaches to the room over a hibernatable
+ * WebSocket, so the room sleeps (and is not billed for duration) between events. Why, and what it costs:
+ * docs/cloudflare.md.
+ */
+import { DurableObject } from 'cloudflare:workers'
+import { createApp } from '../app.ts'
+import { hs256Auth } from '../auth.ts'
+import { loadRoomEnv, loadWorkersEnv } from '../config.ts'
+import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable.ts'
+import { StoredRoom } from '../room/stored-room.ts'
+import { RelayError } from '../../shared/errors.ts'
+import { HEADERS } from '../../shared/protocol.ts'
+import type { PublishBody, PublishReply } from '../../shared/schema.ts'
+
+export interface Env {
+  ROOMS: DurableObjectNamespace<TenantRoom>
+  EDGE_JWT_SECRET: string
+  RELAY_SECRET: string
+  HEARTBEAT_MS?: string
+  RETRY_MS?: string
+  HISTORY_LIMIT?: string
+  HISTORY_MAX_AGE_S?: string
+}
+
+const vars = (env: Env) => env as unknown as Record<string, string | undefined>
+
+/** Built once per isolate: bindings do not change while it lives. */
+let built: { env: Env; app: ReturnType<typeof createApp> } | undefined
+
+const appFor = (env: Env) => {
+  if (built?.env !== env) {
+    const config = loadWorkersEnv(vars(env))
+    const app = createApp({
+      rooms: durableRooms(env.ROOMS as unknown as RoomNamespace, { heartbeatMs: config.HEARTBEAT_MS }),
+      auth: hs256Auth({ jwtSecret: config.EDGE_JWT_SECRET }),
+      config: { relaySecret: config.RELAY_SECRET, retryMs: config.RETRY_MS },
+      log: (level, msg, fields) => console[level === 'info' ? 'log' : level](JSON.stringify({ level, msg, ...fields })),
+    })
+    built = { env, app }
+  }
+  return built.app
+}
+
+export default {
+  fetch(request, env, ctx) {
+    try {
+      return appFor(env).fetch(request, env, ctx)
+    } catch (err) {
+      // A missing secret or a bad var: say which, on every request, rather than a bare 500.
+      const e = err instanceof RelayError ? err : new RelayError('INTERNAL', 'internal error')
+      return Response.json(e.toJSON(), { status: e.status })
+    }
+  },
+} satisfies ExportedHandler<Env>
+
+/**
+ * One tenant's room. History lives in SQLite (`new_sqlite_classes`), so resume survives eviction and restarts;
+ * subscribers are hibernatable WebSockets from Worker requests, tagged with their topic filter and position, so
+ * the object can be evicted from memory between events while every browser stays connected.
+ */
+export class TenantRoom extends DurableObject<Env> {
+  private readonly room: StoredRoom
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    const config = loadRoomEnv(vars(env))
+    // SQLite calls are synchronous: the room is fully loaded before any request or socket event is delivered,
+    // so no blockConcurrencyWhile is needed.
+    this.room = new StoredRoom(
+      ctx.storage.sql,
+      {
+        historyLimit: config.HISTORY_LIMIT,
+        maxAgeMs: config.HISTORY_MAX_AGE_S * 1000,
+        transaction: (fn) => ctx.storage.transactionSync(fn),
+      },
+      ctx.getWebSockets(),
+    )
+  }
+
+  /** A relay batch (RPC from the Worker, which has verified its signature). */
+  async publish(body: PublishBody): Promise<PublishReply> {
+    return this.room.publish(body)
+  }
+
+  /** Subscribed sockets (tests and diagnostics). */
+  get subscribers(): number {
+    return this.room.size
+  }
+
+  /** Oldest and newest seq held (tests and diagnostics). */
+  get bounds(): { first: number | undefined; head: number } {
+    return { first: this.room.first, head: this.room.head }
+  }
+
+  /** The WebSocket upgrade a Worker sends for each SSE subscriber. */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket')
+      return Response.json(new RelayError('BAD_REQUEST', 'rooms accept WebSocket upgrades only').toJSON(), { status: 426 })
+    let subscription
+    try {
+      subscription = parseRoomConnect(request.headers.get(HEADERS.roomConnect))
+    } catch (err) {
+      if (!(err instanceof RelayError)) throw err
+      return Response.json(err.toJSON(), { status: err.status })
+    }
+    const { 0: client, 1: server } = new WebSocketPair()
+    this.ctx.acceptWebSocket(server) // hibernatable: the runtime, not this object, holds the socket
+    this.room.connect(server, subscription)
+    return new Response(null, { status: 101, webSocket: client })
+  }
+
+  override webSocketMessage(): void {
+    // Workers never send anything but close; nothing to do.
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    this.room.disconnect(ws)
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason)
+    } catch {
+      // already closed
+    }
+  }
+
+  override webSocketError(ws: WebSocket): void {
+    this.room.disconnect(ws)
+  }
+}

@@ -1,0 +1,78 @@
+import * as v from 'valibot'
+import { RelayError } from '../../shared/errors.ts'
+import { DEFAULTS, HEADERS } from '../../shared/protocol.ts'
+import { TopicGrant, Topic, type PublishBody, type PublishReply, type TenantId } from '../../shared/schema.ts'
+import type { ConnectRequest, Rooms, RoomStub } from './rooms.ts'
+import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
+
+/** What a room object's stub offers (RPC `publish`, and `fetch` for the WebSocket upgrade). Structural. */
+export interface RoomObjectStub {
+  publish(body: PublishBody): Promise<PublishReply>
+  fetch(input: string, init?: RequestInit): Promise<Response>
+}
+
+/** A Durable Object namespace, as far as routing by tenant needs it. */
+export interface RoomNamespace {
+  idFromName(name: string): unknown
+  get(id: never): RoomObjectStub
+}
+
+/** The part of a ConnectRequest the room needs, as it travels in the upgrade request's header. */
+export const RoomConnect = v.object({
+  topics: v.object({
+    requested: v.optional(v.array(Topic)),
+    grants: v.optional(v.array(TopicGrant)),
+  }),
+  lastEventId: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
+})
+export type RoomConnect = v.InferOutput<typeof RoomConnect>
+
+/** Reads the subscription a Worker sent along with its WebSocket upgrade (inside the room object). */
+export const parseRoomConnect = (header: string | null): RoomConnect => {
+  let json: unknown
+  try {
+    json = JSON.parse(header ?? '')
+  } catch {
+    throw new RelayError('BAD_REQUEST', `${HEADERS.roomConnect} must be JSON`)
+  }
+  const parsed = v.safeParse(RoomConnect, json)
+  if (!parsed.success) throw new RelayError('BAD_REQUEST', v.summarize(parsed.issues))
+  return parsed.output
+}
+
+export interface DurableRoomsOptions {
+  heartbeatMs?: number
+  queueBytes?: number
+}
+
+/**
+ * Rooms on Cloudflare: one Durable Object per tenant (`idFromName(tenant)`). Publishing is an RPC call; a
+ * subscriber is a hibernatable WebSocket from this Worker request to the room, which the Worker turns into SSE —
+ * so the room can sleep between events while browsers stay connected (see docs/cloudflare.md).
+ */
+export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {}) => {
+  const heartbeatMs = options.heartbeatMs ?? DEFAULTS.heartbeatMs
+  const queueBytes = options.queueBytes ?? DEFAULTS.subscriberQueueBytes
+  const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)
+  return {
+    get: (tenant): RoomStub => ({
+      publish: (body) => stub(tenant).publish(body),
+      async connect(request: ConnectRequest, signal?: AbortSignal) {
+        const wire: RoomConnect = {
+          topics: {
+            ...(request.topics.requested ? { requested: [...request.topics.requested] } : {}),
+            ...(request.topics.grants ? { grants: [...request.topics.grants] } : {}),
+          },
+          ...(request.lastEventId !== undefined ? { lastEventId: request.lastEventId } : {}),
+        }
+        const res = await stub(tenant).fetch('https://room/connect', {
+          headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) },
+        })
+        const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
+        if (res.status !== 101 || !ws)
+          throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
+        return streamFromSocket(ws, request, { heartbeatMs, queueBytes, ...(signal ? { signal } : {}) })
+      },
+    }),
+  } satisfies Rooms
+}

@@ -1,0 +1,201 @@
+import { EVENTS } from '../../shared/protocol.ts'
+import type { PublishBody, PublishReply } from '../../shared/schema.ts'
+import { encodeControl, frameText } from '../../shared/sse.ts'
+import { planResume, type SubscribeOptions } from './room.ts'
+import { topicMatcher, type TopicFilter } from './topics.ts'
+
+/**
+ * The slice of a Durable Object's SQLite API (`ctx.storage.sql`) a stored room uses. Structural, so this file needs
+ * no Workers types and stays importable from Node (the import-graph test keeps `cloudflare:*` in edge/platform/).
+ */
+export interface RoomSql {
+  exec(query: string, ...bindings: unknown[]): Iterable<Record<string, unknown>> & { toArray(): Record<string, unknown>[] }
+}
+
+/** A subscriber connection (a hibernatable WebSocket on Workers): the room writes frames and tags it with its filter. */
+export interface RoomSocket {
+  send(message: string): void
+  close(code?: number, reason?: string): void
+  serializeAttachment(value: unknown): void
+  deserializeAttachment(): unknown
+}
+
+export interface StoredRoomOptions {
+  /** Events kept for resume (the newest `historyLimit`). */
+  historyLimit: number
+  /** Events older than this (by commit time) are dropped; 0 keeps them until the count bound drops them. */
+  maxAgeMs: number
+  now?: () => number
+  /** Runs the writes of one publish atomically (`ctx.storage.transactionSync`). */
+  transaction?: <T>(fn: () => T) => T
+}
+
+/** What a socket carries across hibernation: its filter and the last seq it was sent or declared seen. */
+interface Attachment {
+  topics: TopicFilter
+  after: number
+}
+
+interface Subscriber {
+  accepts: (topic: string) => boolean
+  after: number
+}
+
+/** Largest message the room sends to one socket at once; a long replay goes out in several. */
+const MESSAGE_CHARS = 256 * 1024
+
+const decoder = new TextDecoder()
+const controlText = (event: string, data: unknown) => decoder.decode(encodeControl(event, data))
+
+const readAttachment = (ws: RoomSocket): Attachment | undefined => {
+  const a = ws.deserializeAttachment() as Partial<Attachment> | null
+  return a && typeof a.after === 'number' && typeof a.topics === 'object' ? (a as Attachment) : undefined
+}
+
+/**
+ * A tenant's room whose history lives in SQLite, for a Durable Object that may hibernate between events: the same
+ * publish/resume semantics as `Room` (seqs already held are ignored, a gap is refused unless `rebase`, resume
+ * replays or resets by `planResume`), but nothing is kept in memory except the head and each socket's position,
+ * and both can be rebuilt from storage and socket attachments when the object wakes.
+ */
+export class StoredRoom {
+  private readonly subscribers = new Map<RoomSocket, Subscriber>()
+  private lastSeq: number
+
+  /** @param sockets the sockets still attached after a hibernation (`ctx.getWebSockets()`). */
+  constructor(
+    private readonly sql: RoomSql,
+    private readonly options: StoredRoomOptions,
+    sockets: Iterable<RoomSocket> = [],
+  ) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame TEXT NOT NULL)`)
+    sql.exec(`CREATE TABLE IF NOT EXISTS room_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`)
+    this.lastSeq = Number(sql.exec(`SELECT value FROM room_meta WHERE key = 'head'`).toArray()[0]?.value ?? 0)
+    // Every event up to the head was broadcast to every socket before the object slept, in the turn that stored it.
+    for (const ws of sockets) {
+      const a = readAttachment(ws)
+      if (a) this.subscribers.set(ws, { accepts: topicMatcher(a.topics), after: Math.max(a.after, this.lastSeq) })
+    }
+  }
+
+  get head(): number {
+    return this.lastSeq
+  }
+
+  /** Sockets subscribed. */
+  get size(): number {
+    return this.subscribers.size
+  }
+
+  /** Oldest seq held, for resume decisions. */
+  get first(): number | undefined {
+    const row = this.sql.exec(`SELECT min(seq) AS first FROM room_events`).toArray()[0]
+    return row?.first == null ? undefined : Number(row.first)
+  }
+
+  /** Seqs held, oldest first (tests and diagnostics). */
+  seqs(): number[] {
+    return this.sql.exec(`SELECT seq FROM room_events ORDER BY seq`).toArray().map((r) => Number(r.seq))
+  }
+
+  /** Applies a relay batch with `Room.publish` semantics, stores it, then sends each socket what it accepts. */
+  publish(body: PublishBody): PublishReply {
+    const fresh = body.events.filter((e) => e.seq > this.lastSeq)
+    if (fresh.length === 0) return { tenant: body.tenant, head: this.lastSeq }
+    const start = fresh[0]!.seq
+    const gap = start !== this.lastSeq + 1
+    if (gap && !body.rebase) return { tenant: body.tenant, head: this.lastSeq }
+    const frames = fresh.map((e) => ({ seq: e.seq, topic: e.topic, frame: frameText(e.seq, e.topic, JSON.stringify(e.data)) }))
+    const write = () => {
+      if (gap) this.sql.exec(`DELETE FROM room_events`) // a gap inside the history would be a silent loss on resume
+      for (const [i, e] of frames.entries())
+        this.sql.exec(`INSERT OR REPLACE INTO room_events (seq, topic, ts, frame) VALUES (?, ?, ?, ?)`, e.seq, e.topic, fresh[i]!.ts, e.frame)
+      const head = frames[frames.length - 1]!.seq
+      this.sql.exec(`INSERT INTO room_meta (key, value) VALUES ('head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, head)
+      this.trim()
+      return head
+    }
+    this.lastSeq = this.options.transaction ? this.options.transaction(write) : write()
+
+    // Subscribers positioned before a rebase gap would miss events silently: tell them to refetch (as Room does).
+    const reset = gap ? controlText(EVENTS.reset, { head: start - 1, first: start }) : ''
+    for (const [ws, s] of this.subscribers) {
+      let out = ''
+      if (gap && s.after > 0 && s.after < start - 1) (out += reset), (s.after = start - 1)
+      for (const e of frames) {
+        if (e.seq <= s.after) continue
+        s.after = e.seq
+        if (s.accepts(e.topic)) out += e.frame
+      }
+      if (out) this.send(ws, out)
+    }
+    return { tenant: body.tenant, head: this.lastSeq }
+  }
+
+  /**
+   * Replays what the socket missed (or tells it to reset), then adds it to the live set. Synchronous, like SQLite
+   * in a Durable Object, so no publish can fall between the replay and going live.
+   */
+  connect(ws: RoomSocket, options: SubscribeOptions): void {
+    this.trim()
+    const accepts = topicMatcher(options.topics)
+    const plan = planResume(options.lastEventId, this.first, this.lastSeq)
+    let after = this.lastSeq
+    let out = ''
+    if (plan.kind === 'reset') {
+      out = controlText(EVENTS.reset, { head: this.lastSeq, first: this.first ?? null })
+    } else if (plan.kind === 'replay') {
+      after = plan.after
+      for (const row of this.sql.exec(`SELECT seq, topic, frame FROM room_events WHERE seq > ? ORDER BY seq`, plan.after)) {
+        after = Number(row.seq)
+        if (!accepts(String(row.topic))) continue
+        out += String(row.frame)
+        if (out.length >= MESSAGE_CHARS) {
+          if (!this.send(ws, out)) return
+          out = ''
+        }
+      }
+    }
+    ws.serializeAttachment({ topics: options.topics, after } satisfies Attachment)
+    if (out && !this.send(ws, out)) return
+    this.subscribers.set(ws, { accepts, after })
+  }
+
+  /** The socket closed or failed. */
+  disconnect(ws: RoomSocket): void {
+    this.subscribers.delete(ws)
+  }
+
+  /** Closes every socket (e.g. before the object deletes its storage). */
+  closeAll(code = 1001, reason = 'room closing'): void {
+    for (const ws of this.subscribers.keys()) {
+      try {
+        ws.close(code, reason)
+      } catch {
+        // already closed
+      }
+    }
+    this.subscribers.clear()
+  }
+
+  /** A socket whose send throws has gone away: forget it (its Worker ends the SSE stream; the client resumes). */
+  private send(ws: RoomSocket, message: string): boolean {
+    try {
+      ws.send(message)
+      return true
+    } catch {
+      this.subscribers.delete(ws)
+      return false
+    }
+  }
+
+  /** Keeps the newest `historyLimit` events and none older than `maxAgeMs`, always a contiguous suffix. */
+  private trim() {
+    this.sql.exec(`DELETE FROM room_events WHERE seq <= ?`, this.lastSeq - this.options.historyLimit)
+    if (this.options.maxAgeMs > 0) {
+      const cutoff = (this.options.now ?? Date.now)() - this.options.maxAgeMs
+      // Commit times are not strictly ordered by seq: cut at the newest expired seq so no hole opens in the middle.
+      this.sql.exec(`DELETE FROM room_events WHERE seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`, cutoff)
+    }
+  }
+}

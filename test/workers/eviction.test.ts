@@ -1,0 +1,85 @@
+import { env } from 'cloudflare:workers'
+import { runInDurableObject } from 'cloudflare:test'
+import { describe, expect, it } from 'vitest'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable.ts'
+import { StoredRoom } from '../../edge/room/stored-room.ts'
+import type { Env } from '../../edge/platform/workers.ts'
+import type { WireEvent } from '../../shared/schema.ts'
+import { createSseParser, type SseMessage } from '../../shared/sse-parse.ts'
+
+const ns = (env as unknown as Env).ROOMS
+const rooms = durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000 })
+const ev = (seq: number, ts = Date.now()): WireEvent => ({ seq, topic: 't', data: { seq }, ts })
+const tenant = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`
+
+const collect = (stream: ReadableStream<Uint8Array>) => {
+  const messages: SseMessage[] = []
+  let ended = false
+  const feed = createSseParser((m) => messages.push(m))
+  const done = (async () => {
+    const decoder = new TextDecoder()
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) feed(decoder.decode(chunk, { stream: true }))
+    ended = true
+  })().catch(() => (ended = true))
+  const until = async (what: string, pred: () => boolean) => {
+    const deadline = Date.now() + 10_000
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(messages)}`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+  return { messages, seqs: () => messages.flatMap((m) => (m.id ? [Number(m.id)] : [])), until, ended: () => ended, done }
+}
+
+describe('Durable Object rooms survive eviction', () => {
+  it('resumes from stored history after the object is reset, and keeps its head', async () => {
+    const t = tenant('evict')
+    const room = rooms.get(t)
+    await room.publish({ tenant: t, events: [ev(1), ev(2), ev(3), ev(4)] })
+    const before = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 4 }))
+
+    // Reset this object only (other test files share the runtime): it loses its memory and its sockets close.
+    await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => state.abort('test eviction')).catch(() => {})
+    await before.until('the old stream to end', before.ended) // the browser would now reconnect with Last-Event-ID
+
+    const after = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 2 }))
+    await after.until('replay', () => after.seqs().length === 2)
+    expect(after.seqs()).toEqual([3, 4])
+    // The head survived too: the relay's next batch is accepted, not asked to start over.
+    expect(await room.publish({ tenant: t, events: [ev(4), ev(5)] })).toEqual({ tenant: t, head: 5 })
+    await after.until('live', () => after.seqs().length === 3)
+    expect(after.seqs()).toEqual([3, 4, 5])
+  })
+
+  it('rebuilds its subscribers from socket attachments when it wakes from hibernation', async () => {
+    const t = tenant('wake')
+    const room = rooms.get(t)
+    await room.publish({ tenant: t, events: [ev(1), ev(2)] })
+    const orders = collect(await room.connect({ topics: { requested: ['orders'] }, retryMs: 1000 }))
+    const all = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 0 }))
+    await all.until('replay', () => all.seqs().length === 2)
+    // What the constructor does after hibernation: a new room over the same storage and the surviving sockets.
+    await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
+      const woken = new StoredRoom(state.storage.sql, { historyLimit: 5, maxAgeMs: 0 }, state.getWebSockets())
+      expect(woken.size).toBe(2)
+      expect(woken.head).toBe(2)
+      woken.publish({ tenant: t, events: [{ ...ev(3), topic: 'orders' }, ev(4)] })
+    })
+    await all.until('live after wake', () => all.seqs().length === 4)
+    await orders.until('filtered live after wake', () => orders.seqs().length === 1)
+    expect(all.seqs()).toEqual([1, 2, 3, 4])
+    expect(orders.seqs()).toEqual([3])
+  })
+
+  it('bounds history by age as well as count', async () => {
+    const t = tenant('age')
+    const room = rooms.get(t)
+    const old = Date.now() - 2 * 86_400_000 // HISTORY_MAX_AGE_S defaults to one day
+    await room.publish({ tenant: t, events: [ev(1, old), ev(2, old), ev(3)] })
+    const bounds = await runInDurableObject(ns.get(ns.idFromName(t)), (r) => r.bounds)
+    expect(bounds).toEqual({ first: 3, head: 3 })
+    const s = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 0 }))
+    await s.until('reset', () => s.messages.length === 1)
+    expect(s.messages[0]).toEqual({ event: 'reset', data: JSON.stringify({ head: 3, first: 3 }) })
+  })
+})
