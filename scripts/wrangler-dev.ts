@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { resolve } from 'node:path'
-import { freePort } from './embedded.ts'
+import { freePort } from './free-port.ts'
 
 export interface WranglerDevOptions {
   /** 0 = a free port. */
@@ -48,6 +48,16 @@ export const startWranglerDev = async (o: WranglerDevOptions): Promise<WranglerD
   child.stdout!.on('data', onData)
   child.stderr!.on('data', onData)
   const exited = new Promise<void>((done) => child.once('exit', () => done()))
+  // If this process ends without stop() (a crash, an uncaught error), do not leave wrangler and workerd behind.
+  const orphanGuard = () => {
+    try {
+      process.kill(-child.pid!, 'SIGTERM')
+    } catch {
+      // already gone
+    }
+  }
+  process.once('exit', orphanGuard)
+  void exited.then(() => process.off('exit', orphanGuard))
 
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return
