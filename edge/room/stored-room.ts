@@ -68,9 +68,10 @@ export class StoredRoom {
     private readonly options: StoredRoomOptions,
     sockets: Iterable<RoomSocket> = [],
   ) {
+    // One row per event and nothing else: the newest row is never trimmed, so max(seq) is the head. (Rows written
+    // are what a room pays for per event — one insert now, one delete when it ages out; see docs/cloudflare.md.)
     sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame TEXT NOT NULL)`)
-    sql.exec(`CREATE TABLE IF NOT EXISTS room_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`)
-    this.lastSeq = Number(sql.exec(`SELECT value FROM room_meta WHERE key = 'head'`).toArray()[0]?.value ?? 0)
+    this.lastSeq = Number(sql.exec(`SELECT max(seq) AS head FROM room_events`).toArray()[0]?.head ?? 0)
     // Every event up to the head was broadcast to every socket before the object slept, in the turn that stored it.
     for (const ws of sockets) {
       const a = readAttachment(ws)
@@ -106,16 +107,16 @@ export class StoredRoom {
     const gap = start !== this.lastSeq + 1
     if (gap && !body.rebase) return { tenant: body.tenant, head: this.lastSeq }
     const frames = fresh.map((e) => ({ seq: e.seq, topic: e.topic, frame: frameText(e.seq, e.topic, JSON.stringify(e.data)) }))
+    const head = frames[frames.length - 1]!.seq
     const write = () => {
       if (gap) this.sql.exec(`DELETE FROM room_events`) // a gap inside the history would be a silent loss on resume
       for (const [i, e] of frames.entries())
         this.sql.exec(`INSERT OR REPLACE INTO room_events (seq, topic, ts, frame) VALUES (?, ?, ?, ?)`, e.seq, e.topic, fresh[i]!.ts, e.frame)
-      const head = frames[frames.length - 1]!.seq
-      this.sql.exec(`INSERT INTO room_meta (key, value) VALUES ('head', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, head)
-      this.trim()
-      return head
+      this.trim(head)
     }
-    this.lastSeq = this.options.transaction ? this.options.transaction(write) : write()
+    if (this.options.transaction) this.options.transaction(write)
+    else write()
+    this.lastSeq = head // only once stored: a failed write leaves the room as it was
 
     // Subscribers positioned before a rebase gap would miss events silently: tell them to refetch (as Room does).
     const reset = gap ? controlText(EVENTS.reset, { head: start - 1, first: start }) : ''
@@ -189,13 +190,20 @@ export class StoredRoom {
     }
   }
 
-  /** Keeps the newest `historyLimit` events and none older than `maxAgeMs`, always a contiguous suffix. */
-  private trim() {
-    this.sql.exec(`DELETE FROM room_events WHERE seq <= ?`, this.lastSeq - this.options.historyLimit)
+  /**
+   * Keeps the newest `historyLimit` events and none older than `maxAgeMs` — except the newest, which records the
+   * head — always as a contiguous suffix.
+   */
+  private trim(head = this.lastSeq) {
+    this.sql.exec(`DELETE FROM room_events WHERE seq <= ?`, head - this.options.historyLimit)
     if (this.options.maxAgeMs > 0) {
       const cutoff = (this.options.now ?? Date.now)() - this.options.maxAgeMs
       // Commit times are not strictly ordered by seq: cut at the newest expired seq so no hole opens in the middle.
-      this.sql.exec(`DELETE FROM room_events WHERE seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`, cutoff)
+      this.sql.exec(
+        `DELETE FROM room_events WHERE seq < ? AND seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`,
+        head,
+        cutoff,
+      )
     }
   }
 }

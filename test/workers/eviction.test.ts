@@ -78,8 +78,32 @@ describe('Durable Object rooms survive eviction', () => {
     await room.publish({ tenant: t, events: [ev(1, old), ev(2, old), ev(3)] })
     const bounds = await runInDurableObject(ns.get(ns.idFromName(t)), (r) => r.bounds)
     expect(bounds).toEqual({ first: 3, head: 3 })
+    // Even the newest event past the age bound stays: it records the head.
+    await room.publish({ tenant: t, events: [ev(4, old)] })
+    expect(await runInDurableObject(ns.get(ns.idFromName(t)), (r) => r.bounds)).toEqual({ first: 4, head: 4 })
     const s = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 0 }))
     await s.until('reset', () => s.messages.length === 1)
-    expect(s.messages[0]).toEqual({ event: 'reset', data: JSON.stringify({ head: 3, first: 3 }) })
+    expect(s.messages[0]).toEqual({ event: 'reset', data: JSON.stringify({ head: 4, first: 4 }) })
+  })
+
+  it('writes about two SQLite rows per event (insert, and delete when it ages out), the figure docs/cloudflare.md prices', async () => {
+    const t = tenant('rows')
+    await rooms.get(t).publish({ tenant: t, events: [ev(1)] }) // create the object and its table
+    const perEvent = await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
+      let written = 0
+      // The real SQLite API, counting what each statement writes (rowsWritten is final once the cursor is drained).
+      const exec = (query: string, ...bindings: unknown[]) => {
+        const cursor = state.storage.sql.exec(query, ...bindings)
+        const rows = cursor.toArray()
+        written += cursor.rowsWritten
+        return { toArray: () => rows, [Symbol.iterator]: () => rows[Symbol.iterator]() }
+      }
+      const room = new StoredRoom({ exec }, { historyLimit: 5, maxAgeMs: 86_400_000 })
+      for (let seq = 2; seq <= 201; seq++) room.publish({ tenant: t, events: [ev(seq)] })
+      return written / 200
+    })
+    console.log(`SQLite rows written per event (one event per batch, history full): ${perEvent.toFixed(2)}`)
+    expect(perEvent).toBeLessThanOrEqual(2.05)
   })
 })
+
