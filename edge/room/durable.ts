@@ -4,6 +4,7 @@ import { DEFAULTS, HEADERS } from '../../shared/protocol.ts'
 import { TopicGrant, Topic, type PublishBody, type PublishReply, type TenantId } from '../../shared/schema.ts'
 import type { ConnectRequest, Rooms, RoomStub } from './rooms.ts'
 import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
+import { compactFilter } from './stored-room.ts'
 
 /** What a room object's stub offers (RPC `publish`, and `fetch` for the WebSocket upgrade). Structural. */
 export interface RoomObjectStub {
@@ -59,10 +60,7 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
       publish: (body) => stub(tenant).publish(body),
       async connect(request: ConnectRequest, signal?: AbortSignal) {
         const wire: RoomConnect = {
-          topics: {
-            ...(request.topics.requested ? { requested: [...request.topics.requested] } : {}),
-            ...(request.topics.grants ? { grants: [...request.topics.grants] } : {}),
-          },
+          topics: compactFilter(request.topics) as RoomConnect['topics'], // keeps the upgrade's header small
           ...(request.lastEventId !== undefined ? { lastEventId: request.lastEventId } : {}),
         }
         const res = await stub(tenant).fetch('https://room/connect', {

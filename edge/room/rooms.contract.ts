@@ -160,6 +160,20 @@ export const roomsContract = (name: string, subject: () => ContractSubject) =>
       await Promise.all([orders.cancel(), users.cancel(), both.cancel(), replay.cancel()])
     })
 
+    it('accepts the largest filter the edge lets through (64 topics, 256 grants of 128 characters)', async () => {
+      const { rooms } = subject()
+      const t = freshTenant()
+      const room = rooms.get(t)
+      const long = (prefix: string, i: number) => `${prefix}${i}`.padEnd(128, 'x')
+      const requested = Array.from({ length: 64 }, (_, i) => long('topic', i))
+      const grants = Array.from({ length: 256 }, (_, i) => long('topic', i))
+      const s = reader(await room.connect(request({ topics: { requested, grants } })))
+      await room.publish({ tenant: t, events: [ev(1, requested[63]!), ev(2, 'other')] })
+      await s.until('event', () => s.seqs().length === 1)
+      expect(s.seqs()).toEqual([1])
+      await s.cancel()
+    })
+
     it('fans out to many subscribers', async () => {
       const { rooms } = subject()
       const t = freshTenant()

@@ -2,7 +2,7 @@ import { EVENTS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { encodeControl, frameText } from '../../shared/sse.ts'
 import { planResume, type SubscribeOptions } from './room.ts'
-import { topicMatcher, type TopicFilter } from './topics.ts'
+import { grantsAllow, topicMatcher, type TopicFilter } from './topics.ts'
 
 /**
  * The slice of a Durable Object's SQLite API (`ctx.storage.sql`) a stored room uses. Structural, so this file needs
@@ -30,26 +30,41 @@ export interface StoredRoomOptions {
   transaction?: <T>(fn: () => T) => T
 }
 
-/** What a socket carries across hibernation: its filter and the last seq it was sent or declared seen. */
+/**
+ * What a socket carries across hibernation: its filter (or, for a filter too large for an attachment, the id of the
+ * row that holds it) and the last seq it was sent or declared seen.
+ */
 interface Attachment {
-  topics: TopicFilter
+  topics?: TopicFilter
+  ref?: number
   after: number
 }
 
 interface Subscriber {
   accepts: (topic: string) => boolean
   after: number
+  ref?: number
 }
 
 /** Largest message the room sends to one socket at once; a long replay goes out in several. */
 const MESSAGE_CHARS = 256 * 1024
+/** workerd refuses attachments over 16 KiB; a filter above this goes to SQLite instead (2 rows written a connection). */
+const ATTACHMENT_FILTER_CHARS = 8 * 1024
 
 const decoder = new TextDecoder()
 const controlText = (event: string, data: unknown) => decoder.decode(encodeControl(event, data))
 
+/** The smallest filter with the same meaning: requested topics the grants allow, else the grants. */
+export const compactFilter = ({ requested, grants }: TopicFilter): TopicFilter =>
+  requested && requested.length > 0
+    ? { requested: requested.filter((t) => grantsAllow(grants, t)) }
+    : grants === undefined
+      ? {}
+      : { grants }
+
 const readAttachment = (ws: RoomSocket): Attachment | undefined => {
   const a = ws.deserializeAttachment() as Partial<Attachment> | null
-  return a && typeof a.after === 'number' && typeof a.topics === 'object' ? (a as Attachment) : undefined
+  return a && typeof a.after === 'number' && (typeof a.topics === 'object' || typeof a.ref === 'number') ? (a as Attachment) : undefined
 }
 
 /**
@@ -68,15 +83,27 @@ export class StoredRoom {
     private readonly options: StoredRoomOptions,
     sockets: Iterable<RoomSocket> = [],
   ) {
-    // One row per event and nothing else: the newest row is never trimmed, so max(seq) is the head. (Rows written
-    // are what a room pays for per event — one insert now, one delete when it ages out; see docs/cloudflare.md.)
+    // One row per event: the newest row is never trimmed, so max(seq) is the head. (Rows written are what a room
+    // pays for per event — one insert now, one delete when it ages out; see docs/cloudflare.md.)
     sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame TEXT NOT NULL)`)
+    sql.exec(`CREATE TABLE IF NOT EXISTS room_filters (id INTEGER PRIMARY KEY, filter TEXT NOT NULL)`)
     this.lastSeq = Number(sql.exec(`SELECT max(seq) AS head FROM room_events`).toArray()[0]?.head ?? 0)
     // Every event up to the head was broadcast to every socket before the object slept, in the turn that stored it.
+    const refs: number[] = []
     for (const ws of sockets) {
       const a = readAttachment(ws)
-      if (a) this.subscribers.set(ws, { accepts: topicMatcher(a.topics), after: Math.max(a.after, this.lastSeq) })
+      const topics = a?.topics ?? (a?.ref !== undefined ? this.storedFilter(a.ref) : undefined)
+      if (!a || !topics) continue
+      this.subscribers.set(ws, { accepts: topicMatcher(topics), after: Math.max(a.after, this.lastSeq), ...(a.ref !== undefined ? { ref: a.ref } : {}) })
+      if (a.ref !== undefined) refs.push(a.ref)
     }
+    // Filters of sockets that closed while the object was gone (a crash or reset delivers no close event).
+    sql.exec(`DELETE FROM room_filters WHERE id NOT IN (SELECT value FROM json_each(?))`, JSON.stringify(refs))
+  }
+
+  private storedFilter(ref: number): TopicFilter | undefined {
+    const row = this.sql.exec(`SELECT filter FROM room_filters WHERE id = ?`, ref).toArray()[0]
+    return row ? (JSON.parse(String(row.filter)) as TopicFilter) : undefined
   }
 
   get head(): number {
@@ -157,14 +184,28 @@ export class StoredRoom {
         }
       }
     }
-    ws.serializeAttachment({ topics: options.topics, after } satisfies Attachment)
-    if (out && !this.send(ws, out)) return
-    this.subscribers.set(ws, { accepts, after })
+    const topics = compactFilter(options.topics)
+    const json = JSON.stringify(topics)
+    let ref: number | undefined
+    if (json.length <= ATTACHMENT_FILTER_CHARS) ws.serializeAttachment({ topics, after } satisfies Attachment)
+    else {
+      ref = Number(this.sql.exec(`INSERT INTO room_filters (filter) VALUES (?) RETURNING id`, json).toArray()[0]!.id)
+      ws.serializeAttachment({ ref, after } satisfies Attachment)
+    }
+    this.subscribers.set(ws, { accepts, after, ...(ref !== undefined ? { ref } : {}) })
+    if (out) this.send(ws, out)
   }
 
   /** The socket closed or failed. */
   disconnect(ws: RoomSocket): void {
+    this.forget(ws)
+  }
+
+  private forget(ws: RoomSocket) {
+    const s = this.subscribers.get(ws)
+    if (!s) return
     this.subscribers.delete(ws)
+    if (s.ref !== undefined) this.sql.exec(`DELETE FROM room_filters WHERE id = ?`, s.ref)
   }
 
   /** Closes every socket (e.g. before the object deletes its storage). */
@@ -185,7 +226,7 @@ export class StoredRoom {
       ws.send(message)
       return true
     } catch {
-      this.subscribers.delete(ws)
+      this.forget(ws)
       return false
     }
   }

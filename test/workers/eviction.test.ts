@@ -57,18 +57,23 @@ describe('Durable Object rooms survive eviction', () => {
     await room.publish({ tenant: t, events: [ev(1), ev(2)] })
     const orders = collect(await room.connect({ topics: { requested: ['orders'] }, retryMs: 1000 }))
     const all = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 0 }))
+    // Too large for a socket attachment (16 KiB): this filter is kept in SQLite and found again on wake.
+    const grants = Array.from({ length: 256 }, (_, i) => `orders.${i}`.padEnd(120, 'x') + '*')
+    const big = collect(await room.connect({ topics: { grants: [...grants, 'orders'] }, retryMs: 1000 }))
     await all.until('replay', () => all.seqs().length === 2)
     // What the constructor does after hibernation: a new room over the same storage and the surviving sockets.
     await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
       const woken = new StoredRoom(state.storage.sql, { historyLimit: 5, maxAgeMs: 0 }, state.getWebSockets())
-      expect(woken.size).toBe(2)
+      expect(woken.size).toBe(3)
       expect(woken.head).toBe(2)
       woken.publish({ tenant: t, events: [{ ...ev(3), topic: 'orders' }, ev(4)] })
     })
     await all.until('live after wake', () => all.seqs().length === 4)
     await orders.until('filtered live after wake', () => orders.seqs().length === 1)
+    await big.until('stored filter after wake', () => big.seqs().length === 1)
     expect(all.seqs()).toEqual([1, 2, 3, 4])
     expect(orders.seqs()).toEqual([3])
+    expect(big.seqs()).toEqual([3])
   })
 
   it('bounds history by age as well as count', async () => {
