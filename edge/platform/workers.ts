@@ -12,6 +12,7 @@ import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/dura
 import { StoredRoom } from '../room/stored-room.ts'
 import { RelayError } from '../../shared/errors.ts'
 import { HEADERS } from '../../shared/protocol.ts'
+import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 
 export interface Env {
@@ -71,6 +72,7 @@ export class TenantRoom extends DurableObject<Env> {
     this.room = new StoredRoom(
       ctx.storage.sql,
       {
+        ...(ctx.id.name ? { tenant: ctx.id.name } : {}),
         historyLimit: config.HISTORY_LIMIT,
         maxAgeMs: config.HISTORY_MAX_AGE_S * 1000,
         transaction: (fn) => ctx.storage.transactionSync(fn),
@@ -82,6 +84,11 @@ export class TenantRoom extends DurableObject<Env> {
   /** A relay batch (RPC from the Worker, which has verified its signature). */
   async publish(body: PublishBody): Promise<PublishReply> {
     return this.room.publish(body)
+  }
+
+  /** Subscriber counts per topic, naming only topics that `grants` allows (RPC from the Worker). */
+  async presence(tenant: string, grants?: string[]): Promise<PresenceSnapshot> {
+    return this.room.presence(grants, tenant)
   }
 
   /** Subscribed sockets (tests and diagnostics). */
@@ -107,7 +114,7 @@ export class TenantRoom extends DurableObject<Env> {
     }
     const { 0: client, 1: server } = new WebSocketPair()
     this.ctx.acceptWebSocket(server) // hibernatable: the runtime, not this object, holds the socket
-    this.room.connect(server, subscription)
+    this.room.connect(server, subscription, subscription.tenant)
     return new Response(null, { status: 101, webSocket: client })
   }
 

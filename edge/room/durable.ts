@@ -1,7 +1,8 @@
 import * as v from 'valibot'
 import { RelayError } from '../../shared/errors.ts'
 import { DEFAULTS, HEADERS } from '../../shared/protocol.ts'
-import { TopicGrant, Topic, type PublishBody, type PublishReply, type TenantId } from '../../shared/schema.ts'
+import type { PresenceSnapshot } from '../../shared/presence.ts'
+import { TenantId, TopicGrant, Topic, type PublishBody, type PublishReply } from '../../shared/schema.ts'
 import type { ConnectRequest, Rooms, RoomStub } from './rooms.ts'
 import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
 import { compactFilter } from './stored-room.ts'
@@ -9,6 +10,7 @@ import { compactFilter } from './stored-room.ts'
 /** What a room object's stub offers (RPC `publish`, and `fetch` for the WebSocket upgrade). Structural. */
 export interface RoomObjectStub {
   publish(body: PublishBody): Promise<PublishReply>
+  presence(tenant: string, grants?: string[]): Promise<PresenceSnapshot>
   fetch(input: string, init?: RequestInit): Promise<Response>
 }
 
@@ -20,11 +22,13 @@ export interface RoomNamespace {
 
 /** The part of a ConnectRequest the room needs, as it travels in the upgrade request's header. */
 export const RoomConnect = v.object({
+  tenant: TenantId,
   topics: v.object({
     requested: v.optional(v.array(Topic)),
     grants: v.optional(v.array(TopicGrant)),
   }),
   lastEventId: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
+  presence: v.optional(v.literal(true)),
 })
 export type RoomConnect = v.InferOutput<typeof RoomConnect>
 
@@ -59,9 +63,15 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
     get: (tenant): RoomStub => ({
       publish: (body) => stub(tenant).publish(body),
       async connect(request: ConnectRequest, signal?: AbortSignal) {
+        const { requested, grants } = request.topics
         const wire: RoomConnect = {
-          topics: compactFilter(request.topics) as RoomConnect['topics'], // keeps the upgrade's header small
+          tenant,
+          // Compact keeps the upgrade's header small; presence events need the grants, so those keep the full filter.
+          topics: (request.presence
+            ? { ...(requested ? { requested: [...requested] } : {}), ...(grants ? { grants: [...grants] } : {}) }
+            : compactFilter(request.topics)) as RoomConnect['topics'],
           ...(request.lastEventId !== undefined ? { lastEventId: request.lastEventId } : {}),
+          ...(request.presence ? { presence: true as const } : {}),
         }
         const res = await stub(tenant).fetch('https://room/connect', {
           headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) },
@@ -71,6 +81,7 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
         return streamFromSocket(ws, request, { heartbeatMs, queueBytes, ...(signal ? { signal } : {}) })
       },
+      presence: (grants) => stub(tenant).presence(tenant, grants ? [...grants] : undefined),
     }),
   } satisfies Rooms
 }

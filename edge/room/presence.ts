@@ -49,7 +49,7 @@ export class PresenceCounter {
 
   /** Stops the pending notification (shutdown). */
   clear(): void {
-    clearTimeout(this.timer)
+    if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     this.counts.clear()
     this.total = 0

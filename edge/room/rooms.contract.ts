@@ -201,6 +201,38 @@ export const roomsContract = (name: string, subject: () => ContractSubject) =>
       await subs[2]!.cancel()
     })
 
+    it('counts presence by requested topic, or by grant, and shows a token only its granted topics', async () => {
+      const { rooms } = subject()
+      const t = freshTenant()
+      const room = rooms.get(t)
+      expect(await room.presence()).toEqual({ tenant: t, subscribers: 0, topics: {} })
+      const a = reader(await room.connect(request({ topics: { requested: ['orders'] } })))
+      const b = reader(await room.connect(request({ topics: { requested: ['orders', 'users'] } })))
+      const c = reader(await room.connect(request({ topics: { grants: ['user.*'] } })))
+      const d = reader(await room.connect(request()))
+      expect(await room.presence()).toEqual({ tenant: t, subscribers: 4, topics: { '*': 1, orders: 2, 'user.*': 1, users: 1 } })
+      expect(await room.presence(['orders'])).toEqual({ tenant: t, subscribers: 4, topics: { orders: 2 } })
+      await Promise.all([a.cancel(), d.cancel()])
+      const deadline = Date.now() + 10_000
+      while ((await room.presence()).subscribers !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      expect(await room.presence()).toEqual({ tenant: t, subscribers: 2, topics: { orders: 1, 'user.*': 1, users: 1 } })
+      await Promise.all([b.cancel(), c.cancel()])
+    })
+
+    it('sends event: presence on joining and when counts change, naming only granted topics', async () => {
+      const { rooms } = subject()
+      const t = freshTenant()
+      const room = rooms.get(t)
+      const watcher = reader(await room.connect(request({ presence: true, topics: { grants: ['orders'] } })))
+      await watcher.until('presence on joining', () => watcher.messages.length >= 1)
+      expect(watcher.messages[0]).toEqual({ event: 'presence', data: JSON.stringify({ tenant: t, subscribers: 1, topics: { orders: 1 } }) })
+      const other = reader(await room.connect(request({ topics: { requested: ['orders'] } })))
+      const hidden = reader(await room.connect(request({ topics: { requested: ['secret'] } })))
+      await watcher.until('presence after joins', () => watcher.messages.some((m) => m.data.includes('"subscribers":3')))
+      expect(watcher.messages.at(-1)).toEqual({ event: 'presence', data: JSON.stringify({ tenant: t, subscribers: 3, topics: { orders: 2 } }) })
+      await Promise.all([other.cancel(), hidden.cancel(), watcher.cancel()])
+    }, 20_000)
+
     it('ends the stream with event: reauth when the token expires', async () => {
       const { rooms, subscribers } = subject()
       const t = freshTenant()

@@ -1,6 +1,8 @@
-import { EVENTS } from '../../shared/protocol.ts'
+import type { PresenceSnapshot } from '../../shared/presence.ts'
+import { DEFAULTS, EVENTS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { encodeControl, frameText } from '../../shared/sse.ts'
+import { PresenceCounter, presenceKeys } from './presence.ts'
 import { planResume, type SubscribeOptions } from './room.ts'
 import { grantsAllow, topicMatcher, type TopicFilter } from './topics.ts'
 
@@ -21,6 +23,8 @@ export interface RoomSocket {
 }
 
 export interface StoredRoomOptions {
+  /** The tenant, when the object knows its name (`ctx.id.name`); else learnt from the first call. */
+  tenant?: string
   /** Events kept for resume (the newest `historyLimit`). */
   historyLimit: number
   /** Events older than this (by commit time) are dropped; 0 keeps them until the count bound drops them. */
@@ -28,6 +32,8 @@ export interface StoredRoomOptions {
   now?: () => number
   /** Runs the writes of one publish atomically (`ctx.storage.transactionSync`). */
   transaction?: <T>(fn: () => T) => T
+  /** Least time between two presence events (default DEFAULTS.presenceIntervalMs). */
+  presenceIntervalMs?: number
 }
 
 /**
@@ -38,12 +44,18 @@ interface Attachment {
   topics?: TopicFilter
   ref?: number
   after: number
+  /** Receives `event: presence` (its filter then keeps its grants, which limit what those events name). */
+  presence?: true
 }
 
 interface Subscriber {
   accepts: (topic: string) => boolean
   after: number
   ref?: number
+  /** Presence keys it counts under. */
+  keys: string[]
+  presence: boolean
+  grants: readonly string[] | undefined
 }
 
 /** Largest message the room sends to one socket at once; a long replay goes out in several. */
@@ -76,6 +88,9 @@ const readAttachment = (ws: RoomSocket): Attachment | undefined => {
 export class StoredRoom {
   private readonly subscribers = new Map<RoomSocket, Subscriber>()
   private lastSeq: number
+  private tenant: string | undefined
+  private readonly counter: PresenceCounter
+  private lastPresence = ''
 
   /** @param sockets the sockets still attached after a hibernation (`ctx.getWebSockets()`). */
   constructor(
@@ -83,6 +98,8 @@ export class StoredRoom {
     private readonly options: StoredRoomOptions,
     sockets: Iterable<RoomSocket> = [],
   ) {
+    this.tenant = options.tenant
+    this.counter = new PresenceCounter(() => this.broadcastPresence(), options.presenceIntervalMs ?? DEFAULTS.presenceIntervalMs)
     // One row per event: the newest row is never trimmed, so max(seq) is the head. (Rows written are what a room
     // pays for per event — one insert now, one delete when it ages out; see docs/cloudflare.md.)
     sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame TEXT NOT NULL)`)
@@ -94,11 +111,40 @@ export class StoredRoom {
       const a = readAttachment(ws)
       const topics = a?.topics ?? (a?.ref !== undefined ? this.storedFilter(a.ref) : undefined)
       if (!a || !topics) continue
-      this.subscribers.set(ws, { accepts: topicMatcher(topics), after: Math.max(a.after, this.lastSeq), ...(a.ref !== undefined ? { ref: a.ref } : {}) })
+      this.add(ws, topics, Math.max(a.after, this.lastSeq), a.presence === true, a.ref)
       if (a.ref !== undefined) refs.push(a.ref)
     }
+    // Presence was last broadcast for exactly these sockets (a pending broadcast keeps the object awake).
+    this.lastPresence = JSON.stringify(this.presence())
     // Filters of sockets that closed while the object was gone (a crash or reset delivers no close event).
     sql.exec(`DELETE FROM room_filters WHERE id NOT IN (SELECT value FROM json_each(?))`, JSON.stringify(refs))
+  }
+
+  private add(ws: RoomSocket, topics: TopicFilter, after: number, presence: boolean, ref: number | undefined) {
+    const keys = presenceKeys(topics)
+    this.subscribers.set(ws, { accepts: topicMatcher(topics), after, keys, presence, grants: topics.grants, ...(ref !== undefined ? { ref } : {}) })
+    this.counter.join(keys)
+  }
+
+  /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
+  presence(grants?: readonly string[], tenant?: string): PresenceSnapshot {
+    this.tenant ??= tenant
+    return this.counter.snapshot(this.tenant ?? '', grants)
+  }
+
+  private broadcastPresence() {
+    const all = JSON.stringify(this.presence())
+    if (all === this.lastPresence) return // joins and leaves cancelled out
+    this.lastPresence = all
+    // Each subscriber sees only its granted topics: encode once per distinct set of grants.
+    const frames = new Map<string, string>()
+    for (const [ws, s] of this.subscribers) {
+      if (!s.presence) continue
+      const key = s.grants ? s.grants.join(',') : '*'
+      let frame = frames.get(key)
+      if (frame === undefined) frames.set(key, (frame = controlText(EVENTS.presence, this.presence(s.grants))))
+      this.send(ws, frame)
+    }
   }
 
   private storedFilter(ref: number): TopicFilter | undefined {
@@ -128,6 +174,7 @@ export class StoredRoom {
 
   /** Applies a relay batch with `Room.publish` semantics, stores it, then sends each socket what it accepts. */
   publish(body: PublishBody): PublishReply {
+    this.tenant ??= body.tenant
     const fresh = body.events.filter((e) => e.seq > this.lastSeq)
     if (fresh.length === 0) return { tenant: body.tenant, head: this.lastSeq }
     const start = fresh[0]!.seq
@@ -164,9 +211,10 @@ export class StoredRoom {
    * Replays what the socket missed (or tells it to reset), then adds it to the live set. Synchronous, like SQLite
    * in a Durable Object, so no publish can fall between the replay and going live.
    */
-  connect(ws: RoomSocket, options: SubscribeOptions): void {
+  connect(ws: RoomSocket, options: SubscribeOptions, tenant?: string): void {
+    this.tenant ??= tenant
     this.trim()
-    const accepts = topicMatcher(options.topics)
+    const accepts = topicMatcher(options.topics) // for the replay; add() compiles the stored filter for live events
     const plan = planResume(options.lastEventId, this.first, this.lastSeq)
     let after = this.lastSeq
     let out = ''
@@ -184,15 +232,19 @@ export class StoredRoom {
         }
       }
     }
-    const topics = compactFilter(options.topics)
+    const presence = options.presence === true
+    // Presence events name only the topics a subscriber's grants allow: keep the grants for those subscribers.
+    const topics = presence ? options.topics : compactFilter(options.topics)
     const json = JSON.stringify(topics)
     let ref: number | undefined
-    if (json.length <= ATTACHMENT_FILTER_CHARS) ws.serializeAttachment({ topics, after } satisfies Attachment)
+    const flag = presence ? { presence: true as const } : {}
+    if (json.length <= ATTACHMENT_FILTER_CHARS) ws.serializeAttachment({ topics, after, ...flag } satisfies Attachment)
     else {
       ref = Number(this.sql.exec(`INSERT INTO room_filters (filter) VALUES (?) RETURNING id`, json).toArray()[0]!.id)
-      ws.serializeAttachment({ ref, after } satisfies Attachment)
+      ws.serializeAttachment({ ref, after, ...flag } satisfies Attachment)
     }
-    this.subscribers.set(ws, { accepts, after, ...(ref !== undefined ? { ref } : {}) })
+    this.add(ws, topics, after, presence, ref)
+    if (presence) out += controlText(EVENTS.presence, this.presence(topics.grants))
     if (out) this.send(ws, out)
   }
 
@@ -205,6 +257,7 @@ export class StoredRoom {
     const s = this.subscribers.get(ws)
     if (!s) return
     this.subscribers.delete(ws)
+    this.counter.leave(s.keys)
     if (s.ref !== undefined) this.sql.exec(`DELETE FROM room_filters WHERE id = ?`, s.ref)
   }
 
@@ -218,6 +271,7 @@ export class StoredRoom {
       }
     }
     this.subscribers.clear()
+    this.counter.clear()
   }
 
   /** A socket whose send throws has gone away: forget it (its Worker ends the SSE stream; the client resumes). */

@@ -65,6 +65,8 @@ describe('Durable Object rooms survive eviction', () => {
     await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
       const woken = new StoredRoom(state.storage.sql, { historyLimit: 5, maxAgeMs: 0 }, state.getWebSockets())
       expect(woken.size).toBe(3)
+      const counts = woken.presence(undefined, t)
+      expect([counts.subscribers, counts.topics['*'], counts.topics.orders]).toEqual([3, 1, 2]) // presence is rebuilt too
       expect(woken.head).toBe(2)
       woken.publish({ tenant: t, events: [{ ...ev(3), topic: 'orders' }, ev(4)] })
     })

@@ -35,6 +35,10 @@ describe('the Worker entry in workerd', () => {
     while (!text.includes('id: 1\n')) text += decoder.decode((await reader.read()).value, { stream: true })
     expect(text).toBe('retry: 1000\n\nid: 1\nevent: t\ndata: {"seq":1}\n\n')
     expect(await subscribers(tenant)).toBe(1)
+    const presence = await worker.fetch(`https://edge/v1/tenants/${tenant}/presence`, {
+      headers: { authorization: `Bearer ${await mintToken({ tenant })}` },
+    })
+    expect(await presence.json()).toEqual({ tenant, subscribers: 1, topics: { '*': 1 } })
 
     abort.abort()
     await reader.cancel().catch(() => {})
