@@ -1,11 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { existsSync } from 'node:fs'
-import { chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRelay, type Relay } from '../../relay/relay.ts'
 import { startWranglerDev, type WranglerDev } from '../../scripts/wrangler-dev.ts'
+import { launchChromium } from '../support/browser.ts'
 import { freshDatabase, type TestDb } from '../support/db.ts'
 import { openStream } from '../support/sse-client.ts'
 import { relayConfig, testLog } from '../support/stack.ts'
@@ -60,14 +59,9 @@ describe('end to end on the Worker edge', () => {
   })
 
   it('delivers to a real EventSource in Chromium', async () => {
-    const executablePath = '/usr/bin/chromium'
-    if (!existsSync(executablePath)) throw new Error('Chromium is required for this test: apt-get install -y chromium')
-    const browser = await chromium.launch({
-      executablePath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    })
+    const browser = await launchChromium()
     try {
-      const page = await browser.newPage()
+      const page = await browser.context.newPage()
       await page.goto(`${worker.url}/healthz`) // same origin as the stream: no CORS involved
       const token = await mintToken({ tenant: 'browser' })
       await page.evaluate((url) => {
