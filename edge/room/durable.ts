@@ -45,6 +45,16 @@ export const parseRoomConnect = (header: string | null): RoomConnect => {
   return parsed.output
 }
 
+/** A room that cannot be reached (overloaded, being reset, a deploy in progress) is a 503: callers retry. */
+const reachable = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+  try {
+    return await call()
+  } catch (err) {
+    if (err instanceof RelayError) throw err
+    throw new RelayError('NOT_READY', `room unavailable for ${what}: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
 export interface DurableRoomsOptions {
   heartbeatMs?: number
   queueBytes?: number
@@ -61,7 +71,7 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
   const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)
   return {
     get: (tenant): RoomStub => ({
-      publish: (body) => stub(tenant).publish(body),
+      publish: (body) => reachable('publish', () => stub(tenant).publish(body)),
       async connect(request: ConnectRequest, signal?: AbortSignal) {
         const { requested, grants } = request.topics
         const wire: RoomConnect = {
@@ -73,15 +83,15 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
           ...(request.lastEventId !== undefined ? { lastEventId: request.lastEventId } : {}),
           ...(request.presence ? { presence: true as const } : {}),
         }
-        const res = await stub(tenant).fetch('https://room/connect', {
-          headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) },
-        })
+        const res = await reachable('connect', () =>
+          stub(tenant).fetch('https://room/connect', { headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) } }),
+        )
         const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
         if (res.status !== 101 || !ws)
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
         return streamFromSocket(ws, request, { heartbeatMs, queueBytes, ...(signal ? { signal } : {}) })
       },
-      presence: (grants) => stub(tenant).presence(tenant, grants ? [...grants] : undefined),
+      presence: (grants) => reachable('presence', () => stub(tenant).presence(tenant, grants ? [...grants] : undefined)),
     }),
   } satisfies Rooms
 }
