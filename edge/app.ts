@@ -1,11 +1,16 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import { cors } from 'hono/cors'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
 import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
+import { redactUrl } from '../shared/redact.ts'
 import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature } from '../shared/sign.ts'
 import { tokenFrom, type Auth } from './auth.ts'
+import { ConnectionLimits, onStreamEnd } from './limits.ts'
+import { ReplayCache } from './replay.ts'
+import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
 import type { Rooms } from './room/rooms.ts'
 
@@ -16,6 +21,17 @@ export interface EdgeConfig {
   maxPublishBytes?: number
   /** Most topics one connection may ask for. */
   maxTopics?: number
+  /** Live streams per tenant / per token subject on this instance (429 past them). */
+  maxConnectionsPerTenant?: number
+  maxConnectionsPerSubject?: number
+  /** Longest query string (414 past it). */
+  maxQueryBytes?: number
+  /** Largest single event's JSON data in a publish body (413 past it). */
+  maxEventBytes?: number
+  /** Browser origins allowed by CORS (none: no CORS headers). */
+  corsOrigins?: readonly string[]
+  /** Relay signatures remembered against replay. */
+  replayCacheEntries?: number
 }
 
 export interface AppDeps {
@@ -61,8 +77,35 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
   const retryMs = config.retryMs ?? DEFAULTS.retryMs
   const windowS = config.signatureWindowS ?? DEFAULTS.signatureWindowS
   const maxPublishBytes = config.maxPublishBytes ?? DEFAULTS.maxPublishBytes
-  const maxTopics = config.maxTopics ?? 64
+  const maxTopics = config.maxTopics ?? DEFAULTS.maxTopics
+  const maxQueryBytes = config.maxQueryBytes ?? DEFAULTS.maxQueryBytes
+  const maxEventBytes = config.maxEventBytes ?? DEFAULTS.maxEdgeEventBytes
+  const limits = new ConnectionLimits({
+    perTenant: config.maxConnectionsPerTenant ?? DEFAULTS.maxConnectionsPerTenant,
+    perSubject: config.maxConnectionsPerSubject ?? DEFAULTS.maxConnectionsPerSubject,
+  })
+  const replays = new ReplayCache(config.replayCacheEntries ?? DEFAULTS.replayCacheEntries, windowS)
   const app = new Hono()
+
+  if (config.corsOrigins?.length)
+    app.use(
+      '/v1/*',
+      cors({
+        origin: [...config.corsOrigins],
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowHeaders: ['authorization', 'content-type', 'last-event-id'],
+        credentials: true, // the token cookie
+        maxAge: 600,
+      }),
+    )
+
+  // Before anything parses the query: an absurd query string costs nothing past this point.
+  app.use('*', async (c, next) => {
+    const q = c.req.url.indexOf('?')
+    if (q !== -1 && c.req.url.length - q - 1 > maxQueryBytes)
+      throw new RelayError('QUERY_TOO_LONG', `query string over ${maxQueryBytes} bytes: ask for fewer topics, or send the token in a header`)
+    await next()
+  })
 
   app.get(PATHS.health, (c) => c.json({ ok: true }))
 
@@ -75,10 +118,16 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     const denied = requested?.find((t) => !grantsAllow(claims.topics, t))
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
     const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
-    const stream = await rooms
-      .get(tenant)
-      .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.exp * 1000, ...presence }, c.req.raw.signal)
-    return new Response(stream, { headers: SSE_HEADERS })
+    const release = limits.acquire(tenant, claims.sub)
+    try {
+      const stream = await rooms
+        .get(tenant)
+        .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.expiresAt, ...presence }, c.req.raw.signal)
+      return new Response(onStreamEnd(stream, release), { headers: SSE_HEADERS })
+    } catch (err) {
+      release()
+      throw err
+    }
   })
 
   app.get('/v1/tenants/:tenant/presence', async (c) => {
@@ -88,6 +137,8 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     c.header('cache-control', 'no-store')
     return c.json(await rooms.get(tenant).presence(claims.topics))
   })
+
+  ticketRoute(app, auth, { maxTopics })
 
   app.post(
     PATHS.publish,
@@ -101,6 +152,7 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
       const text = await c.req.text()
       const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS)
       if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
+      replays.admit(check.mac, check.t)
       let json: unknown
       try {
         json = JSON.parse(text)
@@ -112,6 +164,12 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
       const { events } = parsed.output
       for (let i = 1; i < events.length; i++)
         if (events[i]!.seq !== events[i - 1]!.seq + 1) throw new RelayError('INVALID_BODY', 'events must have contiguous seqs')
+      for (const e of events) {
+        const json = JSON.stringify(e.data) ?? ''
+        // UTF-8 is at most 3 bytes per UTF-16 unit: encode only when the length alone cannot decide.
+        if (json.length * 3 > maxEventBytes && new TextEncoder().encode(json).byteLength > maxEventBytes)
+          throw new RelayError('TOO_LARGE', `event ${e.seq} is over ${maxEventBytes} bytes: raise the edge's limit or publish less`)
+      }
       return c.json(await rooms.get(parsed.output.tenant).publish(parsed.output))
     },
   )
@@ -120,7 +178,7 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
 
   app.onError((err, c) => {
     if (err instanceof RelayError) return c.json(err.toJSON(), err.status as 400, err.headers)
-    log('error', 'unhandled error', { err: String((err as Error)?.stack ?? err), path: c.req.path })
+    log('error', 'unhandled error', { err: String((err as Error)?.stack ?? err), url: redactUrl(c.req.url) })
     return c.json(new RelayError('INTERNAL', 'internal error').toJSON(), 500)
   })
 

@@ -1,49 +1,164 @@
-import { errors as joseErrors, jwtVerify } from 'jose'
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
-import { QUERY, TOKEN_COOKIE } from '../shared/protocol.ts'
-import { Claims } from '../shared/schema.ts'
+import { DEFAULTS, QUERY, TICKET_TYP, TOKEN_COOKIE } from '../shared/protocol.ts'
+import { Claims, TicketClaims } from '../shared/schema.ts'
+import { asymmetricKeys } from './keys.ts'
+import { ticketKey, signTicket } from './ticket.ts'
 
 export interface AuthOptions {
   /** HS256 shared secret (EDGE_JWT_SECRET). */
-  jwtSecret: string
-  /** Allowed clock skew in seconds for exp/nbf. */
+  jwtSecret?: string
+  /** RS256/ES256 keys from a JWKS (EDGE_JWKS_URL): cached, refetched on an unknown `kid`. */
+  jwksUrl?: string
+  /** An inline RS256/ES256 public key (EDGE_JWT_PUBLIC_KEY): SPKI PEM or a JWK as JSON. */
+  publicKey?: string
+  /** Required `iss` / `aud` when set. */
+  issuer?: string
+  audience?: string
+  /** Allowed clock skew in seconds for exp/nbf/iat. */
   clockToleranceS?: number
+  jwksCooldownS?: number
+  jwksMaxAgeS?: number
+  /** Secret the ticket key is derived from (EDGE_TICKET_SECRET); defaults to jwtSecret. */
+  ticketSecret?: string
+  /** Ticket lifetime in seconds (≤ 60). */
+  ticketTtlS?: number
 }
 
-/** Verifies a bearer token and returns its validated claims. */
+/** Who is asking: validated claims, what kind of token carried them, and when a stream opened with it must end. */
+export type Principal = Claims & {
+  kind: 'app' | 'ticket'
+  /** ms since epoch: the app token's exp (a ticket carries it as `sexp`). */
+  expiresAt: number
+}
+
+export interface IssuedTicket {
+  ticket: string
+  /** ms since epoch */
+  expiresAt: number
+}
+
+/** Verifies tokens and issues tickets. */
 export interface Auth {
-  verify(token: string): Promise<Claims>
+  /** A token that may open a stream: an app token or a ticket. */
+  verify(token: string): Promise<Principal>
+  /** An app token only: tickets are for streams and never mint further tickets. */
+  verifyApp(token: string): Promise<Principal>
+  /** A ticket for `principal`'s tenant and `topics` (already checked to be within its grants). */
+  issueTicket(principal: Principal, topics: string[] | undefined): Promise<IssuedTicket>
 }
 
-export const hs256Auth = (options: AuthOptions): Auth => {
-  const key = new TextEncoder().encode(options.jwtSecret)
+const ASYMMETRIC = ['RS256', 'ES256']
+
+/** Maps jose's failures to our codes. Key-set fetch failures are our problem, not the client's: 503. */
+const rejection = (err: unknown): RelayError => {
+  if (err instanceof RelayError) return err
+  if (err instanceof joseErrors.JWTExpired) return new RelayError('TOKEN_EXPIRED', 'token expired: get a new one')
+  if (err instanceof joseErrors.JWTClaimValidationFailed)
+    return new RelayError('TOKEN_INVALID', `token rejected: ${err.message} (claim ${err.claim})`)
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return new RelayError('TOKEN_INVALID', 'token rejected: no key matches its kid')
+  if (
+    err instanceof joseErrors.JWKSTimeout ||
+    err instanceof joseErrors.JWKSInvalid ||
+    (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC') ||
+    (err instanceof TypeError && /fetch/i.test(err.message))
+  )
+    return new RelayError('NOT_READY', 'cannot fetch the signing keys (JWKS) right now: retry shortly', { 'retry-after': '5' })
+  return new RelayError('TOKEN_INVALID', `token rejected: ${(err as Error)?.message ?? 'malformed'}`)
+}
+
+const headerOf = (token: string) => {
+  if (token.length > 16_384) throw new RelayError('TOKEN_INVALID', 'token is too long')
+  try {
+    return decodeProtectedHeader(token)
+  } catch {
+    throw new RelayError('TOKEN_INVALID', 'token is not a JWT (expected header.payload.signature)')
+  }
+}
+
+/**
+ * Token verification with the algorithm pinned per key type: HS256 only against the shared secret, RS256/ES256
+ * only against the public keys. `alg: none` and HS/RS confusion (an HS256 token "signed" with the public key) find no
+ * key and fail.
+ */
+export const createAuth = (options: AuthOptions): Auth => {
+  const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined
+  const publicKeys: JWTVerifyGetKey | undefined = asymmetricKeys(options)
+  const ticketSecret = options.ticketSecret ?? options.jwtSecret
+  const ticketKeyP = ticketSecret ? ticketKey(ticketSecret) : undefined
+  const ttlS = Math.min(60, options.ticketTtlS ?? DEFAULTS.ticketTtlS)
+  const common: JWTVerifyOptions = {
+    requiredClaims: ['exp'],
+    clockTolerance: options.clockToleranceS ?? DEFAULTS.clockSkewS,
+  }
+  const appOptions: JWTVerifyOptions = {
+    ...common,
+    ...(options.issuer ? { issuer: options.issuer } : {}),
+    ...(options.audience ? { audience: options.audience } : {}),
+  }
+  const accepted = [...(secret ? ['HS256'] : []), ...(publicKeys ? ASYMMETRIC : [])]
+
+  const verifyApp = async (token: string): Promise<Principal> => {
+    const { alg, typ } = headerOf(token)
+    if (typ === TICKET_TYP) throw new RelayError('TOKEN_INVALID', 'a ticket cannot be used here: send the app token')
+    let payload: unknown
+    try {
+      if (alg === 'HS256' && secret) ({ payload } = await jwtVerify(token, secret, { ...appOptions, algorithms: ['HS256'] }))
+      else if (alg && ASYMMETRIC.includes(alg) && publicKeys)
+        ({ payload } = await jwtVerify(token, publicKeys, { ...appOptions, algorithms: ASYMMETRIC }))
+      else throw new RelayError('TOKEN_INVALID', `token algorithm ${JSON.stringify(alg)} is not accepted here (accepted: ${accepted.join(', ')})`)
+    } catch (err) {
+      throw rejection(err)
+    }
+    const claims = v.safeParse(Claims, payload)
+    if (!claims.success) throw new RelayError('TOKEN_INVALID', `token claims invalid: ${v.summarize(claims.issues)}`)
+    return { ...claims.output, kind: 'app', expiresAt: claims.output.exp * 1000 }
+  }
+
+  const verifyTicket = async (token: string): Promise<Principal> => {
+    if (!ticketKeyP) throw new RelayError('TOKEN_INVALID', 'this edge issues no tickets')
+    let payload: unknown
+    try {
+      ;({ payload } = await jwtVerify(token, await ticketKeyP, { ...common, algorithms: ['HS256'], typ: TICKET_TYP }))
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired)
+        throw new RelayError('TOKEN_EXPIRED', 'ticket expired (tickets live seconds): fetch a new one from POST /v1/tickets')
+      throw rejection(err)
+    }
+    const claims = v.safeParse(TicketClaims, payload)
+    if (!claims.success) throw new RelayError('TOKEN_INVALID', `ticket claims invalid: ${v.summarize(claims.issues)}`)
+    const { sexp, ...rest } = claims.output
+    return { ...rest, kind: 'ticket', expiresAt: sexp * 1000 }
+  }
+
   return {
+    verifyApp,
     async verify(token) {
-      let payload: unknown
-      try {
-        // Pinning the algorithm list rejects `alg: none` and algorithm-confusion tokens.
-        ;({ payload } = await jwtVerify(token, key, {
-          algorithms: ['HS256'],
-          requiredClaims: ['exp'],
-          clockTolerance: options.clockToleranceS ?? 30,
-        }))
-      } catch (err) {
-        if (err instanceof joseErrors.JWTExpired) throw new RelayError('TOKEN_EXPIRED', 'token expired: get a new one')
-        throw new RelayError('TOKEN_INVALID', `token rejected: ${(err as Error).message}`)
-      }
-      const claims = v.safeParse(Claims, payload)
-      if (!claims.success) throw new RelayError('TOKEN_INVALID', `token claims invalid: ${v.summarize(claims.issues)}`)
-      return claims.output
+      return headerOf(token).typ === TICKET_TYP ? verifyTicket(token) : verifyApp(token)
+    },
+    async issueTicket(principal, topics) {
+      if (!ticketKeyP) throw new RelayError('NOT_FOUND', 'this edge issues no tickets (set EDGE_TICKET_SECRET)')
+      return signTicket(await ticketKeyP, principal, topics, ttlS)
     },
   }
 }
+
+/** HS256 only (the spine's constructor, kept for callers that have just a shared secret). */
+export const hs256Auth = (options: AuthOptions & { jwtSecret: string }): Auth => createAuth(options)
 
 const cookieValue = (header: string | undefined, name: string): string | undefined => {
   if (!header) return undefined
   for (const part of header.split(';')) {
     const eq = part.indexOf('=')
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim())
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim())
+      } catch {
+        // A malformed %-escape must be a 401, not a crash.
+        throw new RelayError('TOKEN_INVALID', `cookie ${name} is not validly encoded`)
+      }
+    }
   }
   return undefined
 }

@@ -4,6 +4,8 @@ import { HEADERS, PATHS } from '../shared/protocol.ts'
 import { PublishReply, type PublishBody } from '../shared/schema.ts'
 import { sign } from '../shared/sign.ts'
 
+const nonce = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('')
+
 /** Posts one signed batch to an edge and returns the room's head. Throws on any failure (the caller retries). */
 export const postBatch = async (
   edgeUrl: string,
@@ -12,7 +14,8 @@ export const postBatch = async (
   signal?: AbortSignal,
   timeoutMs = 10_000,
 ): Promise<PublishReply> => {
-  const text = JSON.stringify(body)
+  // A fresh nonce per attempt: a retry of the same batch is a new signed request, never a "replay" to the edge.
+  const text = JSON.stringify({ ...body, nonce: nonce() })
   const res = await fetch(edgeUrl + PATHS.publish, {
     method: 'POST',
     headers: { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text) },

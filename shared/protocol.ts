@@ -30,6 +30,12 @@ export const QUERY = {
 /** Cookie a browser may carry the token in. */
 export const TOKEN_COOKIE = 'edge_relay_token'
 
+/**
+ * JOSE `typ` header of the tickets the edge signs. Tickets are signed with a key derived for them alone, so an app
+ * token can never pass as a ticket nor a ticket as an app token (a leaked ticket cannot mint more tickets).
+ */
+export const TICKET_TYP = 'edge-relay-ticket+jwt'
+
 /** SSE event names that are not topics. */
 export const EVENTS = {
   reset: 'reset',
@@ -40,6 +46,8 @@ export const EVENTS = {
 
 export const PATHS = {
   publish: '/internal/publish',
+  /** `POST`: exchanges an app token (Authorization header) for a short-lived ticket for `?access_token=`. */
+  tickets: '/v1/tickets',
   health: '/healthz',
   metrics: '/metrics',
 } as const
@@ -62,4 +70,22 @@ export const DEFAULTS = {
   batchSize: 500,
   /** Presence events are coalesced to at most one per this interval per room. */
   presenceIntervalMs: 1_000,
+  /** Ticket lifetime: how long a ticket may be used to open a stream (the stream then lives as long as the app token). */
+  ticketTtlS: 60,
+  /** Allowed clock skew for a token's exp/nbf/iat. */
+  clockSkewS: 30,
+  /** Live streams per tenant, and per token subject (`sub`) within a tenant, on one edge instance. */
+  maxConnectionsPerTenant: 10_000,
+  maxConnectionsPerSubject: 100,
+  /** Topics one connection (or ticket) may ask for. */
+  maxTopics: 64,
+  /** Longest query string accepted (a ticket in `access_token` fits easily). */
+  maxQueryBytes: 4_096,
+  /** Largest single event the edge accepts from the relay (keep it ≥ the database's relay.max_event_bytes). */
+  maxEdgeEventBytes: 1024 * 1024,
+  /** Relay signatures remembered to refuse replays within the signature window. */
+  replayCacheEntries: 100_000,
+  /** JWKS: refetch at most this often on an unknown kid, and at least this often in any case. */
+  jwksCooldownS: 30,
+  jwksMaxAgeS: 600,
 } as const

@@ -37,19 +37,52 @@ export const PublishBody = v.object({
    * accepts this batch as its new start instead of asking for a resend.
    */
   rebase: v.optional(v.boolean()),
+  /**
+   * Unique per attempt, so that each attempt has its own signature: the edge refuses a replayed signature, and a
+   * retry of the same batch must not look like one. The room ignores it (publish is idempotent by seq).
+   */
+  nonce: v.optional(v.pipe(v.string(), v.maxLength(64))),
 })
 export type PublishBody = v.InferOutput<typeof PublishBody>
 
 export const PublishReply = v.object({ tenant: TenantId, head: v.pipe(v.number(), v.safeInteger(), v.minValue(0)) })
 export type PublishReply = v.InferOutput<typeof PublishReply>
 
-/** JWT claims the edge accepts (validated after the signature is verified). */
+const NumericDate = v.pipe(v.number(), v.finite())
+
+/** JWT claims the edge accepts (validated after the signature is verified; jose has checked exp/nbf/iss/aud). */
 export const Claims = v.object({
   tenant: TenantId,
   topics: v.optional(v.pipe(v.array(TopicGrant), v.maxLength(256))),
-  exp: v.number(),
-  sub: v.optional(v.string()),
+  exp: NumericDate,
+  nbf: v.optional(NumericDate),
+  iat: v.optional(NumericDate),
+  sub: v.optional(v.pipe(v.string(), v.maxLength(256))),
 })
 export type Claims = v.InferOutput<typeof Claims>
+
+/** A ticket's claims: an app token's, narrowed, plus `sexp` — when a stream opened with it must end (the app token's exp). */
+export const TicketClaims = v.object({ ...Claims.entries, sexp: NumericDate })
+export type TicketClaims = v.InferOutput<typeof TicketClaims>
+
+/** Body of `POST /v1/tickets` (all optional: `{}` asks for everything the app token grants). */
+export const TicketRequest = v.object({
+  /** Must equal the token's tenant when given (a typo fails loudly instead of minting a useless ticket). */
+  tenant: v.optional(TenantId),
+  /** The subset of the token's topics the ticket is for (topics or `prefix*` grants). */
+  topics: v.optional(v.pipe(v.array(TopicGrant), v.minLength(1, 'ask for at least one topic, or omit topics'), v.maxLength(256))),
+})
+export type TicketRequest = v.InferOutput<typeof TicketRequest>
+
+export const TicketReply = v.object({
+  ticket: v.string(),
+  tenant: TenantId,
+  topics: v.optional(v.array(TopicGrant)),
+  /** Last moment the ticket can open a stream (ms since epoch). */
+  expiresAt: v.number(),
+  /** When a stream opened with it ends with `event: reauth` (ms since epoch). */
+  streamExpiresAt: v.number(),
+})
+export type TicketReply = v.InferOutput<typeof TicketReply>
 
 export const maxEventBytes = MAX_EVENT_BYTES

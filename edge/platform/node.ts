@@ -2,8 +2,9 @@ import { serve, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { pathToFileURL } from 'node:url'
 import { createApp } from '../app.ts'
-import { hs256Auth } from '../auth.ts'
-import { loadEdgeEnv, type EdgeEnv } from '../config.ts'
+import { createAuth } from '../auth.ts'
+import { authOptions, edgeConfig, loadEdgeEnv, type EdgeEnv } from '../config.ts'
+import { checkPublicKey } from '../keys.ts'
 import { memoryRooms } from '../room/rooms.ts'
 import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
@@ -28,13 +29,14 @@ export interface NodeEdgeOptions {
  * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
  * here and not in the runtime-neutral app). Resolves once listening (port 0 picks a free port).
  */
-export const startNodeEdge = (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
+export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
+  await checkPublicKey(env.EDGE_JWT_PUBLIC_KEY)
   const rooms = memoryRooms({ historyLimit: env.HISTORY_LIMIT, heartbeatMs: env.HEARTBEAT_MS })
   const metrics = edgeMetrics(rooms)
   const app = createApp({
     rooms: metrics.instrument(rooms),
-    auth: hs256Auth({ jwtSecret: env.EDGE_JWT_SECRET }),
-    config: { relaySecret: env.RELAY_SECRET, retryMs: env.RETRY_MS },
+    auth: createAuth(authOptions(env)),
+    config: edgeConfig(env),
     log,
   })
   app.get(PATHS.metrics, async (c) =>

@@ -1,0 +1,85 @@
+import { RelayError } from '../shared/errors.ts'
+
+export interface ConnectionLimitOptions {
+  perTenant: number
+  /** Per token subject (`sub`) within a tenant; tokens without `sub` count only against the tenant. */
+  perSubject: number
+  /** Retry-After (seconds) sent with a 429. */
+  retryAfterS?: number
+}
+
+/**
+ * Live stream counts on this edge instance, per tenant and per subject. Counted in the app layer, around whatever
+ * stream the Rooms implementation returns, so it works for every implementation.
+ */
+export class ConnectionLimits {
+  private readonly tenants = new Map<string, number>()
+  private readonly subjects = new Map<string, number>()
+
+  constructor(private readonly o: ConnectionLimitOptions) {}
+
+  /** Live streams of `tenant` on this instance. */
+  count(tenant: string): number {
+    return this.tenants.get(tenant) ?? 0
+  }
+
+  /** Takes a slot or throws TOO_MANY; returns the (idempotent) release. */
+  acquire(tenant: string, sub: string | undefined): () => void {
+    const retry = { 'retry-after': String(this.o.retryAfterS ?? 5) }
+    const subject = sub === undefined ? undefined : `${tenant}\u0000${sub}`
+    if (this.count(tenant) >= this.o.perTenant)
+      throw new RelayError('TOO_MANY', `tenant has ${this.o.perTenant} live streams, the most allowed: close one or retry later`, retry)
+    if (subject !== undefined && (this.subjects.get(subject) ?? 0) >= this.o.perSubject)
+      throw new RelayError('TOO_MANY', `this token subject has ${this.o.perSubject} live streams, the most allowed: close one or retry later`, retry)
+    bump(this.tenants, tenant, 1)
+    if (subject !== undefined) bump(this.subjects, subject, 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      bump(this.tenants, tenant, -1)
+      if (subject !== undefined) bump(this.subjects, subject, -1)
+    }
+  }
+}
+
+const bump = (m: Map<string, number>, key: string, by: number) => {
+  const n = (m.get(key) ?? 0) + by
+  if (n <= 0) m.delete(key) // no entry per idle tenant: the maps stay as small as the live set
+  else m.set(key, n)
+}
+
+/**
+ * The same bytes, plus a callback when the stream ends for any reason: drained, errored or cancelled by the client.
+ * Pull-based with no queue of its own, so the inner stream's backpressure (and its slow-subscriber bound) still holds.
+ */
+export const onStreamEnd = (inner: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> => {
+  const reader = inner.getReader()
+  let done = false
+  const finish = () => {
+    if (done) return
+    done = true
+    ended()
+  }
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const r = await reader.read()
+          if (r.done) {
+            finish()
+            controller.close()
+          } else controller.enqueue(r.value)
+        } catch (err) {
+          finish()
+          controller.error(err)
+        }
+      },
+      cancel(reason) {
+        finish()
+        return reader.cancel(reason)
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}

@@ -1,0 +1,69 @@
+import type { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import * as v from 'valibot'
+import { RelayError } from '../shared/errors.ts'
+import { PATHS, QUERY } from '../shared/protocol.ts'
+import { TicketRequest, type TicketReply } from '../shared/schema.ts'
+import type { Auth } from './auth.ts'
+import { grantsAllow } from './room/topics.ts'
+
+/** Reads `{tenant?, topics?}` from a JSON body, or `?topics=a,b` when there is no body. */
+const readRequest = async (c: { req: { text(): Promise<string>; query(n: string): string | undefined } }): Promise<TicketRequest> => {
+  const text = await c.req.text()
+  let raw: unknown = {}
+  if (text.trim() !== '') {
+    try {
+      raw = JSON.parse(text)
+    } catch {
+      throw new RelayError('INVALID_BODY', 'ticket request body must be JSON: {"topics": ["a", "b*"]}')
+    }
+  } else {
+    const topics = c.req.query(QUERY.topics)
+    if (topics) raw = { topics: topics.split(',') }
+  }
+  const parsed = v.safeParse(TicketRequest, raw)
+  if (!parsed.success) throw new RelayError('INVALID_TOPIC', `invalid ticket request: ${v.summarize(parsed.issues)}`)
+  return parsed.output
+}
+
+/**
+ * `POST /v1/tickets`: an app token in the Authorization header (never in a URL) buys a ticket — seconds-lived, scoped
+ * to the token's tenant and a subset of its topics — that a browser puts in `?access_token=` for EventSource.
+ */
+export const ticketRoute = (app: Hono, auth: Auth, o: { maxTopics: number }) => {
+  app.post(
+    PATHS.tickets,
+    bodyLimit({
+      maxSize: 16 * 1024,
+      onError: () => {
+        throw new RelayError('TOO_LARGE', 'ticket request body over 16 KiB')
+      },
+    }),
+    async (c) => {
+      const authz = c.req.header('authorization')
+      if (!authz) throw new RelayError('TOKEN_MISSING', 'send the app token as Authorization: Bearer <token>')
+      const m = /^Bearer\s+(\S+)$/i.exec(authz)
+      if (!m) throw new RelayError('TOKEN_INVALID', 'Authorization must be "Bearer <token>"')
+      const principal = await auth.verifyApp(m[1]!)
+      const req = await readRequest(c)
+      if (req.tenant !== undefined && req.tenant !== principal.tenant)
+        throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${req.tenant}`)
+      const topics = req.topics && [...new Set(req.topics)]
+      if (topics && topics.length > o.maxTopics) throw new RelayError('INVALID_TOPIC', `at most ${o.maxTopics} topics per ticket`)
+      // A requested `prefix*` is covered by a grant `p*` when it starts with p: grantsAllow reads it as a topic.
+      const denied = topics?.find((t) => !grantsAllow(principal.topics, t))
+      if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
+      const scope = topics ?? principal.topics
+      const issued = await auth.issueTicket(principal, scope)
+      const reply: TicketReply = {
+        ticket: issued.ticket,
+        tenant: principal.tenant,
+        ...(scope ? { topics: [...scope] } : {}),
+        expiresAt: issued.expiresAt,
+        streamExpiresAt: principal.expiresAt,
+      }
+      // A ticket is a credential: never cached by a browser or a proxy.
+      return c.json(reply, 200, { 'cache-control': 'no-store' })
+    },
+  )
+}
