@@ -8,7 +8,7 @@ import { redactUrl } from '../shared/redact.ts'
 import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature } from '../shared/sign.ts'
 import { tokenFrom, type Auth } from './auth.ts'
-import { ConnectionLimits, onStreamEnd } from './limits.ts'
+import { ConnectionLimits, onStreamEnd, UNREAD_BODY } from './limits.ts'
 import { ReplayCache } from './replay.ts'
 import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
@@ -145,7 +145,7 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     bodyLimit({
       maxSize: maxPublishBytes,
       onError: () => {
-        throw new RelayError('TOO_LARGE', `publish body over ${maxPublishBytes} bytes: send smaller batches`)
+        throw new RelayError('TOO_LARGE', `publish body over ${maxPublishBytes} bytes: send smaller batches`, UNREAD_BODY)
       },
     }),
     async (c) => {

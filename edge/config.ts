@@ -38,6 +38,8 @@ const EdgeEnv = v.pipe(
     EDGE_MAX_TOPICS: intVar(1, 1024, DEFAULTS.maxTopics),
     EDGE_MAX_QUERY_BYTES: intVar(256, 65_536, DEFAULTS.maxQueryBytes),
     EDGE_MAX_EVENT_BYTES: intVar(1024, 64 * 1024 * 1024, DEFAULTS.maxEdgeEventBytes),
+    /** Largest relay → edge publish body. */
+    EDGE_MAX_PUBLISH_BYTES: intVar(1024, 256 * 1024 * 1024, DEFAULTS.maxPublishBytes),
     /** Browser origins allowed by CORS, comma-separated (e.g. https://app.example.com). */
     EDGE_CORS_ORIGINS: optional(list),
     RELAY_SECRET: secretVar('RELAY_SECRET'),
@@ -98,5 +100,6 @@ export const edgeConfig = (env: EdgeEnv): EdgeConfig => ({
   maxConnectionsPerSubject: env.EDGE_MAX_CONNECTIONS_PER_SUBJECT,
   maxQueryBytes: env.EDGE_MAX_QUERY_BYTES,
   maxEventBytes: env.EDGE_MAX_EVENT_BYTES,
+  maxPublishBytes: env.EDGE_MAX_PUBLISH_BYTES,
   ...(env.EDGE_CORS_ORIGINS ? { corsOrigins: env.EDGE_CORS_ORIGINS } : {}),
 })

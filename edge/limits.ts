@@ -83,3 +83,9 @@ export const onStreamEnd = (inner: ReadableStream<Uint8Array>, ended: () => void
     { highWaterMark: 0 },
   )
 }
+
+/**
+ * Headers for a refusal sent before the request body was read: the unread rest of the body would otherwise be
+ * parsed as the next request on a kept-alive connection, so the connection ends with this response.
+ */
+export const UNREAD_BODY = { connection: 'close' } as const

@@ -5,6 +5,7 @@ import { RelayError } from '../shared/errors.ts'
 import { PATHS, QUERY } from '../shared/protocol.ts'
 import { TicketRequest, type TicketReply } from '../shared/schema.ts'
 import type { Auth } from './auth.ts'
+import { UNREAD_BODY } from './limits.ts'
 import { grantsAllow } from './room/topics.ts'
 
 /** Reads `{tenant?, topics?}` from a JSON body, or `?topics=a,b` when there is no body. */
@@ -36,7 +37,7 @@ export const ticketRoute = (app: Hono, auth: Auth, o: { maxTopics: number }) => 
     bodyLimit({
       maxSize: 16 * 1024,
       onError: () => {
-        throw new RelayError('TOO_LARGE', 'ticket request body over 16 KiB')
+        throw new RelayError('TOO_LARGE', 'ticket request body over 16 KiB', UNREAD_BODY)
       },
     }),
     async (c) => {
