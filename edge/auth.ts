@@ -50,6 +50,7 @@ export interface Auth {
 }
 
 const ASYMMETRIC = ['RS256', 'ES256']
+const TICKET_SKEW_S = 2
 
 /** Maps jose's failures to our codes. Key-set fetch failures are our problem, not the client's: 503. */
 const rejection = (err: unknown): RelayError => {
@@ -120,7 +121,8 @@ export const createAuth = (options: AuthOptions): Auth => {
     if (!ticketKeyP) throw new RelayError('TOKEN_INVALID', 'this edge issues no tickets')
     let payload: unknown
     try {
-      ;({ payload } = await jwtVerify(token, await ticketKeyP, { ...common, algorithms: ['HS256'], typ: TICKET_TYP }))
+      // Edges issue and check tickets themselves: only their own clock drift to allow for, not an app's.
+      ;({ payload } = await jwtVerify(token, await ticketKeyP, { ...common, clockTolerance: TICKET_SKEW_S, algorithms: ['HS256'], typ: TICKET_TYP }))
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired)
         throw new RelayError('TOKEN_EXPIRED', 'ticket expired (tickets live seconds): fetch a new one from POST /v1/tickets')
