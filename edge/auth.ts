@@ -52,20 +52,13 @@ export interface Auth {
 const ASYMMETRIC = ['RS256', 'ES256']
 const TICKET_SKEW_S = 2
 
-/** Maps jose's failures to our codes. Key-set fetch failures are our problem, not the client's: 503. */
+/** Maps jose's failures to our codes (key-set fetch failures arrive as NOT_READY from keys.ts). */
 const rejection = (err: unknown): RelayError => {
   if (err instanceof RelayError) return err
   if (err instanceof joseErrors.JWTExpired) return new RelayError('TOKEN_EXPIRED', 'token expired: get a new one')
   if (err instanceof joseErrors.JWTClaimValidationFailed)
     return new RelayError('TOKEN_INVALID', `token rejected: ${err.message} (claim ${err.claim})`)
   if (err instanceof joseErrors.JWKSNoMatchingKey) return new RelayError('TOKEN_INVALID', 'token rejected: no key matches its kid')
-  if (
-    err instanceof joseErrors.JWKSTimeout ||
-    err instanceof joseErrors.JWKSInvalid ||
-    (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC') ||
-    (err instanceof TypeError && /fetch/i.test(err.message))
-  )
-    return new RelayError('NOT_READY', 'cannot fetch the signing keys (JWKS) right now: retry shortly', { 'retry-after': '5' })
   return new RelayError('TOKEN_INVALID', `token rejected: ${(err as Error)?.message ?? 'malformed'}`)
 }
 

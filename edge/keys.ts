@@ -61,8 +61,14 @@ export const asymmetricKeys = (options: {
       const k = await inline
       if (k.alg === header.alg && (!header.kid || !k.kid || header.kid === k.kid)) return k.key
     }
-    if (remote) return remote(header, token)
-    throw new joseErrors.JWKSNoMatchingKey()
+    if (!remote) throw new joseErrors.JWKSNoMatchingKey()
+    try {
+      return await remote(header, token)
+    } catch (err) {
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw err
+      // Anything else (unreachable, timeout, non-200, not a key set) is the key set's fault, not the client's.
+      throw new RelayError('NOT_READY', 'cannot fetch the signing keys (JWKS) right now: retry shortly', { 'retry-after': '5' })
+    }
   }
 }
 
