@@ -139,8 +139,8 @@ export const createAuth = (options: AuthOptions): Auth => {
   }
 }
 
-/** HS256 only (the spine's constructor, kept for callers that have just a shared secret). */
-export const hs256Auth = (options: AuthOptions & { jwtSecret: string }): Auth => createAuth(options)
+/** The spine's name for createAuth, kept so that existing platform code goes on compiling. */
+export const hs256Auth = (options: AuthOptions): Auth => createAuth(options)
 
 const cookieValue = (header: string | undefined, name: string): string | undefined => {
   if (!header) return undefined

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { RelayError } from '../shared/errors.ts'
 import { DEFAULTS } from '../shared/protocol.ts'
 import { intVar, parseEnv, secretVar } from '../shared/env.ts'
 import type { EdgeConfig } from './app.ts'
@@ -13,8 +14,8 @@ const list = v.pipe(
   v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
 )
 
-const EdgeEnv = v.pipe(
-  v.object({
+/** The edge's variables (a plain object schema, so that platforms can extend it with their own). */
+export const EdgeEnv = v.object({
     PORT: intVar(0, 65535, 8787),
     /** HS256 app tokens. At least one of EDGE_JWT_SECRET, EDGE_JWKS_URL, EDGE_JWT_PUBLIC_KEY is required. */
     EDGE_JWT_SECRET: optional(secretVar('EDGE_JWT_SECRET')),
@@ -46,20 +47,23 @@ const EdgeEnv = v.pipe(
     HEARTBEAT_MS: intVar(1000, 300_000, DEFAULTS.heartbeatMs),
     RETRY_MS: intVar(0, 600_000, DEFAULTS.retryMs),
     HISTORY_LIMIT: intVar(1, 10_000_000, DEFAULTS.historyLimit),
-  }),
-  v.check(
-    (e) => Boolean(e.EDGE_JWT_SECRET || e.EDGE_JWKS_URL || e.EDGE_JWT_PUBLIC_KEY),
-    'set EDGE_JWT_SECRET (HS256), EDGE_JWKS_URL or EDGE_JWT_PUBLIC_KEY (RS256/ES256) so that the edge can verify tokens',
-  ),
-  v.check(
-    (e) => Boolean(e.EDGE_JWT_SECRET || e.EDGE_TICKET_SECRET),
-    'set EDGE_TICKET_SECRET: without EDGE_JWT_SECRET the edge has no key to sign tickets with',
-  ),
-)
+})
+
+/**
+ * Checks across variables, after parsing. A platform that extends EdgeEnv with its own variables calls it too.
+ * @throws RelayError CONFIG_INVALID saying what to set
+ */
+export const checkEdgeEnv = <E extends { EDGE_JWT_SECRET?: string; EDGE_JWKS_URL?: string; EDGE_JWT_PUBLIC_KEY?: string; EDGE_TICKET_SECRET?: string }>(e: E): E => {
+  if (!e.EDGE_JWT_SECRET && !e.EDGE_JWKS_URL && !e.EDGE_JWT_PUBLIC_KEY)
+    throw new RelayError('CONFIG_INVALID', 'set EDGE_JWT_SECRET (HS256), EDGE_JWKS_URL or EDGE_JWT_PUBLIC_KEY (RS256/ES256) so that the edge can verify tokens')
+  if (!e.EDGE_JWT_SECRET && !e.EDGE_TICKET_SECRET)
+    throw new RelayError('CONFIG_INVALID', 'set EDGE_TICKET_SECRET: without EDGE_JWT_SECRET the edge has no key to sign tickets with')
+  return e
+}
 export type EdgeEnv = v.InferOutput<typeof EdgeEnv>
 
 /** Edge settings from env (Node, Deno and Workers bindings alike). */
-export const loadEdgeEnv = (env: Record<string, string | undefined>): EdgeEnv => parseEnv(EdgeEnv, env)
+export const loadEdgeEnv = (env: Record<string, string | undefined>): EdgeEnv => checkEdgeEnv(parseEnv(EdgeEnv, env))
 
 const RoomEnv = v.object({
   HISTORY_LIMIT: intVar(1, 10_000_000, DEFAULTS.historyLimit),
