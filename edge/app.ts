@@ -7,7 +7,7 @@ import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
 import { redactUrl } from '../shared/redact.ts'
 import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature } from '../shared/sign.ts'
-import { tokenFrom, type Auth } from './auth.ts'
+import { tokenWithSource, type Auth } from './auth.ts'
 import { ConnectionLimits, onStreamEnd, UNREAD_BODY } from './limits.ts'
 import { ReplayCache } from './replay.ts'
 import { ticketRoute } from './ticket-route.ts'
@@ -32,6 +32,8 @@ export interface EdgeConfig {
   corsOrigins?: readonly string[]
   /** Relay signatures remembered against replay. */
   replayCacheEntries?: number
+  /** Refuse app tokens in `?access_token=`: URLs (which end up in logs and histories) may carry tickets only. */
+  queryTicketsOnly?: boolean
 }
 
 export interface AppDeps {
@@ -113,7 +115,10 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     const tenant = parseTenant(c.req.param('tenant'))
     const requested = parseTopics(c.req.query(QUERY.topics), maxTopics)
     const lastEventId = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query(QUERY.lastEventId))
-    const claims = await auth.verify(tokenFrom(c.req))
+    const { token, from } = tokenWithSource(c.req)
+    const claims = await auth.verify(token)
+    if (from === 'query' && claims.kind !== 'ticket' && config.queryTicketsOnly)
+      throw new RelayError('TOKEN_INVALID', 'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token')
     if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
     const denied = requested?.find((t) => !grantsAllow(claims.topics, t))
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)

@@ -158,15 +158,22 @@ const cookieValue = (header: string | undefined, name: string): string | undefin
   return undefined
 }
 
-/** The token from `Authorization: Bearer`, the `access_token` query parameter, or the cookie — in that order. */
-export const tokenFrom = (req: { header(name: string): string | undefined; query(name: string): string | undefined }) => {
+type TokenRequest = { header(name: string): string | undefined; query(name: string): string | undefined }
+
+/** The token and where it came from: `Authorization: Bearer`, the `access_token` query parameter, or the cookie — in that order. */
+export const tokenWithSource = (req: TokenRequest): { token: string; from: 'header' | 'query' | 'cookie' } => {
   const authz = req.header('authorization')
   if (authz) {
     const m = /^Bearer\s+(\S+)$/i.exec(authz)
     if (!m) throw new RelayError('TOKEN_INVALID', 'Authorization must be "Bearer <token>"')
-    return m[1]!
+    return { token: m[1]!, from: 'header' }
   }
-  const token = req.query(QUERY.accessToken) ?? cookieValue(req.header('cookie'), TOKEN_COOKIE)
-  if (!token) throw new RelayError('TOKEN_MISSING', 'send a token: Authorization: Bearer, ?access_token= or cookie')
-  return token
+  const query = req.query(QUERY.accessToken)
+  if (query) return { token: query, from: 'query' }
+  const cookie = cookieValue(req.header('cookie'), TOKEN_COOKIE)
+  if (cookie) return { token: cookie, from: 'cookie' }
+  throw new RelayError('TOKEN_MISSING', 'send a token: Authorization: Bearer, ?access_token= or cookie')
 }
+
+/** The token from `Authorization: Bearer`, the `access_token` query parameter, or the cookie — in that order. */
+export const tokenFrom = (req: TokenRequest): string => tokenWithSource(req).token

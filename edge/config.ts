@@ -34,6 +34,8 @@ export const EdgeEnv = v.object({
     /** Tickets are signed with a key derived from this, or from EDGE_JWT_SECRET when unset. */
     EDGE_TICKET_SECRET: optional(secretVar('EDGE_TICKET_SECRET')),
     EDGE_TICKET_TTL_S: intVar(1, 60, DEFAULTS.ticketTtlS),
+    /** `ticket`: ?access_token= accepts tickets only (app tokens go in a header); `any` (default) accepts both. */
+    EDGE_QUERY_TOKENS: v.optional(v.picklist(['any', 'ticket'], 'EDGE_QUERY_TOKENS must be any or ticket'), 'any'),
     EDGE_MAX_CONNECTIONS_PER_TENANT: intVar(1, 10_000_000, DEFAULTS.maxConnectionsPerTenant),
     EDGE_MAX_CONNECTIONS_PER_SUBJECT: intVar(1, 10_000_000, DEFAULTS.maxConnectionsPerSubject),
     EDGE_MAX_TOPICS: intVar(1, 1024, DEFAULTS.maxTopics),
@@ -106,4 +108,5 @@ export const edgeConfig = (env: EdgeEnv): EdgeConfig => ({
   maxEventBytes: env.EDGE_MAX_EVENT_BYTES,
   maxPublishBytes: env.EDGE_MAX_PUBLISH_BYTES,
   ...(env.EDGE_CORS_ORIGINS ? { corsOrigins: env.EDGE_CORS_ORIGINS } : {}),
+  queryTicketsOnly: env.EDGE_QUERY_TOKENS === 'ticket',
 })

@@ -121,3 +121,19 @@ describe('claims checks', () => {
     expect(await attempt(e, await hs({ exp: now + 3600, nbf: now + 60 }))).toMatchObject({ status: 401, code: 'TOKEN_INVALID' })
   })
 })
+
+describe('where tokens may travel', () => {
+  it('with EDGE_QUERY_TOKENS=ticket, a URL carries tickets only; app tokens go in the header', async () => {
+    const e = await edge({ EDGE_QUERY_TOKENS: 'ticket' })
+    const app = await mintToken({ tenant: 't1' })
+    const viaQuery = async (token: string) => {
+      const res = await fetch(`${e.url}/v1/tenants/t1/events?access_token=${token}`)
+      if (res.status === 200) return (await res.body?.cancel(), { status: 200 })
+      return { status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code }
+    }
+    expect(await viaQuery(app)).toEqual({ status: 401, code: 'TOKEN_INVALID' })
+    expect(await attempt(e, app)).toEqual({ status: 200 })
+    const res = await fetch(`${e.url}/v1/tickets`, { method: 'POST', headers: { authorization: `Bearer ${app}` } })
+    expect(await viaQuery(((await res.json()) as { ticket: string }).ticket)).toEqual({ status: 200 })
+  })
+})

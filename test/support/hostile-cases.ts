@@ -125,6 +125,8 @@ export const authCases = (t: Target): Case[] => {
   { name: 'absurd Last-Event-ID (20 digits)', status: 400, code: 'INVALID_LAST_EVENT_ID', run: async () => get(events, { ...bearer(await t1()), 'last-event-id': '99999999999999999999' }) },
   { name: 'Last-Event-ID in exponent form', status: 400, code: 'INVALID_LAST_EVENT_ID', run: async () => get(events, { ...bearer(await t1()), 'last-event-id': '1e3' }) },
   { name: 'last_event_id query that is not a number', status: 400, code: 'INVALID_LAST_EVENT_ID', run: async () => get(`${events}?last_event_id=abc`, bearer(await t1())) },
+  { name: 'topics with a broken %-escape', status: 400, code: 'INVALID_TOPIC', run: async () => get(`${events}?topics=%E0%A4%A`, bearer(await t1())) },
+  { name: 'access_token that is a lone %', status: 401, code: 'TOKEN_INVALID', run: () => get(`${events}?access_token=%`) },
   { name: 'oversized query string (6 kB)', status: 414, code: 'QUERY_TOO_LONG', run: async () => get(`${events}?topics=${'a'.repeat(6000)}`, bearer(await t1())) },
   { name: 'unknown route', status: 404, code: 'NOT_FOUND', run: () => get('/v1/tenants/t1/secrets') },
   // — tickets —
@@ -142,6 +144,13 @@ export const authCases = (t: Target): Case[] => {
   { name: 'ticket for a topic the token does not grant', status: 403, code: 'TOPIC_FORBIDDEN', run: async () => ticketFor(await t1({ topics: ['orders.*'] }), { topics: ['orders.eu', 'users'] }) },
   { name: 'ticket wider than a prefix grant', status: 403, code: 'TOPIC_FORBIDDEN', run: async () => ticketFor(await t1({ topics: ['orders.*'] }), { topics: ['orders*'] }) },
   { name: 'ticket for another tenant', status: 403, code: 'TENANT_FORBIDDEN', run: async () => ticketFor(await t1(), { tenant: 'good' }) },
+  {
+    name: 'ticket for 65 topics',
+    status: 400,
+    code: 'INVALID_TOPIC',
+    run: async () => ticketFor(await t1(), { topics: Array.from({ length: 65 }, (_, i) => `t${i}`) }),
+  },
+  { name: 'ticket request body of 20 kB', status: 413, code: 'TOO_LARGE', run: async () => ticketFor(await t1(), { topics: ['a'], pad: 'x'.repeat(20_000) }) },
   {
     name: 'ticket request that is not JSON',
     status: 400,
