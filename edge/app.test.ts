@@ -14,6 +14,7 @@ describe('createApp', () => {
     const broken: Rooms = {
       get: () => ({
         publish: async () => ({ tenant: 't1', head: 0 }),
+        presence: async () => ({ tenant: 't1', subscribers: 0, topics: {} }),
         connect: async () => {
           throw new Error('room unavailable')
         },

@@ -89,6 +89,16 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
   const replays = new ReplayCache(config.replayCacheEntries ?? DEFAULTS.replayCacheEntries, windowS)
   const app = new Hono()
 
+  /** Who the request's token speaks for, if it may see `tenant`. */
+  const principalFor = async (req: Parameters<typeof tokenWithSource>[0], tenant: string) => {
+    const { token, from } = tokenWithSource(req)
+    const claims = await auth.verify(token)
+    if (from === 'query' && claims.kind !== 'ticket' && config.queryTicketsOnly)
+      throw new RelayError('TOKEN_INVALID', 'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token')
+    if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
+    return claims
+  }
+
   if (config.corsOrigins?.length)
     app.use(
       '/v1/*',
@@ -115,11 +125,7 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     const tenant = parseTenant(c.req.param('tenant'))
     const requested = parseTopics(c.req.query(QUERY.topics), maxTopics)
     const lastEventId = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query(QUERY.lastEventId))
-    const { token, from } = tokenWithSource(c.req)
-    const claims = await auth.verify(token)
-    if (from === 'query' && claims.kind !== 'ticket' && config.queryTicketsOnly)
-      throw new RelayError('TOKEN_INVALID', 'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token')
-    if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
+    const claims = await principalFor(c.req, tenant)
     const denied = requested?.find((t) => !grantsAllow(claims.topics, t))
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
     const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
@@ -137,8 +143,7 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
 
   app.get('/v1/tenants/:tenant/presence', async (c) => {
     const tenant = parseTenant(c.req.param('tenant'))
-    const claims = await auth.verify(tokenFrom(c.req))
-    if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
+    const claims = await principalFor(c.req, tenant)
     c.header('cache-control', 'no-store')
     return c.json(await rooms.get(tenant).presence(claims.topics))
   })

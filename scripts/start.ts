@@ -8,8 +8,8 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import postgres from 'postgres'
 import { SignJWT } from 'jose'
-import { hs256Auth } from '../edge/auth.ts'
-import { loadEdgeEnv } from '../edge/config.ts'
+import { createAuth } from '../edge/auth.ts'
+import { authOptions, loadEdgeEnv } from '../edge/config.ts'
 import { startNodeEdge } from '../edge/platform/node.ts'
 import { loadRelayConfig } from '../relay/config.ts'
 import { migrate } from '../relay/migrate.ts'
@@ -55,7 +55,7 @@ try {
   // The live-tail page and its publish form: development only, never part of `npm run edge`.
   const devSql = postgres(env.DATABASE_URL, { max: 2, onnotice: () => {} })
   cleanups.push(() => devSql.end({ timeout: 1 }))
-  const extend = devRoutes({ auth: hs256Auth({ jwtSecret: edgeEnv.EDGE_JWT_SECRET }), sql: devSql })
+  const extend = devRoutes({ auth: createAuth(authOptions(edgeEnv)), sql: devSql })
   const edge = await startNodeEdge(edgeEnv, env.HOST ?? '127.0.0.1', { extend })
   cleanups.push(() => edge.close())
   env.EDGE_URL ??= edge.url
