@@ -3,6 +3,7 @@
  * expires: `event: reauth`, a new ticket, resume with last_event_id, nothing lost and nothing twice.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { connect, ticketFetcher, type ResetInfo } from '../../shared/client.ts'
 import type { TicketReply } from '../../shared/schema.ts'
 import { openStream } from '../support/sse-client.ts'
 import { startStack, type Stack } from '../support/stack.ts'
@@ -97,5 +98,38 @@ describe('tickets', () => {
     const all = [...seen, ...b.seqs()]
     expect(all).toEqual(Array.from({ length: last }, (_, i) => i + 1))
     b.close()
+  })
+
+  it('shared/client.ts with ticketFetcher renews through reauth with app tokens of 3 s, nothing lost or doubled', async () => {
+    const tenant = 'client-renew'
+    const seqs: number[] = []
+    const resets: ResetInfo[] = []
+    let tickets = 0
+    const client = connect({
+      url: s.edge.url,
+      tenant,
+      after: 0,
+      getToken: async () => {
+        tickets++
+        return ticketFetcher({ url: `${s.edge.url}/v1/tickets`, appToken: () => mintToken({ tenant }, { expiresIn: nowS() + 3 }) })()
+      },
+      onEvent: (e) => seqs.push(e.seq),
+      onReset: (r) => resets.push(r),
+    })
+    try {
+      let last = 0
+      const until = Date.now() + 7_000 // at least one expiry of the 3 s app tokens
+      while (Date.now() < until) {
+        last = await s.publish(tenant, 't', {})
+        await sleep(100)
+      }
+      const deadline = Date.now() + 30_000
+      while (seqs.length < last && Date.now() < deadline) await sleep(50)
+      expect(seqs).toEqual(Array.from({ length: last }, (_, i) => i + 1))
+      expect(resets).toEqual([])
+      expect(tickets).toBeGreaterThanOrEqual(2) // it did renew
+    } finally {
+      client.close()
+    }
   })
 })
