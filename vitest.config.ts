@@ -1,5 +1,6 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
 import { defineConfig } from 'vitest/config'
+import { FIXTURE_PUBLIC_JWK } from './test/support/fixture-key.ts'
 
 export default defineConfig({
   test: {
@@ -35,7 +36,17 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
-            miniflare: { bindings: { EDGE_JWT_SECRET: 'test-jwt-secret-0123456789abcdef', RELAY_SECRET: 'test-relay-secret-0123456789abcdef', HISTORY_LIMIT: '5' } },
+            miniflare: {
+              bindings: {
+                EDGE_JWT_SECRET: 'test-jwt-secret-0123456789abcdef',
+                RELAY_SECRET: 'test-relay-secret-0123456789abcdef',
+                HISTORY_LIMIT: '5',
+                // The auth table (test/workers/auth-table.test.ts): RS256 against an inline key, and low limits.
+                EDGE_JWT_PUBLIC_KEY: JSON.stringify(FIXTURE_PUBLIC_JWK),
+                EDGE_MAX_CONNECTIONS_PER_TENANT: '4',
+                EDGE_MAX_CONNECTIONS_PER_SUBJECT: '2',
+              },
+            },
           }),
         ],
         test: {

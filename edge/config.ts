@@ -81,7 +81,7 @@ const WorkersEnv = v.object({ ...EdgeEnv.entries, ...RoomEnv.entries })
 export type WorkersEnv = v.InferOutput<typeof WorkersEnv>
 
 /** The Worker's settings from its vars and secrets (`wrangler.toml` [vars], `wrangler secret put`). */
-export const loadWorkersEnv = (env: Record<string, string | undefined>): WorkersEnv => parseEnv(WorkersEnv, env)
+export const loadWorkersEnv = (env: Record<string, string | undefined>): WorkersEnv => checkEdgeEnv(parseEnv(WorkersEnv, env))
 
 /** What createAuth needs, from the env. */
 export const authOptions = (env: EdgeEnv): AuthOptions => ({

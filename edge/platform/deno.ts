@@ -1,10 +1,11 @@
 /**
  * The edge on Deno: the same Hono app as on Workers and Node, with in-memory rooms. `deno task edge`.
- * Env as for `npm run edge`: PORT (0 = a free port), HOST, EDGE_JWT_SECRET, RELAY_SECRET, HISTORY_LIMIT, HEARTBEAT_MS.
+ * Env as for `npm run edge`: PORT (0 = a free port), HOST, EDGE_JWT_SECRET (or EDGE_JWKS_URL / EDGE_JWT_PUBLIC_KEY),
+ * RELAY_SECRET, HISTORY_LIMIT, HEARTBEAT_MS and the EDGE_* limits.
  */
 import { createApp } from '../app.ts'
-import { hs256Auth } from '../auth.ts'
-import { loadEdgeEnv } from '../config.ts'
+import { createAuth } from '../auth.ts'
+import { authOptions, edgeConfig, loadEdgeEnv } from '../config.ts'
 import { memoryRooms } from '../room/rooms.ts'
 import { log } from '../../shared/log.ts'
 
@@ -18,8 +19,8 @@ try {
 const rooms = memoryRooms({ historyLimit: env.HISTORY_LIMIT, heartbeatMs: env.HEARTBEAT_MS })
 const app = createApp({
   rooms,
-  auth: hs256Auth({ jwtSecret: env.EDGE_JWT_SECRET }),
-  config: { relaySecret: env.RELAY_SECRET, retryMs: env.RETRY_MS },
+  auth: createAuth(authOptions(env)),
+  config: edgeConfig(env),
   log,
 })
 

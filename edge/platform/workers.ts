@@ -6,8 +6,8 @@
  */
 import { DurableObject } from 'cloudflare:workers'
 import { createApp } from '../app.ts'
-import { hs256Auth } from '../auth.ts'
-import { loadRoomEnv, loadWorkersEnv } from '../config.ts'
+import { createAuth } from '../auth.ts'
+import { authOptions, edgeConfig, loadRoomEnv, loadWorkersEnv } from '../config.ts'
 import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable.ts'
 import { StoredRoom } from '../room/stored-room.ts'
 import { RelayError } from '../../shared/errors.ts'
@@ -17,7 +17,11 @@ import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 
 export interface Env {
   ROOMS: DurableObjectNamespace<TenantRoom>
-  EDGE_JWT_SECRET: string
+  /** At least one of EDGE_JWT_SECRET, EDGE_JWKS_URL, EDGE_JWT_PUBLIC_KEY; the EDGE_* settings of README.md. */
+  EDGE_JWT_SECRET?: string
+  EDGE_JWKS_URL?: string
+  EDGE_JWT_PUBLIC_KEY?: string
+  EDGE_TICKET_SECRET?: string
   RELAY_SECRET: string
   HEARTBEAT_MS?: string
   RETRY_MS?: string
@@ -35,8 +39,8 @@ const appFor = (env: Env) => {
     const config = loadWorkersEnv(vars(env))
     const app = createApp({
       rooms: durableRooms(env.ROOMS as unknown as RoomNamespace, { heartbeatMs: config.HEARTBEAT_MS }),
-      auth: hs256Auth({ jwtSecret: config.EDGE_JWT_SECRET }),
-      config: { relaySecret: config.RELAY_SECRET, retryMs: config.RETRY_MS },
+      auth: createAuth(authOptions(config)),
+      config: edgeConfig(config),
       log: (level, msg, fields) => console[level === 'info' ? 'log' : level](JSON.stringify({ level, msg, ...fields })),
     })
     built = { env, app }
