@@ -24,6 +24,21 @@ const RelayEnv = v.object({
   RELAY_RETRY_CAP_MS: intVar(10, 600_000, 5_000),
   /** When a room reports it lost events, resend at most this many (older ones: the room starts later). */
   RELAY_RESEND_MAX: intVar(1, 10_000_000, DEFAULTS.historyLimit),
+  /**
+   * `notify` (default): one LISTEN connection, NOTIFY nudges. `poll`: no LISTEN; the relay compares heads with its
+   * cursors every RELAY_POLL_MS (pair it with `alter database … set relay.notify = 'off'`).
+   */
+  RELAY_MODE: v.optional(v.picklist(['notify', 'poll'], 'RELAY_MODE must be notify or poll'), 'notify'),
+  /** Poll mode: how often heads are compared with cursors. */
+  RELAY_POLL_MS: intVar(10, 600_000, 250),
+  /** Hot standby: how often a standby tries to take the leader lock, and the leader checks it still holds it. */
+  RELAY_LEADER_CHECK_MS: intVar(50, 60_000, 1_000),
+  /** Retention: events older than this many seconds are pruned once every edge has them (0 = no age limit). */
+  RELAY_RETENTION_AGE_S: intVar(0, 10 * 365 * 86_400, 7 * 86_400),
+  /** Retention: at most this many newest events kept per tenant once every edge has them (0 = no count limit). */
+  RELAY_RETENTION_COUNT: intVar(0, 1_000_000_000, 0),
+  /** Retention: how often the prune runs (0 = never). */
+  RELAY_RETENTION_INTERVAL_MS: intVar(0, 86_400_000, 60_000),
 })
 export type RelayConfig = v.InferOutput<typeof RelayEnv>
 

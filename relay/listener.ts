@@ -3,6 +3,21 @@ import { CHANNEL } from '../shared/protocol.ts'
 import { TENANT_PATTERN } from '../shared/protocol.ts'
 import type { Log } from '../shared/log.ts'
 
+/** application_name of the LISTEN session: how operators, tests and a new leader recognise it. */
+export const LISTEN_APPLICATION = 'edge-relay-listen'
+
+/**
+ * Ends any LISTEN session a previous leader left behind in this database (a killed process's backend can outlive
+ * it by a moment), waiting up to 5 s for each to exit, so that a new leader never listens alongside an old one.
+ */
+export const fenceListeners = async (sql: Sql): Promise<number> => {
+  const rows = await sql<{ pid: number }[]>`
+    select pid from pg_stat_activity
+    where datname = current_database() and application_name = ${LISTEN_APPLICATION} and pid <> pg_backend_pid()`
+  for (const { pid } of rows) await sql`select pg_terminate_backend(${pid}, 5000)`
+  return rows.length
+}
+
 /** A NOTIFY payload no tenant can have: the relay's own liveness ping through the LISTEN connection. */
 const PING = ''
 
@@ -33,14 +48,18 @@ export const startListener = (options: ListenerOptions) => {
   const connect = async () => {
     const mine = ++generation
     const old = listenSql
+    listenSql = undefined
+    // End the old session before opening the new one: there is never a second LISTEN, even for a moment.
+    if (old) await old.end({ timeout: 0 }).catch(() => {})
+    if (closed || mine !== generation) return
     // A short reconnect backoff: postgres.js's default grows to ~20 s, which is latency for every tenant.
     listenSql = postgres(url, {
       max: 1,
       onnotice: () => {},
       backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
-      connection: { application_name: 'edge-relay-listen' },
+      max_lifetime: null, // recycling it would only cost a reconnect and a catch-up
+      connection: { application_name: LISTEN_APPLICATION },
     })
-    if (old) void old.end({ timeout: 0 }).catch(() => {})
     try {
       await listenSql.listen(
         CHANNEL,

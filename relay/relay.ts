@@ -3,9 +3,12 @@ import type { Log } from '../shared/log.ts'
 import type { RelayConfig } from './config.ts'
 import { Deliverer } from './deliver.ts'
 import { postBatch } from './forward.ts'
-import { startListener } from './listener.ts'
+import { startElection, type Term } from './leader.ts'
+import { fenceListeners, startListener, type Listener } from './listener.ts'
 import { attachSources, observeRead, relayMetrics } from './metrics.ts'
 import { outbox as makeOutbox } from './outbox.ts'
+import { startPoller } from './poll.ts'
+import { startRetention } from './retention.ts'
 
 export interface RelayOptions {
   config: RelayConfig
@@ -13,8 +16,10 @@ export interface RelayOptions {
 }
 
 /**
- * The relay: one LISTEN connection, a small query pool, and a Deliverer per edge. Every (re)LISTEN and every sweep
- * catches up all tenants whose head is past an edge's cursor, so a missed nudge costs latency, never data.
+ * The relay: a small query pool and, while it holds the leader lock (see leader.ts), one LISTEN connection (or a
+ * poller) and a Deliverer per edge. Every (re)LISTEN, every sweep and every new term catches up all tenants whose
+ * head is past an edge's cursor, so a missed nudge or a failover costs latency, never data. A relay that does not
+ * hold the lock is a hot standby: no LISTEN, no deliveries.
  */
 export const startRelay = async ({ config, log }: RelayOptions) => {
   const sql = postgres(config.DATABASE_URL, {
@@ -28,6 +33,7 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
     throw new Error('relay schema is missing: run `npm run migrate` against DATABASE_URL first')
   }
   const metrics = relayMetrics()
+  metrics.leader.set(0)
   const plainOutbox = makeOutbox(sql)
   const outbox: typeof plainOutbox = {
     ...plainOutbox,
@@ -49,68 +55,119 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
       throw err
     }
   }
-  const deliverers = config.EDGE_URL.map(
-    (edge) =>
-      new Deliverer({
-        edge,
-        outbox,
-        post: (body, signal) => timedPost(edge, body, signal),
-        onDelivered: (tenant, events) => metrics.delivered.inc({ tenant, edge }, events),
-        batchSize: config.RELAY_BATCH_SIZE,
-        retryCapMs: config.RELAY_RETRY_CAP_MS,
-        resendMax: config.RELAY_RESEND_MAX,
-        log,
-      }),
-  )
-
-  const catchUp = async () => {
-    for (const d of deliverers) for (const { tenant } of await outbox.behind(d.edge)) d.nudge(tenant)
-  }
+  let listens = 0
   const safely = (what: string, p: Promise<unknown>) =>
     p.catch((err) => log('warn', `${what} failed`, { err: String(err) }))
 
-  let listens = 0
-  const listener = startListener({
-    url: config.DATABASE_URL,
-    pingMs: config.RELAY_SWEEP_MS,
-    log,
-    onNudge: (tenant) => {
-      for (const d of deliverers) d.nudge(tenant)
-    },
-    onListen: () => {
-      if (listens++ > 0) metrics.reconnects.inc()
-      void safely('catch-up', catchUp())
-    },
-  })
-  await listener.ready
+  /** One leadership term: deliverers, the LISTEN (or the poller), the sweep and retention. */
+  const lead = async (): Promise<Term> => {
+    const deliverers = config.EDGE_URL.map(
+      (edge) =>
+        new Deliverer({
+          edge,
+          outbox,
+          post: (body, signal) => timedPost(edge, body, signal),
+          onDelivered: (tenant, events) => metrics.delivered.inc({ tenant, edge }, events),
+          batchSize: config.RELAY_BATCH_SIZE,
+          retryCapMs: config.RELAY_RETRY_CAP_MS,
+          resendMax: config.RELAY_RESEND_MAX,
+          log,
+        }),
+    )
+    const catchUp = async () => {
+      for (const d of deliverers) for (const { tenant } of await outbox.behind(d.edge)) d.nudge(tenant)
+    }
+
+    let listener: Listener | undefined
+    let poller: ReturnType<typeof startPoller> | undefined
+    if (config.RELAY_MODE === 'poll') {
+      poller = startPoller(config.RELAY_POLL_MS, catchUp, (err) => log('warn', 'poll failed', { err: String(err) }))
+    } else {
+      const fenced = await safely('fencing old listeners', fenceListeners(sql))
+      if (fenced) log('warn', 'ended LISTEN sessions left by a previous leader', { sessions: fenced })
+      listener = startListener({
+        url: config.DATABASE_URL,
+        pingMs: config.RELAY_SWEEP_MS,
+        log,
+        onNudge: (tenant) => {
+          for (const d of deliverers) d.nudge(tenant)
+        },
+        onListen: () => {
+          if (listens++ > 0) metrics.reconnects.inc()
+          void safely('catch-up', catchUp())
+        },
+      })
+      await listener.ready
+    }
+    const sweep = setInterval(() => {
+      void safely('sweep', catchUp())
+      if (listener) void safely('listener watchdog', listener.watchdog(sql))
+    }, config.RELAY_SWEEP_MS)
+    const retention = startRetention({
+      sql,
+      edges: config.EDGE_URL,
+      ageS: config.RELAY_RETENTION_AGE_S,
+      count: config.RELAY_RETENTION_COUNT,
+      intervalMs: config.RELAY_RETENTION_INTERVAL_MS,
+      log,
+    })
+    current = { deliverers, listener, retention }
+    metrics.leader.set(1)
+    return {
+      async stop(immediate) {
+        clearInterval(sweep)
+        current = undefined
+        metrics.leader.set(0)
+        // Lock lost: stop listening and posting now (abandon retries); the next leader resends from the cursors.
+        await Promise.all([listener?.close(), poller?.stop(), retention.stop(), ...deliverers.map((d) => d.stop(immediate ? 0 : 5_000))])
+      },
+    }
+  }
+  let current: { deliverers: Deliverer[]; listener?: Listener; retention: ReturnType<typeof startRetention> } | undefined
+
+  // Sampled for /healthz: NOTIFY's queue is shared by the whole cluster; near 1, NOTIFY starts failing commits.
+  let notificationQueueUsage: number | undefined
+  const sample = async () => {
+    const [row] = await sql<{ usage: number }[]>`select pg_notification_queue_usage() as usage`
+    notificationQueueUsage = row?.usage
+  }
+  await safely('notification queue sample', sample())
+  const sampler = setInterval(() => void safely('notification queue sample', sample()), config.RELAY_SWEEP_MS)
+
   attachSources(metrics, {
     sql,
-    listening: () => listener.listening,
-    edges: () => deliverers.map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
+    listening: () => current?.listener?.listening ?? false,
+    edges: () => (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
     backlog: async (edge) => (await plainOutbox.behind(edge)).reduce((n, t) => n + t.head - t.delivered, 0),
   })
 
-  const sweep = setInterval(() => {
-    void safely('sweep', catchUp())
-    void safely('listener watchdog', listener.watchdog(sql))
-  }, config.RELAY_SWEEP_MS)
+  const election = startElection({ url: config.DATABASE_URL, checkMs: config.RELAY_LEADER_CHECK_MS, log, lead })
+  await election.ready
 
   let stopped: Promise<void> | undefined
   return {
-    /** Prometheus metrics; `metrics.leader` is the gauge a standby sets to 0. */
+    /** Prometheus metrics; `metrics.leader` is 1 while this relay leads, 0 while it waits as a standby. */
     metrics,
-    health: () => ({
-      ok: listener.listening,
-      role: 'leader' as const,
-      listening: listener.listening,
-      edges: deliverers.map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
-    }),
-    /** Finishes the batches in flight, then closes every connection. */
+    health: () => {
+      const role = election.role
+      const listening = current?.listener?.listening ?? false
+      return {
+        // A standby is healthy: it is ready to take over. A leader is healthy when it can hear nudges (or polls).
+        ok: role === 'standby' || (current !== undefined && (config.RELAY_MODE === 'poll' || listening)),
+        role,
+        mode: config.RELAY_MODE,
+        roleSinceMs: Date.now() - election.since,
+        listening,
+        notificationQueueUsage,
+        retention: current?.retention.state,
+        edges: (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
+      }
+    },
+    /** Finishes the batches in flight, then closes every connection (a standby takes over). */
     stop(): Promise<void> {
       stopped ??= (async () => {
-        clearInterval(sweep)
-        await listener.close()
-        await Promise.all(deliverers.map((d) => d.stop()))
+        clearInterval(sampler)
+        await election.close()
         await sql.end({ timeout: 5 })
       })()
       return stopped
