@@ -49,6 +49,9 @@ export const EdgeEnv = v.object({
     HEARTBEAT_MS: intVar(1000, 300_000, DEFAULTS.heartbeatMs),
     RETRY_MS: intVar(0, 600_000, DEFAULTS.retryMs),
     HISTORY_LIMIT: intVar(1, 10_000_000, DEFAULTS.historyLimit),
+    /** A subscriber this many frames or bytes behind is dropped as too slow (it resumes with Last-Event-ID). */
+    SUBSCRIBER_QUEUE_EVENTS: intVar(1, 10_000_000, DEFAULTS.subscriberQueueEvents),
+    SUBSCRIBER_QUEUE_BYTES: intVar(1024, 1 << 30, DEFAULTS.subscriberQueueBytes),
 })
 
 /**

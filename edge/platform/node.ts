@@ -31,7 +31,12 @@ export interface NodeEdgeOptions {
  */
 export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
   await checkPublicKey(env.EDGE_JWT_PUBLIC_KEY)
-  const rooms = memoryRooms({ historyLimit: env.HISTORY_LIMIT, heartbeatMs: env.HEARTBEAT_MS })
+  const rooms = memoryRooms({
+    historyLimit: env.HISTORY_LIMIT,
+    heartbeatMs: env.HEARTBEAT_MS,
+    queueEvents: env.SUBSCRIBER_QUEUE_EVENTS,
+    queueBytes: env.SUBSCRIBER_QUEUE_BYTES,
+  })
   const metrics = edgeMetrics(rooms)
   const app = createApp({
     rooms: metrics.instrument(rooms),

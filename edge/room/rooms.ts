@@ -3,6 +3,7 @@ import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts
 import { DEFAULTS } from '../../shared/protocol.ts'
 import { EVENTS } from '../../shared/protocol.ts'
 import { encodeControl, encodeRetry } from '../../shared/sse.ts'
+import { boundedStream, type QueueLimits } from './queue.ts'
 import { Room, type Sink, type SubscribeOptions } from './room.ts'
 
 /** A subscription request as it travels to a room (plain data: it may cross into a Durable Object). */
@@ -34,55 +35,60 @@ export interface MemoryRoomsOptions {
   heartbeatMs?: number
   /** Bytes a subscriber may have queued before it is dropped as too slow. */
   queueBytes?: number
+  /** Frames (events, heartbeats) a subscriber may have queued before it is dropped as too slow. */
+  queueEvents?: number
 }
 
-/** Turns a room subscription into a byte stream with a bounded queue. */
-export const streamFromRoom = (room: Room, request: ConnectRequest, queueBytes: number): ReadableStream<Uint8Array> => {
+/**
+ * Turns a room subscription into a byte stream with a queue bounded in bytes and events (see queue.ts). A
+ * subscriber that cannot keep up is dropped by the room and its connection closed; it never slows the room.
+ * `limits` may be a byte count alone (events then default to DEFAULTS.subscriberQueueEvents).
+ */
+export const streamFromRoom = (room: Room, request: ConnectRequest, limits: QueueLimits | number): ReadableStream<Uint8Array> => {
+  const bounds = typeof limits === 'number' ? { bytes: limits, events: DEFAULTS.subscriberQueueEvents } : limits
   let unsubscribe = () => {}
-  let expiry: ReturnType<typeof setTimeout> | undefined
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        let open = true
-        const sink: Sink = {
-          write(chunk) {
-            if (!open) return false
-            if ((controller.desiredSize ?? 0) < 0) return false // queue over its byte bound: too slow
-            controller.enqueue(chunk)
-            return true
-          },
-          close() {
-            if (!open) return
-            open = false
-            controller.close()
-          },
-        }
-        sink.write(encodeRetry(request.retryMs))
-        const stop = room.subscribe(request, sink)
-        unsubscribe = () => (expiry !== undefined && clearTimeout(expiry), stop())
-        const untilExpiry = request.expiresAt === undefined ? Infinity : request.expiresAt - Date.now()
-        // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
-        if (untilExpiry <= 2 ** 31 - 1) {
-          // Streams must not outlive their token: tell the client to fetch a new one and resume.
-          expiry = setTimeout(() => {
-            stop()
-            controller.enqueue(encodeControl(EVENTS.reauth, { reason: 'token expired' }))
-            sink.close()
-          }, Math.max(0, untilExpiry))
-        }
-      },
-      cancel() {
-        unsubscribe()
-      },
+  const out = boundedStream(bounds, () => unsubscribe())
+  let overflowed = false
+  let replaying = true
+  const sink: Sink = {
+    write(chunk) {
+      // The replay inside subscribe() is bounded by the room's history: only live frames count as falling behind.
+      if (out.push(chunk, replaying)) return true
+      overflowed = true
+      return false
     },
-    { highWaterMark: queueBytes, size: (chunk) => chunk.byteLength },
-  )
+    close() {
+      // The room closes a sink for two reasons: it overflowed (drop now, the client resumes) or the room is
+      // shutting down (let the client read what is queued).
+      if (overflowed) out.abort()
+      else out.end()
+    },
+  }
+  out.push(encodeRetry(request.retryMs), true)
+  const stop = room.subscribe(request, sink)
+  replaying = false
+  let expiry: ReturnType<typeof setTimeout> | undefined
+  unsubscribe = () => (expiry !== undefined && clearTimeout(expiry), stop())
+  const untilExpiry = request.expiresAt === undefined ? Infinity : request.expiresAt - Date.now()
+  // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
+  if (untilExpiry <= 2 ** 31 - 1) {
+    // Streams must not outlive their token: tell the client to fetch a new one and resume.
+    expiry = setTimeout(() => {
+      stop()
+      out.push(encodeControl(EVENTS.reauth, { reason: 'token expired' }), true)
+      out.end()
+    }, Math.max(0, untilExpiry))
+  }
+  return out.stream
 }
 
 /** In-process rooms for Node and Deno: one Room per tenant, created on first use, with one shared heartbeat. */
 export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
   const historyLimit = options.historyLimit ?? DEFAULTS.historyLimit
-  const queueBytes = options.queueBytes ?? DEFAULTS.subscriberQueueBytes
+  const queue: QueueLimits = {
+    bytes: options.queueBytes ?? DEFAULTS.subscriberQueueBytes,
+    events: options.queueEvents ?? DEFAULTS.subscriberQueueEvents,
+  }
   const rooms = new Map<TenantId, Room>()
   const room = (tenant: TenantId) => {
     let r = rooms.get(tenant)
@@ -98,7 +104,7 @@ export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
   return {
     get: (tenant) => ({
       publish: async (body) => room(tenant).publish(body),
-      connect: async (request) => streamFromRoom(room(tenant), request, queueBytes),
+      connect: async (request) => streamFromRoom(room(tenant), request, queue),
       // Asking must not create a room: an unknown tenant simply has nobody connected.
       presence: async (grants) => rooms.get(tenant)?.presence(grants) ?? { tenant, subscribers: 0, topics: {} },
     }),

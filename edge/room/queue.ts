@@ -1,0 +1,108 @@
+/** Bounds of one subscriber's queue: whichever is reached first makes the subscriber too slow. */
+export interface QueueLimits {
+  bytes: number
+  /** Chunks (event frames, heartbeats, control frames). */
+  events: number
+}
+
+/**
+ * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream.
+ *
+ * The stream has no buffer of its own (highWaterMark 0): bytes leave the queue only when the consumer (the HTTP
+ * server writing to the socket, which waits for `drain`) asks for more, so the queue measures exactly how far this
+ * subscriber is behind. A push that would exceed a bound is refused; the caller then drops the subscriber with
+ * `abort()`, which discards the queue and errors the stream so the connection is torn down at once (the client
+ * reconnects with Last-Event-ID and resumes from the room's history). Nothing here can block the room.
+ */
+export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
+  let queue: Uint8Array[] = []
+  /** Bounded part of the queue: what was pushed without `force` since the consumer last read. */
+  let bytes = 0
+  let events = 0
+  let ending = false
+  let done = false
+  let wake: (() => void) | undefined
+  let controller!: ReadableStreamDefaultController<Uint8Array>
+
+  const take = (): Uint8Array => {
+    const chunks = queue
+    queue = []
+    bytes = 0
+    events = 0
+    if (chunks.length === 1) return chunks[0]!
+    // One write per pull, not one per frame: a subscriber that fell behind catches up in a few syscalls.
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0))
+    let at = 0
+    for (const c of chunks) (out.set(c, at), (at += c.byteLength))
+    return out
+  }
+
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c
+      },
+      async pull(c) {
+        while (queue.length === 0 && !ending && !done) await new Promise<void>((resolve) => (wake = resolve))
+        if (done) return
+        if (queue.length > 0) c.enqueue(take())
+        if (ending && queue.length === 0) {
+          done = true
+          c.close()
+        }
+      },
+      cancel() {
+        done = true
+        queue = []
+        wake?.()
+        onCancel()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+
+  const poke = () => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+
+  return {
+    stream,
+    /**
+     * Queues a chunk; false (and nothing queued) when it would exceed a bound or the stream is over. `force`
+     * queues outside the bounds: for what is already bounded elsewhere (the `retry:` line, a replay of the room's
+     * history, the final `reauth`), so that a resume from far back is never mistaken for a slow subscriber.
+     */
+    push(chunk: Uint8Array, force = false): boolean {
+      if (done || ending) return false
+      if (!force) {
+        if (events + 1 > limits.events || bytes + chunk.byteLength > limits.bytes) return false
+        events++
+        bytes += chunk.byteLength
+      }
+      queue.push(chunk)
+      poke()
+      return true
+    },
+    /** Ends the stream after what is queued has been read. */
+    end(): void {
+      if (done || ending) return
+      ending = true
+      poke()
+    },
+    /** Drops the subscriber now: discards the queue and errors the stream (the connection closes). */
+    abort(reason = 'subscriber too slow: queue full'): void {
+      if (done) return
+      done = true
+      queue = []
+      bytes = events = 0
+      poke()
+      controller.error(new Error(reason))
+    },
+    /** The bounded part of the queue (live frames not yet read by the consumer). */
+    get queued() {
+      return { bytes, events }
+    },
+  }
+}
