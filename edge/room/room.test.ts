@@ -69,6 +69,20 @@ describe('Room', () => {
     ])
   })
 
+  it('a resume waiting on a restarted room gets reset when the refill starts past it (retention pruned the rest)', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    const waiting = collect()
+    room.subscribe({ topics: {}, lastEventId: 10 }, waiting.sink) // resumes on an empty room (it restarted)
+    room.publish({ tenant: 'r', events: batch(46, 48), rebase: true }) // 11..45 were pruned
+    expect(waiting.frames[0]).toBe('event: reset\ndata: {"head":45,"first":46}\n\n')
+    expect(waiting.seqs()).toEqual([46, 47, 48])
+    const ahead = collect()
+    room.subscribe({ topics: {}, lastEventId: 47 }, ahead.sink)
+    room.publish({ tenant: 'r', events: batch(60, 61), rebase: true })
+    expect(ahead.frames.filter((f) => f.startsWith('event: reset'))).toHaveLength(1)
+    expect(ahead.seqs()).toEqual([48, 60, 61])
+  })
+
   it('replays history then goes live without a gap or duplicate at the seam', () => {
     const room = new Room('r', { historyLimit: 100 })
     room.publish({ tenant: 'r', events: batch(1, 5) })

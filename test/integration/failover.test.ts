@@ -1,0 +1,148 @@
+import postgres from 'postgres'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRelay, type Relay } from '../../relay/relay.ts'
+import { pruneOnce } from '../../relay/retention.ts'
+import { relayConfig, startStack, testLog, type Stack } from '../support/stack.ts'
+
+let s: Stack
+beforeAll(async () => {
+  s = await startStack({ relay: { RELAY_LEADER_CHECK_MS: '200' } })
+})
+afterAll(() => s?.stop())
+
+const until = async (what: string, pred: () => Promise<boolean> | boolean, timeoutMs = 15_000) => {
+  const end = Date.now() + timeoutMs
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+describe('hot standby', () => {
+  it('a second relay waits without LISTEN, takes over when the leader stops or loses its lock session, never two leaders', async () => {
+    const sql = s.db.sql
+    const listeners = async () =>
+      (await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'edge-relay-listen'`)[0]!.n as number
+    let maxListeners = 0
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        maxListeners = Math.max(maxListeners, await listeners())
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    const a = s.relay!
+    let b: Relay | undefined
+    let c: Relay | undefined
+    try {
+      b = await startRelay({ config: relayConfig(s.db.url, s.edge.url, { RELAY_LEADER_CHECK_MS: '200' }), log: testLog })
+      expect(a.health()).toMatchObject({ role: 'leader', ok: true, listening: true })
+      expect(b.health()).toMatchObject({ role: 'standby', ok: true, listening: false })
+      expect(typeof a.health().notificationQueueUsage).toBe('number')
+
+      const sub = await s.subscribe('standby')
+      for (let i = 1; i <= 10; i++) await s.publish('standby', 't', { i })
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 10)
+
+      // 1. The leader stops (as on SIGTERM): the standby takes over and catches up from the cursors.
+      await s.stopRelay()
+      for (let i = 11; i <= 20; i++) await s.publish('standby', 't', { i })
+      await until('b leads', () => b!.health().role === 'leader')
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 20)
+
+      // 2. The leader's lock session is cut: it stops at once, and the new standby takes over.
+      c = await startRelay({ config: relayConfig(s.db.url, s.edge.url, { RELAY_LEADER_CHECK_MS: '200' }), log: testLog })
+      expect(c.health().role).toBe('standby')
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+                where datname = current_database() and application_name = 'edge-relay-leader'
+                  and pid in (select pid from pg_locks where locktype = 'advisory' and granted)`
+      for (let i = 21; i <= 30; i++) await s.publish('standby', 't', { i })
+      await until('one leader again', () => [b!, c!].filter((r) => r.health().role === 'leader').length === 1)
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 30)
+      expect(sub.seqs()).toEqual(range(1, 30))
+      await until('one LISTEN', async () => (await listeners()) === 1)
+      sub.close()
+    } finally {
+      sampling = false
+      await sampler
+      await b?.stop()
+      await c?.stop()
+      await s.startRelay()
+    }
+    expect(maxListeners).toBe(1)
+  })
+})
+
+describe('poll mode', () => {
+  it('RELAY_MODE=poll with relay.notify = off: no LISTEN, no NOTIFY, every event arrives', async () => {
+    const stack = await startStack({ relay: { RELAY_MODE: 'poll', RELAY_POLL_MS: '100' } })
+    const probe = postgres(stack.db.url, { max: 1, onnotice: () => {} })
+    let writer: ReturnType<typeof postgres> | undefined
+    try {
+      await stack.db.sql.unsafe(`alter database "${stack.db.name}" set relay.notify = 'off'`)
+      writer = postgres(stack.db.url, { max: 2, onnotice: () => {} }) // new sessions pick the setting up
+      const nudges: string[] = []
+      await probe.listen('relay', (p) => nudges.push(p))
+      const [{ n }] = (await stack.db.sql`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and application_name = 'edge-relay-listen'`) as unknown as [{ n: number }]
+      expect(n).toBe(0)
+      expect(stack.relay!.health()).toMatchObject({ role: 'leader', mode: 'poll', ok: true })
+      const sub = await stack.subscribe('polled')
+      for (let i = 1; i <= 20; i++) await writer`select relay.publish('polled', 't', ${writer.json({ i })})`
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 20)
+      expect(sub.seqs()).toEqual(range(1, 20))
+      expect(nudges).toEqual([])
+      sub.close()
+    } finally {
+      await writer?.end()
+      await probe.end()
+      await stack.stop()
+    }
+  })
+})
+
+describe('retention', () => {
+  it('prunes outside the window, never past the smallest cursor of the configured edges', async () => {
+    const sql = s.db.sql
+    const sub = await s.subscribe('retain')
+    for (let i = 1; i <= 50; i++) await s.publish('retain', 't', { i })
+    await sub.waitFor((m) => m.filter((x) => x.id).length === 50)
+    await until('cursor at 50', async () => (await sql`select delivered from relay.cursors where tenant = 'retain'`)[0]?.delivered === '50')
+    const held = async () => (await sql`select min(seq)::int as lo, count(*)::int as n from relay.events where tenant = 'retain'`)[0]!
+    // An edge that never confirmed anything holds everything back.
+    expect(await pruneOnce({ sql, edges: [s.edge.url, 'http://127.0.0.1:1'], ageS: 0, count: 10 })).toBe(0)
+    expect(await held()).toEqual({ lo: 1, n: 50 })
+    await pruneOnce({ sql, edges: [s.edge.url], ageS: 0, count: 10 })
+    expect(await held()).toEqual({ lo: 41, n: 10 })
+    // By age: everything is older than 1 s, but the undelivered tail stays.
+    await sql`update relay.cursors set delivered = 45 where tenant = 'retain'`
+    await new Promise((r) => setTimeout(r, 1_100))
+    await pruneOnce({ sql, edges: [s.edge.url], ageS: 1, count: 0 })
+    expect(await held()).toEqual({ lo: 46, n: 5 })
+    // A room that lost its memory gets a rebase from what the outbox still holds; an old resume gets `reset`.
+    s.edge.rooms.rooms.delete('retain')
+    await s.publish('retain', 't', { i: 51 })
+    const late = await s.subscribe('retain', { lastEventId: 10 })
+    await late.waitFor((m) => m.some((x) => x.id === '51'))
+    expect(late.messages.find((m) => m.event === 'reset')).toBeDefined()
+    expect(late.seqs().every((q) => q >= 46)).toBe(true)
+    sub.close()
+    late.close()
+  })
+
+  it('the relay prunes on its own timer', async () => {
+    const stack = await startStack({ relay: { RELAY_RETENTION_COUNT: '5', RELAY_RETENTION_INTERVAL_MS: '200' } })
+    try {
+      const sub = await stack.subscribe('auto')
+      for (let i = 1; i <= 20; i++) await stack.publish('auto', 't', { i })
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 20)
+      await until('pruned to 5', async () => (await stack.db.sql`select count(*)::int as n from relay.events`)[0]!.n === 5)
+      await until('reported', () => (stack.relay!.health().retention?.pruned ?? 0) === 15)
+      sub.close()
+    } finally {
+      await stack.stop()
+    }
+  })
+})
