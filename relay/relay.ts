@@ -25,6 +25,9 @@ export const startRelay = async ({ config, log }: RelayOptions) => {
   const sql = postgres(config.DATABASE_URL, {
     max: 4,
     onnotice: () => {},
+    // postgres.js's default reconnect backoff grows to ~20 s: after a database restart that would be 20 s of
+    // nothing delivered. Retry within a second instead.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     connection: { application_name: 'edge-relay' },
   })
   const [schema] = await sql<{ ok: boolean }[]>`select to_regclass('relay.events') is not null as ok`
