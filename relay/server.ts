@@ -8,7 +8,10 @@ export interface HealthSource {
   metrics?: { registry: { contentType: string; metrics(): Promise<string> } }
 }
 
-/** The relay's own HTTP port: /healthz (200 when listening and leading, else 503) and /metrics. */
+/**
+ * The relay's own HTTP port: /healthz (200 for a standby, or a leader that listens or polls, else 503; `role` says
+ * which) and /metrics.
+ */
 export const startRelayServer = (relay: HealthSource, port: number, host: string) => {
   const app = new Hono()
   app.get(PATHS.health, (c) => {
