@@ -288,7 +288,7 @@ describe('chaos: nothing committed is lost, duplicated or reordered', () => {
           slow.pause()
           await sleep(SLOW_READER_MS)
           // The others kept up meanwhile: they have everything committed up to a moment ago.
-          await caughtUp(others, await heads(), 5_000)
+          await caughtUp(others, await heads(), 15_000) // generous: the machine is shared; this is not a speed test
           slow.resume()
           return `slow one dropped ${room.slowDropped - droppedBefore}× and resumed; others kept up`
         },
