@@ -110,12 +110,16 @@ export class Deliverer {
     }
   }
 
-  /** Lets batches in flight finish (up to `graceMs`), then abandons retries. The cursors stay where confirmed. */
+  /**
+   * Lets batches in flight finish (up to `graceMs`), then abandons retries. The cursors stay where confirmed.
+   * Resolves at most ~1 s after the grace even if a database query hangs (a silent network cut): such a run, if its
+   * query ever returns, finds the abort signal set and posts nothing.
+   */
   async stop(graceMs = 5_000): Promise<void> {
     this.stopping = true
     this.again.clear()
     const timer = setTimeout(() => this.abort.abort(), graceMs)
-    await Promise.allSettled([...this.running.values()])
+    await Promise.race([Promise.allSettled([...this.running.values()]), sleep(graceMs + 1_000)])
     clearTimeout(timer)
     this.abort.abort()
   }

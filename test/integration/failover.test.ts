@@ -2,6 +2,7 @@ import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRelay, type Relay } from '../../relay/relay.ts'
 import { pruneOnce } from '../../relay/retention.ts'
+import { startProxy } from '../chaos/support/cluster.ts'
 import { relayConfig, startStack, testLog, type Stack } from '../support/stack.ts'
 
 let s: Stack
@@ -144,5 +145,51 @@ describe('retention', () => {
     } finally {
       await stack.stop()
     }
+  })
+})
+
+describe('a silent network cut between the leader and Postgres', () => {
+  it('the leader stops on its own (lock check times out) before the standby takes over; nothing is lost', async () => {
+    const stack = await startStack({ relay: { RELAY_LEADER_CHECK_MS: '200' } })
+    await stack.stopRelay() // replaced by one that reaches Postgres through a proxy we can freeze
+    const pgUrl = new URL(stack.db.url)
+    const proxy = await startProxy(Number(pgUrl.port))
+    const viaProxy = new URL(stack.db.url)
+    viaProxy.port = new URL(proxy.url).port
+    const config = (url: string) => relayConfig(url, stack.edge.url, { RELAY_LEADER_CHECK_MS: '200' })
+    const a = await startRelay({ config: config(viaProxy.toString()), log: testLog })
+    const b = await startRelay({ config: config(stack.db.url), log: testLog })
+    let twoLeaders = false
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        if (a.health().role === 'leader' && b.health().role === 'leader') twoLeaders = true
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    })()
+    try {
+      expect([a.health().role, b.health().role]).toEqual(['leader', 'standby'])
+      const sub = await stack.subscribe('cut')
+      for (let i = 1; i <= 5; i++) await stack.publish('cut', 't', { i })
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 5)
+      proxy.freeze()
+      const frozenAt = Date.now()
+      for (let i = 6; i <= 15; i++) await stack.publish('cut', 't', { i })
+      await until('a to step down', () => a.health().role === 'standby', 10_000)
+      const steppedDown = Date.now() - frozenAt
+      await until('b to lead', () => b.health().role === 'leader', 10_000)
+      await sub.waitFor((m) => m.filter((x) => x.id).length === 15, 15_000)
+      expect(sub.seqs()).toEqual(range(1, 15))
+      expect(steppedDown).toBeGreaterThanOrEqual(1_500) // by its own check's timeout, not by a closed socket
+      sub.close()
+    } finally {
+      sampling = false
+      await sampler
+      await b.stop()
+      await proxy.close()
+      await a.stop()
+      await stack.stop()
+    }
+    expect(twoLeaders).toBe(false)
   })
 })
