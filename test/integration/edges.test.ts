@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { startRelay, type Relay } from '../../relay/relay.ts'
-import { startProxy } from '../chaos/support/cluster.ts'
+import { startProxy } from '../support/proxy.ts'
 import { freshDatabase, type TestDb } from '../support/db.ts'
 import { openStream } from '../support/sse-client.ts'
 import { edgeEnv, relayConfig, testLog } from '../support/stack.ts'

@@ -2,7 +2,7 @@ import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRelay, type Relay } from '../../relay/relay.ts'
 import { pruneOnce } from '../../relay/retention.ts'
-import { startProxy } from '../chaos/support/cluster.ts'
+import { startProxy } from '../support/proxy.ts'
 import { relayConfig, startStack, testLog, type Stack } from '../support/stack.ts'
 
 let s: Stack
