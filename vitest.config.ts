@@ -2,8 +2,17 @@ import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
 import { defineConfig } from 'vitest/config'
 import { FIXTURE_PUBLIC_JWK } from './test/support/fixture-key.ts'
 
+/**
+ * postgres.js 3.4.9 can throw from a setImmediate when a connection dies with a small write pending
+ * (porsager/postgres#1154, #1208; no release fixes it yet). The chaos suite restarts Postgres under load on purpose,
+ * so its own client pool may hit it; that error alone is not a failure of what we test. Everything else still is.
+ */
+const isPostgresJsNullSocketBug = (e: { message?: string; stack?: string }) =>
+  e.message === "Cannot read properties of null (reading 'write')" && /postgres[\\/]src[\\/]connection\.js/.test(e.stack ?? '')
+
 export default defineConfig({
   test: {
+    onUnhandledError: (error) => !isPostgresJsNullSocketBug(error),
     projects: [
       {
         test: {

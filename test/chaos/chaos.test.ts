@@ -43,6 +43,8 @@ const rows: Row[] = []
 let maxListeners = 0
 let sampling = true
 let sampler: Promise<void> | undefined
+let closing = false
+const crashes: string[] = []
 
 const edgeSettings = () =>
   edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_EVENTS: '500', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
@@ -60,7 +62,14 @@ const relay = async () => {
     RELAY_RETENTION_INTERVAL_MS: '2000',
   })
   relays.add(r)
-  void r.exited.then(() => relays.delete(r))
+  void r.exited.then(async () => {
+    relays.delete(r)
+    if (r.intentional || closing) return
+    // A crash we did not cause: restart it as systemd's Restart=on-failure would, and say so in the report.
+    crashes.push(`relay ${r.pid} exited unexpectedly`)
+    const next = await relay()
+    if (leader === r) leader = next
+  })
   return r
 }
 
@@ -187,6 +196,7 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
+  closing = true
   sampling = false
   await sampler
   await Promise.all(base.map((c) => c.stop()))
@@ -203,7 +213,8 @@ afterAll(async () => {
       '',
       `Run at ${new Date().toISOString()}; ${TENANTS.length} tenants, ${WRITERS.length} writers (1–5 events a transaction, ~15 % rolled back), ` +
         `${base.length} standing subscribers on ${TOPIC_SETS.length} topic sets. "out of order" includes events of a wrong tenant/topic. ` +
-        `Most LISTEN sessions seen at once: ${maxListeners}.`,
+        `Most LISTEN sessions seen at once: ${maxListeners}. ` +
+        `Relay crashes (restarted like systemd would): ${crashes.length ? crashes.join('; ') : 'none'}.`,
       '',
       table(rows),
       '',

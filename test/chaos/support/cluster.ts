@@ -53,6 +53,8 @@ export interface RelayProcess {
   /** SIGTERM, then SIGKILL after 5 s. */
   stop(): Promise<void>
   exited: Promise<void>
+  /** True once we killed or stopped it on purpose (an exit otherwise is a crash). */
+  readonly intentional: boolean
 }
 
 let relayCount = 0
@@ -79,16 +81,22 @@ export const spawnRelay = async (env: Record<string, string>): Promise<RelayProc
     if (dead) throw new Error(`relay exited at start; see ${RESULTS}chaos-relay-${relayCount}.log`)
     return (await health()).role !== undefined
   }, 30_000, 100)
+  let intentional = false
   return {
     pid: child.pid!,
     port,
     health,
     exited,
+    get intentional() {
+      return intentional
+    },
     async kill9() {
+      intentional = true
       process.kill(child.pid!, 'SIGKILL')
       await exited
     },
     async stop() {
+      intentional = true
       if (dead) return
       child.kill('SIGTERM')
       const timer = setTimeout(() => !dead && child.kill('SIGKILL'), 5_000)
