@@ -14,6 +14,8 @@ export interface WriterSpec {
   pauseMs?: number
   /** Share of transactions rolled back on purpose. */
   rollbackRate?: number
+  /** Publish on this topic only (default: a random one of TOPICS per event). */
+  topic?: string
 }
 
 /**
@@ -33,7 +35,7 @@ export const startWriters = (sql: Sql, specs: WriterSpec[]) => {
       try {
         await sql.begin(async (tx) => {
           await tx`
-            select relay.publish(${w.tenant}::text, (${TOPICS as unknown as string[]}::text[])[1 + floor(random() * 3)::int],
+            select relay.publish(${w.tenant}::text, coalesce(${w.topic ?? null}::text, (${TOPICS as unknown as string[]}::text[])[1 + floor(random() * 3)::int]),
                                  jsonb_build_object('w', ${id}::int, 'i', g, 'pad', repeat('x', ${w.pad ?? 0}::int)))
             from generate_series(1, ${n}::int) g`
           if (rollback) throw ROLLBACK
