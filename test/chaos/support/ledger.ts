@@ -80,3 +80,19 @@ export const table = (rows: Row[]): string => {
     ),
   ].join('\n')
 }
+
+/** The whole report, as Markdown: what ran, the table, the totals. */
+export const report = (rows: Row[], about: string[]): string => {
+  const total = sumTallies(rows)
+  return [
+    '# Chaos suite',
+    '',
+    `Run at ${new Date().toISOString()}: ${about.join('; ')}. "out of order" includes events of a wrong tenant or topic.`,
+    '',
+    table(rows),
+    '',
+    `Total: ${rows.reduce((n, r) => n + r.committed, 0)} events committed, ${total.delivered}/${total.expected} deliveries, ` +
+      `${total.lost} lost, ${total.duplicated} duplicated, ${total.outOfOrder + total.foreign} out of order.`,
+    '',
+  ].join('\n')
+}
