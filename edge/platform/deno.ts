@@ -16,7 +16,12 @@ try {
   log('error', 'edge failed to start', { err: err instanceof Error ? err.message : String(err) })
   Deno.exit(1)
 }
-const rooms = memoryRooms({ historyLimit: env.HISTORY_LIMIT, heartbeatMs: env.HEARTBEAT_MS })
+const rooms = memoryRooms({
+  historyLimit: env.HISTORY_LIMIT,
+  heartbeatMs: env.HEARTBEAT_MS,
+  queueEvents: env.SUBSCRIBER_QUEUE_EVENTS,
+  queueBytes: env.SUBSCRIBER_QUEUE_BYTES,
+})
 const app = createApp({
   rooms,
   auth: createAuth(authOptions(env)),
