@@ -12,7 +12,8 @@ import { ConnectionLimits, onStreamEnd, UNREAD_BODY } from './limits.ts'
 import { ReplayCache } from './replay.ts'
 import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
-import type { Rooms } from './room/rooms.ts'
+import type { ConnectRequest, Rooms } from './room/rooms.ts'
+import type { Context } from 'hono'
 
 export interface EdgeConfig {
   relaySecret: string
@@ -42,7 +43,18 @@ export interface AppDeps {
   config: EdgeConfig
   /** Called with every unexpected error (the response is a 500 either way). */
   log?: (level: 'error' | 'warn' | 'info', msg: string, fields?: Record<string, unknown>) => void
+  /**
+   * A platform's own way to serve an authorised stream (Node writes bytes straight to the socket). Returns
+   * undefined to fall back to the portable path: a ReadableStream Response from the room stub.
+   */
+  serveStream?: StreamServer
 }
+
+/**
+ * See AppDeps.serveStream. Called after auth and limits; throwing a RelayError still answers with the JSON error.
+ * `ended` must be called once when a stream it served ends, for any reason (it releases the connection slot).
+ */
+export type StreamServer = (c: Context, tenant: string, request: ConnectRequest, ended: () => void) => Response | undefined
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -75,7 +87,7 @@ const parseLastEventId = (raw: string | undefined): number | undefined => {
 }
 
 /** The edge: routes, auth and one error handler. Runtime-neutral — the platform files choose rooms and serve it. */
-export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
+export const createApp = ({ rooms, auth, config, log = () => {}, serveStream }: AppDeps) => {
   const retryMs = config.retryMs ?? DEFAULTS.retryMs
   const windowS = config.signatureWindowS ?? DEFAULTS.signatureWindowS
   const maxPublishBytes = config.maxPublishBytes ?? DEFAULTS.maxPublishBytes
@@ -130,10 +142,11 @@ export const createApp = ({ rooms, auth, config, log = () => {} }: AppDeps) => {
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
     const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
     const release = limits.acquire(tenant, claims.sub)
+    const request: ConnectRequest = { topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.expiresAt, ...presence }
     try {
-      const stream = await rooms
-        .get(tenant)
-        .connect({ topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.expiresAt, ...presence }, c.req.raw.signal)
+      const served = serveStream?.(c, tenant, request, release)
+      if (served) return served
+      const stream = await rooms.get(tenant).connect(request, c.req.raw.signal)
       return new Response(onStreamEnd(stream, release), { headers: SSE_HEADERS })
     } catch (err) {
       release()

@@ -76,12 +76,16 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
           return reply
         },
         async connect(request) {
-          connects.inc({ tenant, kind: request.lastEventId === undefined ? 'new' : 'resume' })
+          connected(tenant, request)
           return stub.connect(request)
         },
       }
     },
   })
 
-  return { registry, instrument }
+  /** Counts an SSE connection (also called by the Node fast path, which does not go through `connect`). */
+  const connected = (tenant: string, request: { lastEventId?: number }) =>
+    connects.inc({ tenant, kind: request.lastEventId === undefined ? 'new' : 'resume' })
+
+  return { registry, instrument, connected }
 }

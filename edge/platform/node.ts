@@ -6,6 +6,7 @@ import { createAuth } from '../auth.ts'
 import { authOptions, edgeConfig, loadEdgeEnv, type EdgeEnv } from '../config.ts'
 import { checkPublicKey } from '../keys.ts'
 import { memoryRooms } from '../room/rooms.ts'
+import { nodeStreamServer } from './node-sse.ts'
 import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import { edgeMetrics } from './node-metrics.ts'
@@ -23,6 +24,10 @@ export interface NodeEdgeOptions {
    * win; an extension never sees Postgres through the edge (it brings its own, in its own module).
    */
   extend?: (app: Hono) => void
+  /** Bytes a subscriber may have unsent before it is dropped as too slow. */
+  queueBytes?: number
+  /** false: serve streams through Hono's portable ReadableStream path (for comparison in the benchmark). */
+  fastPath?: boolean
 }
 
 /**
@@ -31,18 +36,30 @@ export interface NodeEdgeOptions {
  */
 export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
   await checkPublicKey(env.EDGE_JWT_PUBLIC_KEY)
+  const queue = { bytes: options.queueBytes ?? env.SUBSCRIBER_QUEUE_BYTES, events: env.SUBSCRIBER_QUEUE_EVENTS }
   const rooms = memoryRooms({
     historyLimit: env.HISTORY_LIMIT,
     heartbeatMs: env.HEARTBEAT_MS,
-    queueEvents: env.SUBSCRIBER_QUEUE_EVENTS,
-    queueBytes: env.SUBSCRIBER_QUEUE_BYTES,
+    queueEvents: queue.events,
+    queueBytes: queue.bytes,
   })
   const metrics = edgeMetrics(rooms)
+  const fast = nodeStreamServer(rooms, queue)
   const app = createApp({
     rooms: metrics.instrument(rooms),
     auth: createAuth(authOptions(env)),
     config: edgeConfig(env),
     log,
+    // Bytes straight to the socket, coalesced per turn (see node-sse.ts); Hono still routes, authorises and errs.
+    ...(options.fastPath === false
+      ? {}
+      : {
+          serveStream: (c, tenant, request, ended) => {
+            const served = fast(c, tenant, request, ended)
+            if (served) metrics.connected(tenant, request) // the portable path counts in metrics.instrument
+            return served
+          },
+        }),
   })
   app.get(PATHS.metrics, async (c) =>
     c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
