@@ -4,6 +4,7 @@ import { SSE_HEADERS, type StreamServer } from '../app.ts'
 import { attachSubscriber } from '../room/attach.ts'
 import type { Sink } from '../room/room.ts'
 import type { MemoryRooms } from '../room/rooms.ts'
+import { DEFAULTS } from '../../shared/protocol.ts'
 
 /**
  * The Node fast path for SSE. The portable path hands Hono a ReadableStream, and @hono/node-server pumps it into
@@ -53,17 +54,21 @@ export class NodeSink implements Sink {
   private open = true
   /** Set when a write was refused: the close that follows is a drop, not a clean end. */
   private overflowed = false
+  /** While the room replays history into us (inside subscribe): bounded by the history, so never "too slow". */
+  replaying = true
 
   constructor(
     private readonly res: ServerResponse,
     /** Bytes the response may hold unsent (Node's buffer + our pending frames) before the subscriber is dropped. */
     private readonly queueBytes: number,
+    /** Frames that may wait for the next flush (a turn that owes one client more than this is a runaway). */
+    private readonly queueEvents = DEFAULTS.subscriberQueueEvents,
   ) {}
 
   write(chunk: Uint8Array): boolean {
     if (!this.open) return false
     // Same rule as the ReadableStream path: refuse once the queue is over its bound (the room then drops us).
-    if (this.res.writableLength + this.pendingBytes > this.queueBytes) {
+    if (!this.replaying && (this.res.writableLength + this.pendingBytes > this.queueBytes || this.pending.length >= this.queueEvents)) {
       this.overflowed = true
       return false
     }
@@ -125,6 +130,7 @@ export const nodeStreamServer =
     res.writeHead(200, SSE_HEADERS)
     const sink = new NodeSink(res, queue.bytes)
     const detach = attachSubscriber(rooms.room(tenant), request, sink)
+    sink.replaying = false // subscribe() replays synchronously: from here on frames are live
     res.once('close', () => {
       sink.gone()
       detach()
