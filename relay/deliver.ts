@@ -23,6 +23,9 @@ export class Deliverer {
   private cursors = new Map<string, number>()
   private running = new Map<string, Promise<void>>()
   private again = new Set<string>()
+  /** Confirmed cursors not yet written to Postgres; one save in flight at a time takes them all (see saveLater). */
+  private unsaved = new Map<string, number>()
+  private saving: Promise<void> | undefined
   private readonly abort = new AbortController()
   private stopping = false
   /** Consecutive failed posts (any tenant); 0 when the edge is answering. */
@@ -77,17 +80,48 @@ export class Deliverer {
       const last = events[events.length - 1]!.seq
       if (reply.head >= last) {
         this.cursors.set(tenant, last)
-        await outbox.saveCursor(this.o.edge, tenant, last)
+        this.saveLater(tenant, last)
         this.o.onDelivered?.(tenant, events.length, reply.head)
         skipped = false
+        // A short batch was everything committed when we read: stop here instead of asking again. Anything
+        // committed since has sent its own nudge, which re-runs this tenant (see `again`).
+        if (events.length < batchSize) return
       } else {
         // The room is behind what we sent (it restarted, or our cursor ran ahead): resend from its head, but no
         // further back than resendMax — older events are then announced as a rebase.
         const from = Math.max(reply.head, last - this.o.resendMax)
         this.o.log('warn', 'room behind relay cursor; resending', { edge: this.o.edge, tenant, head: reply.head, from })
         this.cursors.set(tenant, from)
-        await outbox.saveCursor(this.o.edge, tenant, from)
+        this.saveLater(tenant, from)
         skipped = from > reply.head
+      }
+    }
+  }
+
+  /**
+   * Cursors are written behind delivery, batched: a commit per delivered batch would queue the latency-critical
+   * reads behind fsyncs (measured: light load, 100 tenants — see docs/performance.md). Saving late is safe: after a
+   * crash the relay resends from the older cursor and the room ignores what it has. Saves run one at a time, so a
+   * tenant's cursor is written in the order it moved.
+   */
+  private saveLater(tenant: string, delivered: number) {
+    this.unsaved.set(tenant, delivered)
+    this.saving ??= this.saveAll().finally(() => (this.saving = undefined))
+  }
+
+  private async saveAll(): Promise<void> {
+    for (let attempt = 0; this.unsaved.size > 0; ) {
+      const batch = this.unsaved
+      this.unsaved = new Map()
+      try {
+        await this.o.outbox.saveCursors(this.o.edge, batch)
+        attempt = 0
+      } catch (err) {
+        // Keep what moved since; put back the rest and retry (the cursors in memory are already right).
+        for (const [t, c] of batch) if (!this.unsaved.has(t)) this.unsaved.set(t, c)
+        if (this.abort.signal.aborted) return
+        this.o.log('warn', 'saving cursors failed; retrying', { edge: this.o.edge, err: String(err) })
+        await sleep(backoffMs(attempt++, 100, this.o.retryCapMs), this.abort.signal)
       }
     }
   }
@@ -120,6 +154,9 @@ export class Deliverer {
     this.again.clear()
     const timer = setTimeout(() => this.abort.abort(), graceMs)
     await Promise.race([Promise.allSettled([...this.running.values()]), sleep(graceMs + 1_000)])
+    // Write the confirmed cursors before going (a failure here costs resends, never data).
+    const aborted = new Promise<void>((r) => this.abort.signal.addEventListener('abort', () => r(), { once: true }))
+    while (this.saving && !this.abort.signal.aborted) await Promise.race([this.saving, aborted])
     clearTimeout(timer)
     this.abort.abort()
   }

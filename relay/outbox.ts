@@ -27,6 +27,16 @@ export const outbox = (sql: Sql) => ({
     return row ? Number(row.delivered) : 0
   },
 
+  /** Saves many tenants' cursors for one edge in one statement (one commit instead of one per batch). */
+  async saveCursors(edge: string, cursors: ReadonlyMap<string, number>): Promise<void> {
+    if (cursors.size === 0) return
+    const rows = JSON.stringify([...cursors].map(([tenant, delivered]) => ({ tenant, delivered })))
+    await sql`
+      insert into relay.cursors (edge, tenant, delivered)
+      select ${edge}, r.tenant, r.delivered from json_to_recordset(${rows}::text::json) as r(tenant text, delivered bigint)
+      on conflict (edge, tenant) do update set delivered = excluded.delivered, updated_at = now()`
+  },
+
   async saveCursor(edge: string, tenant: string, delivered: number): Promise<void> {
     await sql`
       insert into relay.cursors (edge, tenant, delivered) values (${edge}, ${tenant}, ${delivered})
