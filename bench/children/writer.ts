@@ -1,0 +1,98 @@
+import postgres from 'postgres'
+import { sign } from '../../shared/sign.ts'
+import { serveChild } from '../lib/child.ts'
+import { nowMs } from '../lib/hist.ts'
+
+/**
+ * Publishes events at a fixed rate, spread round-robin over tenants. Each event's data carries `t`, this
+ * machine's monotonic clock read just before the statement is sent; the statement runs in autocommit, so it is
+ * its own transaction and COMMIT follows it directly.
+ *   ours      select relay.publish(tenant, 'bench', data)              (the relay delivers it to our edge)
+ *   baseline  insert into bench_log … ; select pg_notify('baseline', {tenant, topic, data})   (Logtide-style)
+ *   floor     select pg_notify('floor', data)                          (commit → a bare LISTEN)
+ *   edge/raw  signed POST /internal/publish to our edge, or POST /publish to the plain node:http server,
+ *             one batch in flight at a time (as the relay does): the edge alone, without Postgres.
+ */
+const PAD = 'x'.repeat(64)
+const data = () => `{"p":"${PAD}","t":${nowMs().toFixed(4)}}`
+
+/** Per edge and tenant: the seq of the last event posted (rooms need contiguous seqs across runs). */
+const seqs = new Map<string, number>()
+
+const sql = postgres(process.env.DATABASE_URL!, { max: 8, onnotice: () => {} })
+
+interface RunArgs {
+  mode: 'ours' | 'baseline' | 'floor' | 'edge' | 'raw'
+  rate: number
+  seconds: number
+  tenants: string[]
+  url?: string
+  secret?: string
+}
+
+const sendPg = (mode: RunArgs['mode'], tenant: string): Promise<unknown> => {
+  const d = data()
+  if (mode === 'ours') return sql`select relay.publish(${tenant}, 'bench', ${d}::text::jsonb)`
+  if (mode === 'baseline')
+    return sql`with ins as (insert into bench_log (tenant, topic, data) values (${tenant}, 'bench', ${d}::text::jsonb))
+      select pg_notify('baseline', ${`{"tenant":"${tenant}","topic":"bench","data":${d}}`})`
+  return sql`select pg_notify('floor', ${d})`
+}
+
+const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
+  const start = Date.now()
+  const total = Math.round(rate * seconds)
+  let sent = 0
+  let ok = 0
+  let errors = 0
+  let firstError: string | undefined
+  const inflight = new Set<Promise<unknown>>()
+  let posting: Promise<void> | undefined
+  let backlog: string[] = [] // tenants of events due but not yet posted (edge/raw)
+
+  const post = async (batch: string[]) => {
+    const byTenant = new Map<string, string[]>()
+    for (const t of batch) byTenant.set(t, [...(byTenant.get(t) ?? []), data()])
+    for (const [tenant, datas] of byTenant) {
+      let seq = seqs.get(url + tenant) ?? 0
+      const events = datas.map((d) => `{"seq":${++seq},"topic":"bench","data":${d},"ts":0}`)
+      seqs.set(url + tenant, seq)
+      const body = `{"tenant":"${tenant}","events":[${events.join(',')}]}`
+      const path = mode === 'edge' ? '/internal/publish' : '/publish'
+      const headers: Record<string, string> = { 'content-type': 'application/json' }
+      if (mode === 'edge') headers['x-relay-signature'] = await sign(secret!, body)
+      const res = await fetch(url + path, { method: 'POST', headers, body })
+      await res.text()
+      if (res.ok) ok += datas.length
+      else ((errors += datas.length), (firstError ??= `HTTP ${res.status}`))
+    }
+  }
+
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((Date.now() - start) * rate) / 1000))
+    for (; sent < due; sent++) {
+      const tenant = tenants[sent % tenants.length]!
+      if (mode === 'edge' || mode === 'raw') backlog.push(tenant)
+      else {
+        const p = sendPg(mode, tenant).then(
+          () => void ok++,
+          (err) => ((errors++), (firstError ??= String(err))),
+        )
+        inflight.add(p)
+        void p.finally(() => inflight.delete(p))
+      }
+    }
+    if (backlog.length && !posting) {
+      const batch = backlog
+      backlog = []
+      posting = post(batch).finally(() => (posting = undefined))
+    }
+    await new Promise((r) => setTimeout(r, mode === 'edge' || mode === 'raw' ? 5 : 1))
+  }
+  await posting
+  if (backlog.length) await post(backlog)
+  await Promise.all(inflight)
+  return { published: ok, errors, firstError, ms: Date.now() - start }
+}
+
+serveChild({ run: (m) => run(m as unknown as RunArgs) }, () => sql.end({ timeout: 1 })).ready({})

@@ -1,0 +1,107 @@
+import { SignJWT } from 'jose'
+import type { BenchDb } from './db.ts'
+import { startChild, type Child } from './proc.ts'
+import { count, merge, newHist, quantile, type Hist } from './hist.ts'
+
+export const JWT_SECRET = 'bench-jwt-secret-0123456789abcdef0123'
+export const RELAY_SECRET = 'bench-relay-secret-0123456789abcdef01'
+
+export interface Options {
+  quick: boolean
+  repeat: number
+  cpuProf: boolean
+  /** Run our edge on Hono's portable ReadableStream path instead of the Node fast path (for before/after). */
+  portable: boolean
+  only?: Set<string>
+}
+
+/** What every workload shares: the database, the long-lived client and writer processes, and progress output. */
+export interface Ctx {
+  opts: Options
+  db: BenchDb
+  workers: Child[]
+  writer: Child
+  progress: (msg: string) => void
+}
+
+export const summary = (h: Hist) => ({
+  p50: round(quantile(h, 0.5)),
+  p95: round(quantile(h, 0.95)),
+  p99: round(quantile(h, 0.99)),
+  samples: count(h),
+})
+
+export const round = (x: number, digits = 3) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null)
+
+const tokens = new Map<string, string>()
+export const token = async (tenant: string) => {
+  let t = tokens.get(tenant)
+  if (!t) {
+    t = await new SignJWT({ tenant }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('2h').sign(new TextEncoder().encode(JWT_SECRET))
+    tokens.set(tenant, t)
+  }
+  return t
+}
+
+export type System = 'ours' | 'baseline' | 'raw'
+
+/** SSE request paths (and headers) for `perTenant` clients on each tenant, as each system serves them. */
+export const connections = async (system: System, tenants: string[], perTenant: number) => {
+  const out: { path: string; headers: Record<string, string> }[] = []
+  for (let j = 0; j < perTenant; j++)
+    for (const t of tenants) {
+      if (system === 'ours') out.push({ path: `/v1/tenants/${t}/events`, headers: { authorization: `Bearer ${await token(t)}` } })
+      else if (system === 'baseline') out.push({ path: `/events/${t}`, headers: {} })
+      else out.push({ path: `/events`, headers: {} })
+    }
+  return out
+}
+
+/** Spreads connections over the client processes and opens them all. */
+export const connectAll = async (ctx: Ctx, base: string, conns: { path: string; headers: Record<string, string> }[]) => {
+  const shares = ctx.workers.map((_, i) => conns.filter((__, j) => j % ctx.workers.length === i))
+  const replies = await Promise.all(ctx.workers.map((w, i) => w.call<{ ok: number; failed: number }>('connect', { base, conns: shares[i] }, 300_000)))
+  const ok = replies.reduce((a, r) => a + r.ok, 0)
+  if (ok < conns.length) throw new Error(`only ${ok} of ${conns.length} SSE connections opened`)
+}
+
+export const closeAll = (ctx: Ctx) => Promise.all(ctx.workers.map((w) => w.call('close')))
+
+/** Starts counting events stamped from now on. */
+export const openWindow = (ctx: Ctx, start: number) => Promise.all(ctx.workers.map((w) => w.call('window', { start })))
+
+export const collect = async (ctx: Ctx) => {
+  const stats = await Promise.all(ctx.workers.map((w) => w.call<{ hist: Hist; received: number; frames: number }>('stats')))
+  const hist = newHist()
+  for (const s of stats) merge(hist, s.hist)
+  return { hist, received: stats.reduce((a, s) => a + s.received, 0), frames: stats.reduce((a, s) => a + s.frames, 0) }
+}
+
+/** Waits until `expected` events arrived, or no event at all came for `quietMs`, or `maxMs` passed. */
+export const settle = async (ctx: Ctx, expected: number, maxMs: number, quietMs = 1000) => {
+  const t0 = Date.now()
+  let last = -1
+  let lastChange = Date.now()
+  for (;;) {
+    const { received, frames } = await collect(ctx)
+    if (received >= expected || Date.now() - t0 > maxMs) return
+    if (frames !== last) ((last = frames), (lastChange = Date.now()))
+    else if (Date.now() - lastChange > quietMs) return
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+/** CPU time (user + system, ms) a child has used so far. */
+export const cpuMs = async (c: Child | undefined) => (c ? (await c.call<{ cpuMs: number }>('cpu')).cpuMs : 0)
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Our stack (edge, and the relay unless `relay: false`) in their own processes. */
+export const startOurs = async (ctx: Ctx, { relay = true, gc = false } = {}) => {
+  const nodeArgs = [...(gc ? ['--expose-gc'] : []), ...(ctx.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/prof'] : [])]
+  const edge = await startChild('children/edge.ts', { EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, BENCH_FAST_PATH: ctx.opts.portable ? '0' : '1' }, nodeArgs)
+  const url = edge.info.url as string
+  const profile = ctx.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/prof'] : []
+  const r = relay ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET }, profile) : undefined
+  return { url, edge, relay: r, stop: async () => (await r?.stop(), await edge.stop()) }
+}

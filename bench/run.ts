@@ -1,0 +1,145 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { benchDatabase } from './lib/db.ts'
+import { latencyChart } from './lib/chart.ts'
+import { merge, newHist } from './lib/hist.ts'
+import { killAll, startChild } from './lib/proc.ts'
+import type { Ctx, Options } from './lib/context.ts'
+import { drain, floor } from './workloads/drain.ts'
+import { fanout } from './workloads/fanout.ts'
+import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
+import { memoryPerConnection } from './workloads/memory.ts'
+
+/**
+ * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
+ * [--portable] [--out file]`: ours and the Logtide-style baseline on the same workloads, in one run, on this machine.
+ */
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(`--${name}`)
+const value = (name: string) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+const quick = flag('quick')
+const opts: Options = {
+  quick,
+  repeat: Number(value('repeat') ?? (quick ? 1 : 3)),
+  cpuProf: flag('cpu-prof'),
+  portable: flag('portable'),
+  only: value('only') ? new Set(value('only')!.split(',')) : undefined,
+}
+const out = value('out') ?? new URL('./results/latest.json', import.meta.url).pathname
+const wants = (w: string) => !opts.only || opts.only.has(w)
+
+const t0 = Date.now()
+const progress = (msg: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}`)
+
+// Everything stops by itself: a hard deadline for the whole run, and children killed by PID on any exit.
+const deadline = setTimeout(() => {
+  console.error('bench: hard deadline reached; stopping')
+  killAll()
+  process.exit(2)
+}, (quick ? 10 : 45) * 60_000)
+deadline.unref()
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killAll(), process.exit(130)))
+
+const median = (xs: (number | null)[]) => {
+  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b)
+  return v.length ? v[Math.floor((v.length - 1) / 2)]! + (v.length % 2 ? 0 : (v[v.length / 2]! - v[v.length / 2 - 1]!) / 2) : null
+}
+
+const main = async () => {
+  progress(`edge-relay bench (${quick ? 'quick' : 'full'}, ${opts.repeat}× each latency workload${opts.portable ? ', portable stream path' : ''}) on ${cpus().length} cores`)
+  const db = await benchDatabase(progress)
+  progress(`database ${db.embedded ? 'embedded ' : ''}PostgreSQL ${db.version}`)
+  const workers = await Promise.all([0, 1].map(() => startChild('children/clients.ts')))
+  const writer = await startChild('children/writer.ts', { DATABASE_URL: db.url })
+  const ctx: Ctx = { opts, db, workers, writer, progress }
+  const results: Record<string, unknown> = {}
+  const hists: Record<string, { ours: number[]; baseline: number[] }> = {}
+  try {
+    if (wants('floor')) {
+      const f = await floor(ctx)
+      results.floor_ms = { p50: f.p50, p99: f.p99 }
+    }
+    for (const spec of LATENCY) {
+      if (!wants(spec.name)) continue
+      const runs: { ours: LatencyResult; baseline: LatencyResult }[] = []
+      for (let r = 0; r < opts.repeat; r++) {
+        if (opts.repeat > 1) progress(`${spec.name} · run ${r + 1} of ${opts.repeat}`)
+        runs.push({ ours: await latencyRun(ctx, spec, 'ours'), baseline: await latencyRun(ctx, spec, 'baseline') })
+      }
+      const agg = (who: 'ours' | 'baseline') => ({
+        p50: median(runs.map((x) => x[who].p50)),
+        p95: median(runs.map((x) => x[who].p95)),
+        p99: median(runs.map((x) => x[who].p99)),
+        delivered: median(runs.map((x) => x[who].delivered)),
+        runs: runs.map(({ [who]: { hist: _h, ...rest } }) => rest),
+      })
+      results[spec.name] = { ours: agg('ours'), baseline: agg('baseline'), spec }
+      const h = { ours: newHist(), baseline: newHist() }
+      for (const x of runs) (merge(h.ours, x.ours.hist), merge(h.baseline, x.baseline.hist))
+      hists[spec.name] = h
+    }
+    if (wants('fanout')) {
+      const ours = await fanout(ctx, 'ours')
+      const raw = await fanout(ctx, 'raw')
+      results.fanout_events_per_s = ours.ceiling
+      results.raw_fanout_events_per_s = raw.ceiling
+      results.fanout = { ours: ours.steps, raw: raw.steps, ratio: raw.ceiling ? Number((ours.ceiling / raw.ceiling).toFixed(3)) : null }
+    }
+    if (wants('memory')) {
+      const ours = await memoryPerConnection(ctx, 'ours')
+      const raw = await memoryPerConnection(ctx, 'raw')
+      const baseline = await memoryPerConnection(ctx, 'baseline')
+      results.bytes_per_connection = ours.bytesPerConnection
+      results.memory = { clients: 10_000, ours, raw, baseline }
+    }
+    if (wants('drain')) {
+      const d = await drain(ctx)
+      results.relay_events_per_s = d.relayRate
+      results.commit_ceiling_per_s = d.commitCeiling
+      results.drain = d
+    }
+  } finally {
+    await Promise.all([...workers, writer].map((c) => c.stop()))
+    await db.drop()
+  }
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: db.version, embeddedPostgres: db.embedded }
+  const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, portableStreamPath: opts.portable, machine, ...results }
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
+  writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
+  const panels = Object.entries(hists).map(([name, h]) => ({
+    title: name,
+    series: [
+      { label: 'edge-relay', color: '#1f6feb', hist: h.ours },
+      { label: 'baseline (Logtide-style)', color: '#d9480f', hist: h.baseline },
+    ],
+  }))
+  if (panels.length) writeFileSync(out.replace(/\.json$/, '') + '.svg', latencyChart(panels))
+  progress(`wrote ${out}`)
+  printTable(report)
+}
+
+const printTable = (r: Record<string, any>) => {
+  const rows: string[] = []
+  for (const w of ['light', 'hot', 'hot100']) {
+    if (!r[w]) continue
+    const f = (x: any) => `p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} ms, ${(x.delivered * 100).toFixed(1)} %`
+    rows.push(`${w.padEnd(7)} ours ${f(r[w].ours)} | baseline ${f(r[w].baseline)} | p99 ratio ${(r[w].baseline.p99 / r[w].ours.p99).toFixed(1)}×`)
+  }
+  if (r.floor_ms) rows.push(`floor   commit → bare LISTEN p50 ${r.floor_ms.p50} / p99 ${r.floor_ms.p99} ms`)
+  if (r.fanout_events_per_s !== undefined) rows.push(`fan-out ours ${r.fanout_events_per_s} deliveries/s | plain node:http ${r.raw_fanout_events_per_s} (${r.fanout.ratio}×)`)
+  if (r.memory) rows.push(`memory  ours ${r.memory.ours.bytesPerConnection} B | plain ${r.memory.raw.bytesPerConnection} B | baseline ${r.memory.baseline.bytesPerConnection} B per idle connection`)
+  if (r.drain) rows.push(`drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`)
+  console.log('\n' + rows.join('\n'))
+}
+
+main()
+  .then(() => process.exit(0))
+  .catch((err) => {
+    console.error('bench failed:', err instanceof Error ? err.stack : err)
+    killAll()
+    process.exit(1)
+  })

@@ -1,0 +1,53 @@
+import { nowMs } from '../lib/hist.ts'
+import { startChild } from '../lib/proc.ts'
+import { closeAll, collect, connectAll, connections, openWindow, RELAY_SECRET, round, settle, startOurs, type Ctx } from '../lib/context.ts'
+
+export interface FanoutStep {
+  rate: number
+  deliveriesPerS: number
+  delivered: number
+}
+
+/**
+ * Fan-out ceiling of one server process: 1,000 clients on one tenant, events posted straight to the server (no
+ * Postgres, one batch in flight at a time, as the relay posts), the rate doubling until < 95 % is delivered.
+ */
+export const fanout = async (ctx: Ctx, system: 'ours' | 'raw') => {
+  const clients = 1000
+  const stepS = ctx.opts.quick ? 2 : 4
+  const rates = ctx.opts.quick ? [100, 200, 400, 800, 1600, 3200, 6400] : [50, 100, 200, 400, 800, 1600, 3200, 6400, 12800]
+  const server =
+    system === 'ours'
+      ? await startOurs(ctx, { relay: false })
+      : await (async () => {
+          const c = await startChild('children/raw.ts')
+          return { url: c.info.url as string, stop: () => c.stop() }
+        })()
+  const steps: FanoutStep[] = []
+  try {
+    ctx.progress(`fan-out · ${system} · connecting ${clients} clients`)
+    await connectAll(ctx, server.url, await connections(system, ['fan'], clients))
+    for (const rate of rates) {
+      await openWindow(ctx, nowMs())
+      const w = await ctx.writer.call<{ published: number; ms: number }>(
+        'run',
+        { mode: system === 'ours' ? 'edge' : 'raw', rate, seconds: stepS, tenants: ['fan'], url: server.url, secret: RELAY_SECRET },
+        120_000,
+      )
+      const expected = w.published * clients
+      const t0 = Date.now()
+      await settle(ctx, expected, 2000, 500)
+      const { received } = await collect(ctx)
+      const elapsedS = (w.ms + (Date.now() - t0)) / 1000
+      const step = { rate, deliveriesPerS: Math.round(received / Math.max(stepS, elapsedS)), delivered: round(received / expected, 4) ?? 0 }
+      steps.push(step)
+      ctx.progress(`fan-out · ${system} · ${rate} ev/s × ${clients}: ${step.deliveriesPerS} deliveries/s, ${(step.delivered * 100).toFixed(1)} % delivered`)
+      if (step.delivered < 0.95) break
+    }
+  } finally {
+    await closeAll(ctx)
+    await server.stop()
+  }
+  const ok = steps.filter((s) => s.delivered >= 0.95)
+  return { ceiling: Math.max(0, ...ok.map((s) => s.deliveriesPerS)), steps }
+}

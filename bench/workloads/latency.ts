@@ -1,0 +1,86 @@
+import { nowMs, type Hist } from '../lib/hist.ts'
+import type { Child } from '../lib/proc.ts'
+import { startChild } from '../lib/proc.ts'
+import { closeAll, collect, connectAll, connections, cpuMs, openWindow, round, settle, sleep, startOurs, summary, type Ctx } from '../lib/context.ts'
+
+export interface LatencySpec {
+  name: 'light' | 'hot' | 'hot100'
+  tenants: number
+  perTenant: number
+  rate: number
+}
+
+export const LATENCY: LatencySpec[] = [
+  { name: 'light', tenants: 100, perTenant: 10, rate: 100 },
+  { name: 'hot', tenants: 1, perTenant: 1000, rate: 10 },
+  { name: 'hot100', tenants: 1, perTenant: 1000, rate: 100 },
+]
+
+export interface LatencyResult {
+  p50: number | null
+  p95: number | null
+  p99: number | null
+  delivered: number | null
+  samples: number
+  hist: Hist
+  /** Ours only: commit → the batch reaching the room on the edge (the rest of the time is edge → client). */
+  atEdge?: { p50: number | null; p99: number | null }
+  /** CPU used by the server processes while measuring, in % of one core (ours: edge and relay). */
+  cpu: Record<string, number>
+}
+
+/**
+ * One system on one workload: fresh server processes, clients connected, a warm-up, then `seconds` of events at
+ * `rate`; latency from just before commit to the client's parse, and the fraction delivered within a grace period.
+ */
+export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | 'baseline'): Promise<LatencyResult> => {
+  const seconds = ctx.opts.quick ? 5 : 10
+  const warmup = ctx.opts.quick ? 1 : 2
+  const tenants = Array.from({ length: spec.tenants }, (_, i) => `${spec.name}${i}`)
+  await ctx.db.reset()
+  const server =
+    system === 'ours'
+      ? await startOurs(ctx)
+      : await (async () => {
+          const c = await startChild('baseline/server.ts', { DATABASE_URL: ctx.db.url })
+          return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: () => c.stop() }
+        })()
+  try {
+    ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
+    await connectAll(ctx, server.url, await connections(system, tenants, spec.perTenant))
+    await openWindow(ctx, 1e18)
+    ctx.progress(`${spec.name} · ${system} · warm-up ${warmup}s at ${spec.rate} ev/s`)
+    await ctx.writer.call('run', { mode: system, rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
+    await sleep(300)
+    await openWindow(ctx, nowMs())
+    await server.edge?.call('arrival')
+    const procs: [string, Child][] = system === 'ours' ? [['edge', server.edge!], ['relay', server.relay!]] : [['server', (server as { server: Child }).server]]
+    const cpu0 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
+    const wall0 = Date.now()
+    ctx.progress(`${spec.name} · ${system} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
+    const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
+      'run',
+      { mode: system, rate: spec.rate, seconds, tenants },
+      120_000 + seconds * 1000,
+    )
+    const cpu1 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
+    const cpu = Object.fromEntries(procs.map(([name], i) => [name, Math.round(((cpu1[i]! - cpu0[i]!) / (Date.now() - wall0)) * 100)]))
+    if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
+    const expected = w.published * spec.perTenant
+    await settle(ctx, expected, ctx.opts.quick ? 3000 : 5000)
+    const { hist, received } = await collect(ctx)
+    const s = summary(hist)
+    const delivered = expected ? round(received / expected, 4) : null
+    const arrival = server.edge ? summary((await server.edge.call<{ hist: Hist }>('arrival')).hist) : undefined
+    const atEdge = arrival && { p50: arrival.p50, p99: arrival.p99 }
+    ctx.progress(
+      `${spec.name} · ${system} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} %` +
+        (atEdge ? ` (commit → room: p50 ${atEdge.p50} · p99 ${atEdge.p99})` : '') +
+        ` · CPU ${Object.entries(cpu).map(([k, v]) => `${k} ${v} %`).join(', ')}`,
+    )
+    return { ...s, delivered, hist, cpu, ...(atEdge ? { atEdge } : {}) }
+  } finally {
+    await closeAll(ctx)
+    await server.stop()
+  }
+}
