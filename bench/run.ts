@@ -110,11 +110,15 @@ const main = async () => {
   const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, portableStreamPath: opts.portable, machine, ...results }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
+  const delivered = (name: string, who: 'ours' | 'baseline') => {
+    const d = (results[name] as Record<string, { delivered: number | null }>)[who]!.delivered
+    return d === null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`
+  }
   const panels = Object.entries(hists).map(([name, h]) => ({
     title: name,
     series: [
-      { label: 'edge-relay', color: '#1f6feb', hist: h.ours },
-      { label: 'baseline (Logtide-style)', color: '#d9480f', hist: h.baseline },
+      { label: `edge-relay${delivered(name, 'ours')}`, color: '#1f6feb', hist: h.ours },
+      { label: `baseline (Logtide-style)${delivered(name, 'baseline')}`, color: '#d9480f', hist: h.baseline },
     ],
   }))
   if (panels.length) writeFileSync(out.replace(/\.json$/, '') + '.svg', latencyChart(panels))

@@ -3,6 +3,7 @@ import { RelayError } from '../shared/errors.ts'
 import { HEADERS, PATHS } from '../shared/protocol.ts'
 import { PublishReply, type PublishBody } from '../shared/schema.ts'
 import { sign } from '../shared/sign.ts'
+import { post } from './http-post.ts'
 
 const nonce = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('')
 
@@ -16,14 +17,10 @@ export const postBatch = async (
 ): Promise<PublishReply> => {
   // A fresh nonce per attempt: a retry of the same batch is a new signed request, never a "replay" to the edge.
   const text = JSON.stringify({ ...body, nonce: nonce() })
-  const res = await fetch(edgeUrl + PATHS.publish, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text) },
-    body: text,
-    signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
-  })
-  const reply = await res.text()
-  if (!res.ok) throw new RelayError('NOT_READY', `edge answered ${res.status}: ${reply.slice(0, 300)}`)
+  const headers = { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text) }
+  const res = await post(edgeUrl + PATHS.publish, headers, text, signal, timeoutMs)
+  const reply = res.text
+  if (res.status !== 200) throw new RelayError('NOT_READY', `edge answered ${res.status}: ${reply.slice(0, 300)}`)
   const parsed = v.safeParse(PublishReply, JSON.parse(reply))
   if (!parsed.success || parsed.output.tenant !== body.tenant)
     throw new RelayError('NOT_READY', `edge sent an unexpected reply: ${reply.slice(0, 300)}`)

@@ -1,20 +1,28 @@
-import { request, type ClientRequest, type IncomingMessage } from 'node:http'
+import { request } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import postgres from 'postgres'
 import { serveChild } from '../lib/child.ts'
 import { newHist, nowMs, record } from '../lib/hist.ts'
 
 /**
- * Many SSE clients in one process, on raw node:http requests, parsing cheaply: each event's data carries `"t":`
- * (the writer's monotonic clock just before it committed); latency = now − t. Events stamped before the current
- * window are ignored, so warm-up and leftovers from earlier phases never count.
+ * Many SSE clients in one process, parsing cheaply: each event's data carries `"t":` (the writer's monotonic clock
+ * just before it committed); latency = now − t. Only events stamped inside the window [start, …) and parsed before
+ * its end count, so warm-up, leftovers from earlier phases and a collapsed server's late backlog never do.
+ *
+ * Connections are plain TCP sockets with a hand-written GET (BENCH_CLIENT=http: node:http requests instead). The
+ * body is scanned as bytes arrive, without de-chunking: every server here writes whole frames per HTTP chunk, so
+ * chunk-size lines fall between frames, never inside `"t":<number>`. node:http's parser and streams cost about
+ * twice the CPU per chunk, and on two cores the clients' CPU is the server's latency.
  */
+const useHttp = process.env.BENCH_CLIENT === 'http'
 let hist = newHist()
 let received = 0
+let windowEnd = Infinity
 /** Every event parsed, in the window or not: tells a backlogged server from a finished one. */
 let frames = 0
 let windowStart = Infinity
 let closed = 0
-const open = new Set<ClientRequest>()
+const open = new Set<{ destroy(): void }>()
 
 const onText = (s: string) => {
   const now = nowMs()
@@ -23,18 +31,17 @@ const onText = (s: string) => {
     i += 4
     const t = parseFloat(s.slice(i, i + 24))
     frames++
-    if (t >= windowStart) {
+    if (t >= windowStart && now <= windowEnd) {
       received++
       record(hist, now - t)
     }
   }
 }
 
-/** One connection: frames may split across chunks, so only complete frames (up to the last blank line) are read. */
-const consume = (res: IncomingMessage) => {
+/** Frames may split across reads, so only complete frames (up to the last blank line) are scanned. */
+const scanner = () => {
   let rest = ''
-  res.setEncoding('latin1')
-  res.on('data', (chunk: string) => {
+  return (chunk: string) => {
     const s = rest.length ? rest + chunk : chunk
     const end = s.lastIndexOf('\n\n')
     if (end === -1) {
@@ -43,10 +50,10 @@ const consume = (res: IncomingMessage) => {
     }
     rest = end + 2 < s.length ? s.slice(end + 2) : ''
     onText(end + 2 < s.length ? s.slice(0, end + 2) : s)
-  })
+  }
 }
 
-const connectOne = (base: string, path: string, headers: Record<string, string>) =>
+const connectHttp = (base: string, path: string, headers: Record<string, string>) =>
   new Promise<boolean>((resolve) => {
     const req = request(base + path, { headers: { accept: 'text/event-stream', ...headers }, agent: false })
     req.on('error', () => resolve(false))
@@ -57,11 +64,41 @@ const connectOne = (base: string, path: string, headers: Record<string, string>)
       }
       open.add(req)
       res.on('close', () => (open.delete(req), closed++))
-      consume(res)
+      res.setEncoding('latin1')
+      res.on('data', scanner())
       resolve(true)
     })
     req.end()
   })
+
+const connectRaw = (base: string, path: string, headers: Record<string, string>) =>
+  new Promise<boolean>((resolve) => {
+    const { hostname, port } = new URL(base)
+    const socket: Socket = connect({ host: hostname, port: Number(port), noDelay: true })
+    socket.setEncoding('latin1')
+    let head = ''
+    let scan: ((chunk: string) => void) | undefined
+    socket.on('error', () => resolve(false))
+    socket.on('close', () => (open.delete(socket), closed++, resolve(false)))
+    socket.on('data', (chunk: string) => {
+      if (scan) return scan(chunk)
+      head += chunk
+      const end = head.indexOf('\r\n\r\n')
+      if (end === -1) return
+      if (!head.startsWith('HTTP/1.1 200')) {
+        socket.destroy()
+        return resolve(false)
+      }
+      open.add(socket)
+      scan = scanner()
+      scan(head.slice(end + 4))
+      resolve(true)
+    })
+    const lines = Object.entries({ host: `${hostname}:${port}`, accept: 'text/event-stream', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`)
+    socket.write(`GET ${path} HTTP/1.1\r\n${lines.join('')}\r\n`)
+  })
+
+const connectOne = useHttp ? connectHttp : connectRaw
 
 let listener: postgres.Sql | undefined
 
@@ -84,6 +121,7 @@ serveChild(
     },
     window(m) {
       windowStart = m.start as number
+      windowEnd = (m.end as number | undefined) ?? 1e18
       hist = newHist()
       received = 0
       return {}

@@ -67,8 +67,8 @@ export const connectAll = async (ctx: Ctx, base: string, conns: { path: string; 
 
 export const closeAll = (ctx: Ctx) => Promise.all(ctx.workers.map((w) => w.call('close')))
 
-/** Starts counting events stamped from now on. */
-export const openWindow = (ctx: Ctx, start: number) => Promise.all(ctx.workers.map((w) => w.call('window', { start })))
+/** Counts events stamped from `start` on and parsed by `end` (both on the shared monotonic clock, ms). */
+export const openWindow = (ctx: Ctx, start: number, end = 1e18) => Promise.all(ctx.workers.map((w) => w.call('window', { start, end })))
 
 export const collect = async (ctx: Ctx) => {
   const stats = await Promise.all(ctx.workers.map((w) => w.call<{ hist: Hist; received: number; frames: number }>('stats')))

@@ -52,7 +52,10 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | '
     ctx.progress(`${spec.name} · ${system} · warm-up ${warmup}s at ${spec.rate} ev/s`)
     await ctx.writer.call('run', { mode: system, rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
     await sleep(300)
-    await openWindow(ctx, nowMs())
+    const graceMs = ctx.opts.quick ? 3000 : 5000
+    const start = nowMs()
+    // Delivered = parsed within the run plus a grace period; a collapsed server's later backlog does not count.
+    await openWindow(ctx, start, start + seconds * 1000 + graceMs)
     await server.edge?.call('arrival')
     const procs: [string, Child][] = system === 'ours' ? [['edge', server.edge!], ['relay', server.relay!]] : [['server', (server as { server: Child }).server]]
     const cpu0 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
@@ -67,7 +70,7 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | '
     const cpu = Object.fromEntries(procs.map(([name], i) => [name, Math.round(((cpu1[i]! - cpu0[i]!) / (Date.now() - wall0)) * 100)]))
     if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
     const expected = w.published * spec.perTenant
-    await settle(ctx, expected, ctx.opts.quick ? 3000 : 5000)
+    await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
     const { hist, received } = await collect(ctx)
     const s = summary(hist)
     const delivered = expected ? round(received / expected, 4) : null
