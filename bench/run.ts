@@ -12,7 +12,7 @@ import { memoryPerConnection } from './workloads/memory.ts'
 
 /**
  * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
- * [--portable] [--out file]`: ours and the Logtide-style baseline on the same workloads, in one run, on this machine.
+ * [--portable] [--ours-only] [--out file]`: ours and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(`--${name}`)
@@ -27,6 +27,7 @@ const opts: Options = {
   cpuProf: flag('cpu-prof'),
   portable: flag('portable'),
   only: value('only') ? new Set(value('only')!.split(',')) : undefined,
+  oursOnly: flag('ours-only'),
 }
 const out = value('out') ?? new URL('./results/latest.json', import.meta.url).pathname
 const wants = (w: string) => !opts.only || opts.only.has(w)
@@ -68,7 +69,9 @@ const main = async () => {
       const runs: { ours: LatencyResult; baseline: LatencyResult }[] = []
       for (let r = 0; r < opts.repeat; r++) {
         if (opts.repeat > 1) progress(`${spec.name} · run ${r + 1} of ${opts.repeat}`)
-        runs.push({ ours: await latencyRun(ctx, spec, 'ours'), baseline: await latencyRun(ctx, spec, 'baseline') })
+        const ours = await latencyRun(ctx, spec, 'ours')
+        const skipped: LatencyResult = { p50: null, p95: null, p99: null, delivered: null, samples: 0, hist: newHist(), cpu: {} }
+        runs.push({ ours, baseline: opts.oursOnly ? skipped : await latencyRun(ctx, spec, 'baseline') })
       }
       const agg = (who: 'ours' | 'baseline') => ({
         p50: median(runs.map((x) => x[who].p50)),

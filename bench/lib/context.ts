@@ -13,6 +13,8 @@ export interface Options {
   /** Run our edge on Hono's portable ReadableStream path instead of the Node fast path (for before/after). */
   portable: boolean
   only?: Set<string>
+  /** Skip the baseline in the latency workloads (for before/after runs of our own changes). */
+  oursOnly: boolean
 }
 
 /** What every workload shares: the database, the long-lived client and writer processes, and progress output. */

@@ -43,7 +43,12 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | '
       ? await startOurs(ctx)
       : await (async () => {
           const c = await startChild('baseline/server.ts', { DATABASE_URL: ctx.db.url })
-          return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: () => c.stop() }
+          // A collapsed baseline is too busy to exit politely: it is killed by PID once measured.
+          const kill = async () => {
+            if (c.proc.pid && c.proc.exitCode === null) process.kill(c.proc.pid, 'SIGKILL')
+            await c.stop()
+          }
+          return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: kill }
         })()
   try {
     ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
@@ -71,6 +76,7 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | '
     if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
     const expected = w.published * spec.perTenant
     await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
+    if (system === 'baseline') await server.stop() // stop a backlog from flooding the clients while they report
     const { hist, received } = await collect(ctx)
     const s = summary(hist)
     const delivered = expected ? round(received / expected, 4) : null

@@ -130,6 +130,7 @@ describe('Node fast path (bytes straight to the socket)', () => {
     await s.ended
     expect(s.text()).toContain(': hb\n\n')
     expect(s.text().endsWith('event: reauth\ndata: {"reason":"token expired"}\n\n')).toBe(true)
+    expect(s.res.complete).toBe(true) // the chunked body ended with its terminating chunk, not a cut connection
     expect(roomSize('acme')).toBe(0)
   })
 

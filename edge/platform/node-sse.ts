@@ -9,39 +9,61 @@ import { DEFAULTS } from '../../shared/protocol.ts'
 /**
  * The Node fast path for SSE. The portable path hands Hono a ReadableStream, and @hono/node-server pumps it into
  * the ServerResponse through a Web-Streams reader: ~12–22 µs per subscriber write, against ~3–10 µs for a plain
- * `res.write` (measured, see docs/performance.md). Here a room's frames — encoded once per room — go to
- * `res.write` directly, and all frames due to one client in one event-loop turn leave in one write.
+ * `res.write` (measured, see docs/performance.md). Here a room's frames — encoded once per room — leave with one
+ * socket write per client per event-loop turn, the bytes (chunk framing included) built once for all the clients
+ * that get the same frames.
  */
 
 /** Sinks holding frames for the next flush; one setImmediate flushes them all after the current I/O phase. */
 const dirty: NodeSink[] = []
 let scheduled = false
 
-/**
- * Subscribers of one room usually get the same frames in a turn: join each distinct list once per flush, not once
- * per subscriber. Keyed by the first frame; a hit needs the same frames in the same order (compared by identity).
- */
-type JoinCache = Map<Uint8Array, { parts: Uint8Array[]; joined: Uint8Array }[]>
+const CRLF = Buffer.from('\r\n')
 
-const join = (parts: Uint8Array[], cache: JoinCache): Uint8Array => {
+/**
+ * Subscribers of one room usually get the same frames in a turn: build each distinct list's bytes once per flush,
+ * not once per subscriber. Keyed by the first frame; a hit needs the same frames in the same order (by identity).
+ */
+type Entry = { parts: Uint8Array[]; plain?: Uint8Array; chunk?: Uint8Array }
+type WriteCache = Map<Uint8Array, Entry[]>
+
+const entry = (parts: Uint8Array[], cache: WriteCache): Entry => {
   const candidates = cache.get(parts[0]!)
   if (candidates) {
     for (const c of candidates) {
       if (c.parts.length !== parts.length) continue
       let same = true
       for (let i = 1; i < parts.length && same; i++) same = c.parts[i] === parts[i]
-      if (same) return c.joined
+      if (same) return c
     }
   }
-  const joined = Buffer.concat(parts)
-  if (candidates) candidates.push({ parts, joined })
-  else cache.set(parts[0]!, [{ parts, joined }])
-  return joined
+  const e: Entry = { parts }
+  if (candidates) candidates.push(e)
+  else cache.set(parts[0]!, [e])
+  return e
+}
+
+/** The frames as one body buffer (for res.write). */
+const plain = (parts: Uint8Array[], cache: WriteCache): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
+  const e = entry(parts, cache)
+  return (e.plain ??= Buffer.concat(parts))
+}
+
+/** The frames as one HTTP/1.1 chunk, framing included (for a direct socket write). */
+const chunk = (parts: Uint8Array[], cache: WriteCache): Uint8Array => {
+  const e = entry(parts, cache)
+  if (!e.chunk) {
+    let size = 0
+    for (const p of parts) size += p.byteLength
+    e.chunk = Buffer.concat([Buffer.from(`${size.toString(16)}\r\n`), ...parts, CRLF])
+  }
+  return e.chunk
 }
 
 const flushAll = () => {
   scheduled = false
-  const cache: JoinCache = new Map()
+  const cache: WriteCache = new Map()
   // A flush cannot add sinks (writes happen in room code, not here), so iterating by index is safe.
   for (let i = 0; i < dirty.length; i++) dirty[i]!.flush(cache)
   dirty.length = 0
@@ -85,13 +107,18 @@ export class NodeSink implements Sink {
   }
 
   /** Writes what is pending (called by the shared flush, and before a clean end). */
-  flush(cache: JoinCache = new Map()): void {
-    const n = this.pending.length
-    if (n === 0) return
-    const data = n === 1 ? this.pending[0]! : join(this.pending, cache)
+  flush(cache: WriteCache = new Map()): void {
+    if (this.pending.length === 0) return
+    const parts = this.pending
     this.pending = []
     this.pendingBytes = 0
-    if (this.open) this.res.write(data)
+    if (!this.open) return
+    // Chunked HTTP/1.1 (the usual case): we frame the chunk ourselves and write to the socket, skipping
+    // ServerResponse's per-write cork, four buffer sends and nextTick uncork. Node writes the final `0` chunk at
+    // res.end(), after ours, on the same socket. Otherwise (HTTP/1.0, or no socket yet) res.write does it.
+    const socket = this.res.chunkedEncoding ? this.res.socket : null
+    if (socket && this.res.headersSent && !this.res.writableEnded) socket.write(chunk(parts, cache))
+    else this.res.write(plain(parts, cache))
   }
 
   close(): void {
@@ -126,9 +153,10 @@ export const nodeStreamServer =
   (c, tenant, request, ended) => {
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
     if (!res || typeof res.writeHead !== 'function' || res.headersSent) return undefined
-    // The headers go out with the first flush (retry: and any replay), in one packet.
     res.writeHead(200, SSE_HEADERS)
-    const sink = new NodeSink(res, queue.bytes)
+    // Headers out now, so that every body byte after them can go straight to the socket (see NodeSink.flush).
+    res.flushHeaders()
+    const sink = new NodeSink(res, queue.bytes, queue.events)
     const detach = attachSubscriber(rooms.room(tenant), request, sink)
     sink.replaying = false // subscribe() replays synchronously: from here on frames are live
     res.once('close', () => {
