@@ -44,10 +44,12 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | '
       : await (async () => {
           const c = await startChild('baseline/server.ts', { DATABASE_URL: ctx.db.url })
           // A collapsed baseline is too busy to exit politely: it is killed by PID once measured.
-          const kill = async () => {
-            if (c.proc.pid && c.proc.exitCode === null) process.kill(c.proc.pid, 'SIGKILL')
-            await c.stop()
-          }
+          let stopped: Promise<void> | undefined
+          const kill = () =>
+            (stopped ??= (async () => {
+              if (c.proc.pid && c.proc.exitCode === null && c.proc.signalCode === null) process.kill(c.proc.pid, 'SIGKILL')
+              await c.stop()
+            })())
           return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: kill }
         })()
   try {
