@@ -37,10 +37,10 @@ interface RawStream {
   ended: Promise<void>
 }
 
-const open = async (tenant: string, token?: string): Promise<RawStream> => {
+const open = async (tenant: string, token?: string, extra: Record<string, string> = {}): Promise<RawStream> => {
   token ??= await mintToken({ tenant })
   return new Promise((resolve, reject) => {
-    const req = request(`${edge!.url}/v1/tenants/${tenant}/events`, { headers: { authorization: `Bearer ${token}` }, agent: false })
+    const req = request(`${edge!.url}/v1/tenants/${tenant}/events`, { headers: { authorization: `Bearer ${token}`, ...extra }, agent: false })
     req.on('error', reject)
     req.on('response', (res) => {
       const chunks: string[] = []
@@ -132,6 +132,15 @@ describe('Node fast path (bytes straight to the socket)', () => {
     expect(s.text().endsWith('event: reauth\ndata: {"reason":"token expired"}\n\n')).toBe(true)
     expect(s.res.complete).toBe(true) // the chunked body ended with its terminating chunk, not a cut connection
     expect(roomSize('acme')).toBe(0)
+  })
+
+  it('sends the headers middleware set around the handler (CORS)', async () => {
+    await start({}, { EDGE_CORS_ORIGINS: 'https://app.example.com' })
+    const s = await open('acme', undefined, { origin: 'https://app.example.com' })
+    expect(s.res.headers['access-control-allow-origin']).toBe('https://app.example.com')
+    expect(s.res.headers['vary']).toMatch(/origin/i)
+    expect(s.res.headers['content-type']).toBe('text/event-stream; charset=utf-8')
+    expect(s.res.headers['x-hono-already-sent']).toBeUndefined()
   })
 
   it('still answers errors as JSON through Hono', async () => {

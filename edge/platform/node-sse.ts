@@ -84,7 +84,9 @@ export class NodeSink implements Sink {
     /** Bytes the response may hold unsent (Node's buffer + our pending frames) before the subscriber is dropped. */
     private readonly queueBytes: number,
     /** Frames that may wait for the next flush (a turn that owes one client more than this is a runaway). */
-    private readonly queueEvents = DEFAULTS.subscriberQueueEvents,
+    private readonly queueEvents: number = DEFAULTS.subscriberQueueEvents,
+    /** Sends the response head; called before the first body byte (default: plain SSE headers). */
+    private readonly head: () => void = () => res.writeHead(200, SSE_HEADERS),
   ) {}
 
   write(chunk: Uint8Array): boolean {
@@ -113,6 +115,7 @@ export class NodeSink implements Sink {
     this.pending = []
     this.pendingBytes = 0
     if (!this.open) return
+    if (!this.res.headersSent) (this.head(), this.res.flushHeaders())
     // Chunked HTTP/1.1 (the usual case): we frame the chunk ourselves and write to the socket, skipping
     // ServerResponse's per-write cork, four buffer sends and nextTick uncork. Node writes the final `0` chunk at
     // res.end(), after ours, on the same socket. Otherwise (HTTP/1.0, or no socket yet) res.write does it.
@@ -153,10 +156,14 @@ export const nodeStreamServer =
   (c, tenant, request, ended) => {
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
     if (!res || typeof res.writeHead !== 'function' || res.headersSent) return undefined
-    res.writeHead(200, SSE_HEADERS)
-    // Headers out now, so that every body byte after them can go straight to the socket (see NodeSink.flush).
-    res.flushHeaders()
-    const sink = new NodeSink(res, queue.bytes, queue.events)
+    // The head goes out at the first flush, after the handler returned and every middleware finished: headers they
+    // set around the handler (CORS, Vary, …) land on `c.res` and are sent with ours.
+    const head = () => {
+      const headers: Record<string, string | string[]> = { ...SSE_HEADERS }
+      for (const [k, v] of c.res.headers) if (!SKIP.has(k)) headers[k] = k === 'set-cookie' ? c.res.headers.getSetCookie() : v
+      res.writeHead(200, headers)
+    }
+    const sink = new NodeSink(res, queue.bytes, queue.events, head)
     const detach = attachSubscriber(rooms.room(tenant), request, sink)
     sink.replaying = false // subscribe() replays synchronously: from here on frames are live
     res.once('close', () => {
@@ -166,3 +173,6 @@ export const nodeStreamServer =
     })
     return RESPONSE_ALREADY_SENT
   }
+
+/** Headers of `c.res` not to copy: the adapter's marker, and what SSE_HEADERS sets or the stream decides. */
+const SKIP = new Set([...RESPONSE_ALREADY_SENT.headers.keys(), 'content-type', 'content-length', 'transfer-encoding'])
