@@ -85,8 +85,8 @@ export class NodeSink implements Sink {
     private readonly queueBytes: number,
     /** Frames that may wait for the next flush (a turn that owes one client more than this is a runaway). */
     private readonly queueEvents: number = DEFAULTS.subscriberQueueEvents,
-    /** Sends the response head; called before the first body byte (default: plain SSE headers). */
-    private readonly head: () => void = () => res.writeHead(200, SSE_HEADERS),
+    /** Sends the response head; called once, before the first body byte (default: plain SSE headers). */
+    private head: (() => void) | undefined = () => res.writeHead(200, SSE_HEADERS),
   ) {}
 
   write(chunk: Uint8Array): boolean {
@@ -115,7 +115,11 @@ export class NodeSink implements Sink {
     this.pending = []
     this.pendingBytes = 0
     if (!this.open) return
-    if (!this.res.headersSent) (this.head(), this.res.flushHeaders())
+    if (this.head) {
+      this.head()
+      this.head = undefined // it may hold the request's whole context: let it go for the stream's lifetime
+      this.res.flushHeaders()
+    }
     // Chunked HTTP/1.1 (the usual case): we frame the chunk ourselves and write to the socket, skipping
     // ServerResponse's per-write cork, four buffer sends and nextTick uncork. Node writes the final `0` chunk at
     // res.end(), after ours, on the same socket. Otherwise (HTTP/1.0, or no socket yet) res.write does it.
