@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { benchDatabase } from './lib/db.ts'
 import { latencyChart } from './lib/chart.ts'
@@ -12,7 +12,7 @@ import { memoryPerConnection } from './workloads/memory.ts'
 
 /**
  * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
- * [--portable] [--ours-only] [--out file]`: ours and the Logtide-style baseline on the same workloads, in one run, on this machine.
+ * [--portable] [--ours-only] [--out file] | --chart-from file.json`: ours and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(`--${name}`)
@@ -110,7 +110,9 @@ const main = async () => {
     await db.drop()
   }
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: db.version, embeddedPostgres: db.embedded }
-  const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, portableStreamPath: opts.portable, machine, ...results }
+  // The merged latency histograms (non-empty buckets only), so the chart can be redrawn: --chart-from file.json.
+  const histograms = Object.fromEntries(Object.entries(hists).map(([name, h]) => [name, { ours: sparse(h.ours), baseline: sparse(h.baseline) }]))
+  const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, portableStreamPath: opts.portable, machine, ...results, histograms }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
   const delivered = (name: string, who: 'ours' | 'baseline') => {
@@ -129,6 +131,27 @@ const main = async () => {
   printTable(report)
 }
 
+const sparse = (h: number[]) => Object.fromEntries(h.flatMap((n, i) => (n ? [[i, n]] : [])))
+const dense = (s: Record<string, number>) => {
+  const h = newHist()
+  for (const [i, n] of Object.entries(s)) h[Number(i)] = n
+  return h
+}
+
+/** Redraws the chart of an earlier run's JSON (next to it, .svg). */
+const chartFrom = (file: string) => {
+  const r = JSON.parse(readFileSync(file, 'utf8'))
+  const pct = (d: number | null) => (d === null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)
+  const panels = Object.entries(r.histograms as Record<string, { ours: Record<string, number>; baseline: Record<string, number> }>).map(([name, h]) => ({
+    title: name,
+    series: [
+      { label: `edge-relay${pct(r[name].ours.delivered)}`, color: '#1f6feb', hist: dense(h.ours) },
+      { label: `baseline (Logtide-style)${pct(r[name].baseline.delivered)}`, color: '#d9480f', hist: dense(h.baseline) },
+    ],
+  }))
+  writeFileSync(file.replace(/\.json$/, '') + '.svg', latencyChart(panels))
+}
+
 const printTable = (r: Record<string, any>) => {
   const rows: string[] = []
   for (const w of ['light', 'hot', 'hot100']) {
@@ -141,6 +164,11 @@ const printTable = (r: Record<string, any>) => {
   if (r.memory) rows.push(`memory  ours ${r.memory.ours.bytesPerConnection} B | plain ${r.memory.raw.bytesPerConnection} B | baseline ${r.memory.baseline.bytesPerConnection} B per idle connection`)
   if (r.drain) rows.push(`drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`)
   console.log('\n' + rows.join('\n'))
+}
+
+if (value('chart-from')) {
+  chartFrom(value('chart-from')!)
+  process.exit(0)
 }
 
 main()

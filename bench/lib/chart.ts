@@ -6,8 +6,8 @@ import { curve, type Hist } from './hist.ts'
  */
 export const latencyChart = (panels: { title: string; series: { label: string; color: string; hist: Hist }[] }[]): string => {
   const W = 340
-  const H = 260
-  const m = { l: 52, r: 12, t: 34, b: 40 }
+  const H = 290
+  const m = { l: 52, r: 12, t: 52, b: 40 }
   const pw = W - m.l - m.r
   const ph = H - m.t - m.b
   const all = panels.flatMap((p) => p.series.flatMap((s) => curve(s.hist).map(([, v]) => v))).filter((v) => Number.isFinite(v) && v > 0)
@@ -17,7 +17,7 @@ export const latencyChart = (panels: { title: string; series: { label: string; c
   const y = (v: number) => m.t + ph - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * ph
   const out: string[] = []
   panels.forEach((p, i) => {
-    const g: string[] = [`<g transform="translate(${i * W},0)">`, `<text x="${m.l + pw / 2}" y="18" text-anchor="middle" font-weight="bold">${p.title}</text>`]
+    const g: string[] = [`<g transform="translate(${i * W},0)">`, `<text x="${m.l + pw / 2}" y="16" text-anchor="middle" font-weight="bold">${p.title}</text>`]
     for (let d = lo; d <= hi; d *= 10) {
       g.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y(d)}" y2="${y(d)}" stroke="#ddd"/>`)
       g.push(`<text x="${m.l - 4}" y="${y(d) + 4}" text-anchor="end" font-size="10">${d >= 1000 ? d / 1000 + ' s' : d + ' ms'}</text>`)
@@ -30,7 +30,7 @@ export const latencyChart = (panels: { title: string; series: { label: string; c
     p.series.forEach((s, k) => {
       const pts = curve(s.hist).filter(([, v]) => Number.isFinite(v) && v > 0)
       if (pts.length) g.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map(([q, v]) => `${x(q).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`)
-      g.push(`<text x="${m.l + 6}" y="${m.t + 14 + k * 14}" font-size="11" fill="${s.color}">${s.label}</text>`)
+      g.push(`<text x="${m.l}" y="${30 + k * 13}" font-size="11" fill="${s.color}">— ${s.label}</text>`)
     })
     g.push(`<text x="${m.l + pw / 2}" y="${H - 6}" text-anchor="middle" font-size="10">quantile (commit → client parse)</text>`, '</g>')
     out.push(g.join('\n'))
