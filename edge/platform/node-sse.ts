@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import type { Context } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { SSE_HEADERS, type StreamServer } from '../app.ts'
 import { attachSubscriber } from '../room/attach.ts'
@@ -160,14 +161,7 @@ export const nodeStreamServer =
   (c, tenant, request, ended) => {
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
     if (!res || typeof res.writeHead !== 'function' || res.headersSent) return undefined
-    // The head goes out at the first flush, after the handler returned and every middleware finished: headers they
-    // set around the handler (CORS, Vary, …) land on `c.res` and are sent with ours.
-    const head = () => {
-      const headers: Record<string, string | string[]> = { ...SSE_HEADERS }
-      for (const [k, v] of c.res.headers) if (!SKIP.has(k)) headers[k] = k === 'set-cookie' ? c.res.headers.getSetCookie() : v
-      res.writeHead(200, headers)
-    }
-    const sink = new NodeSink(res, queue.bytes, queue.events, head)
+    const sink = new NodeSink(res, queue.bytes, queue.events, headFrom(c, res))
     const detach = attachSubscriber(rooms.room(tenant), request, sink)
     sink.replaying = false // subscribe() replays synchronously: from here on frames are live
     res.once('close', () => {
@@ -177,6 +171,18 @@ export const nodeStreamServer =
     })
     return RESPONSE_ALREADY_SENT
   }
+
+/**
+ * The head goes out at the first flush, after the handler returned and every middleware finished: headers they set
+ * around the handler (CORS, Vary, …) land on `c.res` and are sent with ours. Built here, not inline: closures
+ * created in one scope share one V8 context, so an inline head would keep the request's whole Hono Context (~2 KB)
+ * alive through the close listener for the stream's lifetime, although the sink drops the head once sent.
+ */
+const headFrom = (c: Context, res: ServerResponse) => () => {
+  const headers: Record<string, string | string[]> = { ...SSE_HEADERS }
+  for (const [k, v] of c.res.headers) if (!SKIP.has(k)) headers[k] = k === 'set-cookie' ? c.res.headers.getSetCookie() : v
+  res.writeHead(200, headers)
+}
 
 /** Headers of `c.res` not to copy: the adapter's marker, and what SSE_HEADERS sets or the stream decides. */
 const SKIP = new Set([...RESPONSE_ALREADY_SENT.headers.keys(), 'content-type', 'content-length', 'transfer-encoding'])
