@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
+import { parseJsonBody } from '../shared/json.ts'
 import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
 import { redactUrl } from '../shared/redact.ts'
 import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
@@ -176,13 +177,7 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream }: 
       const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS)
       if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
       replays.admit(check.mac, check.t)
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        throw new RelayError('INVALID_BODY', 'publish body is not JSON')
-      }
-      const parsed = v.safeParse(PublishBody, json)
+      const parsed = v.safeParse(PublishBody, parseJsonBody(text, 'publish body is not JSON'))
       if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
       const { events } = parsed.output
       for (let i = 1; i < events.length; i++)

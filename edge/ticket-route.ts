@@ -2,6 +2,7 @@ import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
+import { parseJsonBody } from '../shared/json.ts'
 import { PATHS, QUERY } from '../shared/protocol.ts'
 import { TicketRequest, type TicketReply } from '../shared/schema.ts'
 import type { Auth } from './auth.ts'
@@ -13,11 +14,7 @@ const readRequest = async (c: { req: { text(): Promise<string>; query(n: string)
   const text = await c.req.text()
   let raw: unknown = {}
   if (text.trim() !== '') {
-    try {
-      raw = JSON.parse(text)
-    } catch {
-      throw new RelayError('INVALID_BODY', 'ticket request body must be JSON: {"topics": ["a", "b*"]}')
-    }
+    raw = parseJsonBody(text, 'ticket request body must be JSON: {"topics": ["a", "b*"]}')
   } else {
     const topics = c.req.query(QUERY.topics)
     if (topics) raw = { topics: topics.split(',') }

@@ -12,6 +12,7 @@ import ts from 'typescript'
 import * as v from 'valibot'
 import { tokenFrom, type Auth } from '../edge/auth.ts'
 import { RelayError } from '../shared/errors.ts'
+import { parseJsonBody } from '../shared/json.ts'
 import { MAX_EVENT_BYTES } from '../shared/protocol.ts'
 import { Topic } from '../shared/schema.ts'
 
@@ -61,13 +62,7 @@ export const devRoutes =
       const claims = await auth.verify(tokenFrom(c.req))
       const text = await c.req.text()
       if (text.length > MAX_EVENT_BYTES + 1024) throw new RelayError('TOO_LARGE', `event over ${MAX_EVENT_BYTES} bytes`)
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        throw new RelayError('INVALID_BODY', 'send JSON: {"topic": "greetings", "data": {…}}')
-      }
-      const body = v.safeParse(DevPublish, json)
+      const body = v.safeParse(DevPublish, parseJsonBody(text, 'send JSON: {"topic": "greetings", "data": {…}}'))
       if (!body.success)
         throw new RelayError('INVALID_BODY', body.issues.map((i) => `${v.getDotPath(i) ?? 'body'}: ${i.message}`).join('; '))
       if (body.output.data === undefined) throw new RelayError('INVALID_BODY', 'data is required (any JSON value)')

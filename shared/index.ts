@@ -1,4 +1,5 @@
 export * from './errors.ts'
+export * from './json.ts'
 export * from './protocol.ts'
 export * from './schema.ts'
 export * from './sse.ts'
