@@ -7,7 +7,7 @@ import { parseJsonBody } from '../shared/json.ts'
 import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
 import { redactUrl } from '../shared/redact.ts'
 import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
-import { verify as verifySignature } from '../shared/sign.ts'
+import { verify as verifySignature, type Hmac } from '../shared/sign.ts'
 import { tokenWithSource, type Auth } from './auth.ts'
 import { ConnectionLimits, onStreamEnd, UNREAD_BODY } from './limits.ts'
 import { ReplayCache } from './replay.ts'
@@ -49,6 +49,8 @@ export interface AppDeps {
    * undefined to fall back to the portable path: a ReadableStream Response from the room stub.
    */
   serveStream?: StreamServer
+  /** The relay signature's HMAC (default: Web Crypto; Node passes node:crypto's, which needs no threadpool hop). */
+  hmac?: Hmac
 }
 
 /**
@@ -88,7 +90,7 @@ const parseLastEventId = (raw: string | undefined): number | undefined => {
 }
 
 /** The edge: routes, auth and one error handler. Runtime-neutral — the platform files choose rooms and serve it. */
-export const createApp = ({ rooms, auth, config, log = () => {}, serveStream }: AppDeps) => {
+export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hmac }: AppDeps) => {
   const retryMs = config.retryMs ?? DEFAULTS.retryMs
   const windowS = config.signatureWindowS ?? DEFAULTS.signatureWindowS
   const maxPublishBytes = config.maxPublishBytes ?? DEFAULTS.maxPublishBytes
@@ -174,7 +176,7 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream }: 
     }),
     async (c) => {
       const text = await c.req.text()
-      const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS)
+      const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS, undefined, hmac)
       if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
       replays.admit(check.mac, check.t)
       const parsed = v.safeParse(PublishBody, parseJsonBody(text, 'publish body is not JSON'))

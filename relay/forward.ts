@@ -2,6 +2,7 @@ import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
 import { HEADERS, PATHS } from '../shared/protocol.ts'
 import { PublishReply, type PublishBody } from '../shared/schema.ts'
+import { nodeHmac } from '../edge/platform/node-hmac.ts'
 import { sign } from '../shared/sign.ts'
 import { post } from './http-post.ts'
 
@@ -17,7 +18,7 @@ export const postBatch = async (
 ): Promise<PublishReply> => {
   // A fresh nonce per attempt: a retry of the same batch is a new signed request, never a "replay" to the edge.
   const text = JSON.stringify({ ...body, nonce: nonce() })
-  const headers = { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text) }
+  const headers = { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text, undefined, nodeHmac) }
   const res = await post(edgeUrl + PATHS.publish, headers, text, signal, timeoutMs)
   const reply = res.text
   if (res.status !== 200) throw new RelayError('NOT_READY', `edge answered ${res.status}: ${reply.slice(0, 300)}`)

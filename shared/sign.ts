@@ -1,6 +1,7 @@
 /**
  * Relay → edge request signing: `x-relay-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
- * Web Crypto only, so the same code runs in Node, workerd and Deno.
+ * Web Crypto by default, so the same code runs in Node, workerd and Deno; a runtime may pass a faster `Hmac`
+ * (Node: edge/platform/node-hmac.ts).
  */
 
 const encoder = new TextEncoder()
@@ -18,6 +19,13 @@ const hmacKey = (secret: string) => {
   return key
 }
 
+/** HMAC-SHA256 as lowercase hex, and its constant-time check. */
+export interface Hmac {
+  sign(secret: string, data: string): string | Promise<string>
+  /** `macHex` is 64 lowercase hex digits (checked by the caller). */
+  verify(secret: string, data: string, macHex: string): boolean | Promise<boolean>
+}
+
 const toHex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('')
 
 const fromHex = (hex: string): Uint8Array<ArrayBuffer> | undefined => {
@@ -27,30 +35,36 @@ const fromHex = (hex: string): Uint8Array<ArrayBuffer> | undefined => {
   return out
 }
 
-export const sign = async (secret: string, body: string, nowS = Math.floor(Date.now() / 1000)): Promise<string> => {
-  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(`${nowS}.${body}`))
-  return `t=${nowS},v1=${toHex(mac)}`
+/** Web Crypto: `crypto.subtle.verify` compares in constant time, so a forger learns nothing from response timing. */
+export const webHmac: Hmac = {
+  sign: async (secret, data) => toHex(await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(data))),
+  verify: async (secret, data, macHex) =>
+    crypto.subtle.verify('HMAC', await hmacKey(secret), fromHex(macHex)!, encoder.encode(data)),
 }
+
+export const sign = async (
+  secret: string,
+  body: string,
+  nowS = Math.floor(Date.now() / 1000),
+  hmac: Hmac = webHmac,
+): Promise<string> => `t=${nowS},v1=${await hmac.sign(secret, `${nowS}.${body}`)}`
 
 export type SignatureCheck = { ok: true; t: number; mac: string } | { ok: false; reason: string }
 
-/**
- * Verifies a signature header. `crypto.subtle.verify` compares in constant time, so a forger learns nothing
- * from response timing.
- */
+/** Verifies a signature header (the MAC in constant time: see `Hmac`). */
 export const verify = async (
   secret: string,
   header: string | undefined | null,
   body: string,
   windowS: number,
   nowS = Math.floor(Date.now() / 1000),
+  hmac: Hmac = webHmac,
 ): Promise<SignatureCheck> => {
   if (!header) return { ok: false, reason: 'missing x-relay-signature header' }
   const m = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header)
   if (!m) return { ok: false, reason: 'x-relay-signature must be t=<unix>,v1=<hex sha256>' }
   const t = Number(m[1])
   if (Math.abs(nowS - t) > windowS) return { ok: false, reason: `signature timestamp outside the ${windowS}s window` }
-  const mac = fromHex(m[2]!)!
-  const good = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(`${t}.${body}`))
+  const good = await hmac.verify(secret, `${t}.${body}`, m[2]!)
   return good ? { ok: true, t, mac: m[2]! } : { ok: false, reason: 'signature does not match the body' }
 }

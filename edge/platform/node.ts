@@ -6,6 +6,7 @@ import { createAuth } from '../auth.ts'
 import { authOptions, edgeConfig, loadEdgeEnv, type EdgeEnv } from '../config.ts'
 import { checkPublicKey } from '../keys.ts'
 import { memoryRooms } from '../room/rooms.ts'
+import { nodeHmac } from './node-hmac.ts'
 import { nodeStreamServer } from './node-sse.ts'
 import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
@@ -50,6 +51,7 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
     auth: createAuth(authOptions(env)),
     config: edgeConfig(env),
     log,
+    hmac: nodeHmac,
     // Bytes straight to the socket, coalesced per turn (see node-sse.ts); Hono still routes, authorises and errs.
     ...(options.fastPath === false
       ? {}
