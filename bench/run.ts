@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { benchDatabase } from './lib/db.ts'
 import { latencyChart } from './lib/chart.ts'
-import { merge, newHist } from './lib/hist.ts'
+import { count, merge, newHist, type Hist } from './lib/hist.ts'
 import { killAll, startChild } from './lib/proc.ts'
 import type { Ctx, Options } from './lib/context.ts'
 import { drain, floor } from './workloads/drain.ts'
@@ -12,7 +12,8 @@ import { memoryPerConnection } from './workloads/memory.ts'
 
 /**
  * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
- * [--portable] [--ours-only] [--out file] | --chart-from file.json`: ours and the Logtide-style baseline on the same workloads, in one run, on this machine.
+ * [--portable] [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
+ * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(`--${name}`)
@@ -28,6 +29,7 @@ const opts: Options = {
   portable: flag('portable'),
   only: value('only') ? new Set(value('only')!.split(',')) : undefined,
   oursOnly: flag('ours-only'),
+  noSplit: flag('no-split'),
 }
 const out = value('out') ?? new URL('./results/latest.json', import.meta.url).pathname
 const wants = (w: string) => !opts.only || opts.only.has(w)
@@ -58,7 +60,7 @@ const main = async () => {
   const writer = await startChild('children/writer.ts', { DATABASE_URL: db.url })
   const ctx: Ctx = { opts, db, workers, writer, progress }
   const results: Record<string, unknown> = {}
-  const hists: Record<string, { ours: number[]; baseline: number[] }> = {}
+  const hists: Record<string, Record<Who, number[]>> = {}
   try {
     if (wants('floor')) {
       const f = await floor(ctx)
@@ -66,23 +68,24 @@ const main = async () => {
     }
     for (const spec of LATENCY) {
       if (!wants(spec.name)) continue
-      const runs: { ours: LatencyResult; baseline: LatencyResult }[] = []
+      const runs: Record<Who, LatencyResult>[] = []
       for (let r = 0; r < opts.repeat; r++) {
         if (opts.repeat > 1) progress(`${spec.name} · run ${r + 1} of ${opts.repeat}`)
-        const ours = await latencyRun(ctx, spec, 'ours')
         const skipped: LatencyResult = { p50: null, p95: null, p99: null, delivered: null, samples: 0, hist: newHist(), cpu: {} }
-        runs.push({ ours, baseline: opts.oursOnly ? skipped : await latencyRun(ctx, spec, 'baseline') })
+        const ours = await latencyRun(ctx, spec, 'ours')
+        const ours_split = opts.noSplit ? skipped : await latencyRun(ctx, spec, 'split')
+        runs.push({ ours, ours_split, baseline: opts.oursOnly ? skipped : await latencyRun(ctx, spec, 'baseline') })
       }
-      const agg = (who: 'ours' | 'baseline') => ({
+      const agg = (who: Who) => ({
         p50: median(runs.map((x) => x[who].p50)),
         p95: median(runs.map((x) => x[who].p95)),
         p99: median(runs.map((x) => x[who].p99)),
         delivered: median(runs.map((x) => x[who].delivered)),
         runs: runs.map(({ [who]: { hist: _h, ...rest } }) => rest),
       })
-      results[spec.name] = { ours: agg('ours'), baseline: agg('baseline'), spec }
-      const h = { ours: newHist(), baseline: newHist() }
-      for (const x of runs) (merge(h.ours, x.ours.hist), merge(h.baseline, x.baseline.hist))
+      results[spec.name] = { ours: agg('ours'), ours_split: agg('ours_split'), baseline: agg('baseline'), spec }
+      const h = { ours: newHist(), ours_split: newHist(), baseline: newHist() }
+      for (const x of runs) for (const who of WHO) merge(h[who], x[who].hist)
       hists[spec.name] = h
     }
     if (wants('fanout')) {
@@ -111,25 +114,34 @@ const main = async () => {
   }
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: db.version, embeddedPostgres: db.embedded }
   // The merged latency histograms (non-empty buckets only), so the chart can be redrawn: --chart-from file.json.
-  const histograms = Object.fromEntries(Object.entries(hists).map(([name, h]) => [name, { ours: sparse(h.ours), baseline: sparse(h.baseline) }]))
+  const histograms = Object.fromEntries(Object.entries(hists).map(([name, h]) => [name, Object.fromEntries(WHO.map((who) => [who, sparse(h[who])]))]))
   const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, portableStreamPath: opts.portable, machine, ...results, histograms }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
-  const delivered = (name: string, who: 'ours' | 'baseline') => {
-    const d = (results[name] as Record<string, { delivered: number | null }>)[who]!.delivered
-    return d === null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`
-  }
-  const panels = Object.entries(hists).map(([name, h]) => ({
-    title: name,
-    series: [
-      { label: `edge-relay${delivered(name, 'ours')}`, color: '#1f6feb', hist: h.ours },
-      { label: `baseline (Logtide-style)${delivered(name, 'baseline')}`, color: '#d9480f', hist: h.baseline },
-    ],
-  }))
+  const panels = panelsOf(hists, results)
   if (panels.length) writeFileSync(out.replace(/\.json$/, '') + '.svg', latencyChart(panels))
   progress(`wrote ${out}`)
   printTable(report)
 }
+
+type Who = 'ours' | 'ours_split' | 'baseline'
+const WHO: Who[] = ['ours', 'ours_split', 'baseline']
+const SERIES: Record<Who, { label: string; color: string }> = {
+  ours: { label: 'edge-relay, one process (npm run serve)', color: '#1f6feb' },
+  ours_split: { label: 'edge-relay, relay → HTTP → edge', color: '#8250df' },
+  baseline: { label: 'baseline (Logtide-style)', color: '#d9480f' },
+}
+const pct = (d: number | null | undefined) => (d == null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)
+/** One chart panel per workload; a system that did not run (no samples) is left out. */
+const panelsOf = (hists: Record<string, Record<Who, Hist>>, r: Record<string, any>) =>
+  Object.entries(hists).map(([name, h]) => ({
+    title: name,
+    series: WHO.filter((who) => h[who] && count(h[who]) > 0).map((who) => ({
+      label: SERIES[who].label + pct(r[name]?.[who]?.delivered),
+      color: SERIES[who].color,
+      hist: h[who],
+    })),
+  }))
 
 const sparse = (h: number[]) => Object.fromEntries(h.flatMap((n, i) => (n ? [[i, n]] : [])))
 const dense = (s: Record<string, number>) => {
@@ -141,14 +153,13 @@ const dense = (s: Record<string, number>) => {
 /** Redraws the chart of an earlier run's JSON (next to it, .svg). */
 const chartFrom = (file: string) => {
   const r = JSON.parse(readFileSync(file, 'utf8'))
-  const pct = (d: number | null) => (d === null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)
-  const panels = Object.entries(r.histograms as Record<string, { ours: Record<string, number>; baseline: Record<string, number> }>).map(([name, h]) => ({
-    title: name,
-    series: [
-      { label: `edge-relay${pct(r[name].ours.delivered)}`, color: '#1f6feb', hist: dense(h.ours) },
-      { label: `baseline (Logtide-style)${pct(r[name].baseline.delivered)}`, color: '#d9480f', hist: dense(h.baseline) },
-    ],
-  }))
+  const hists = Object.fromEntries(
+    Object.entries(r.histograms as Record<string, Partial<Record<Who, Record<string, number>>>>).map(([name, h]) => [
+      name,
+      Object.fromEntries(WHO.map((who) => [who, dense(h[who] ?? {})])) as Record<Who, Hist>,
+    ]),
+  )
+  const panels = panelsOf(hists, r)
   writeFileSync(file.replace(/\.json$/, '') + '.svg', latencyChart(panels))
 }
 
@@ -158,6 +169,7 @@ const printTable = (r: Record<string, any>) => {
     if (!r[w]) continue
     const f = (x: any) => `p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} ms, ${(x.delivered * 100).toFixed(1)} %`
     rows.push(`${w.padEnd(7)} ours ${f(r[w].ours)} | baseline ${f(r[w].baseline)} | p99 ratio ${(r[w].baseline.p99 / r[w].ours.p99).toFixed(1)}×`)
+    if (r[w].ours_split?.p50 != null) rows.push(`${''.padEnd(7)} split (relay → HTTP → edge) ${f(r[w].ours_split)}`)
   }
   if (r.floor_ms) rows.push(`floor   commit → bare LISTEN p50 ${r.floor_ms.p50} / p99 ${r.floor_ms.p99} ms`)
   if (r.fanout_events_per_s !== undefined) rows.push(`fan-out ours ${r.fanout_events_per_s} deliveries/s | plain node:http ${r.raw_fanout_events_per_s} (${r.fanout.ratio}×)`)

@@ -5,15 +5,22 @@ import { intVar, parseEnv, secretVar } from '../shared/env.ts'
 const url = (name: string, protocols: RegExp) =>
   v.pipe(v.string(), v.trim(), v.url(`${name} must be a URL`), v.regex(protocols, `${name} has the wrong scheme`))
 
+const edgeList = v.pipe(
+  v.string('EDGE_URL is required (the edge base URL, e.g. http://127.0.0.1:8787)'),
+  v.transform((s) => s.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean)),
+  v.check((us) => us.every((u) => /^https?:\/\/[^\s]+$/.test(u)), 'EDGE_URL entries must be http(s) URLs'),
+)
+
 const RelayEnv = v.object({
   DATABASE_URL: url('DATABASE_URL', /^postgres(?:ql)?:\/\//),
   /** One edge URL, or several separated by commas (each gets its own cursors). */
-  EDGE_URL: v.pipe(
-    v.string('EDGE_URL is required (the edge base URL, e.g. http://127.0.0.1:8787)'),
-    v.transform((s) => s.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean)),
-    v.minLength(1, 'EDGE_URL lists no URL'),
-    v.check((us) => us.every((u) => /^https?:\/\/[^\s]+$/.test(u)), 'EDGE_URL entries must be http(s) URLs'),
-  ),
+  EDGE_URL: v.pipe(edgeList, v.minLength(1, 'EDGE_URL lists no URL')),
+  /**
+   * With an edge in the relay's own process (`npm run serve`, `npm start`): the name its cursors are kept under. A
+   * leader/standby pair of serve processes that post to each other names each local edge by the URL the other
+   * lists in EDGE_URL, so that both relays keep one cursor per edge.
+   */
+  RELAY_LOCAL_EDGE: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\S{1,200}$/, 'RELAY_LOCAL_EDGE must be one word or URL')), 'local'),
   RELAY_SECRET: secretVar('RELAY_SECRET'),
   RELAY_PORT: intVar(0, 65535, 8788),
   RELAY_HOST: v.optional(v.string(), '127.0.0.1'),
@@ -42,4 +49,8 @@ const RelayEnv = v.object({
 })
 export type RelayConfig = v.InferOutput<typeof RelayEnv>
 
-export const loadRelayConfig = (env: Record<string, string | undefined>): RelayConfig => parseEnv(RelayEnv, env)
+/** With an edge in this process, EDGE_URL is optional: it lists only the other edges. */
+const ServeEnv = v.object({ ...RelayEnv.entries, EDGE_URL: v.optional(edgeList, '') })
+
+export const loadRelayConfig = (env: Record<string, string | undefined>, { localEdge = false } = {}): RelayConfig =>
+  localEdge ? parseEnv(ServeEnv, env) : parseEnv(RelayEnv, env)

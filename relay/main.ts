@@ -1,21 +1,45 @@
+import { loadEdgeEnv } from '../edge/config.ts'
+import { startNodeEdge, type NodeEdge } from '../edge/platform/node.ts'
 import { log } from '../shared/log.ts'
 import { loadRelayConfig } from './config.ts'
 import { startRelay } from './relay.ts'
 import { startRelayServer } from './server.ts'
 
-/** `npm run relay`: wiring and signals. The only relay file that reads process.*. */
+/**
+ * `npm run relay`: the relay, posting to the edges in EDGE_URL. `npm run serve` (`--edge`): the relay and a Node edge
+ * in one process — the single-VM deployment on Node: batches reach the rooms by a function call (relay.ts,
+ * LocalEdge), and EDGE_URL, if set, lists further edges. Wiring and signals; the only relay file that reads process.*.
+ */
 const main = async () => {
-  const config = loadRelayConfig(process.env)
-  const relay = await startRelay({ config, log })
+  const withEdge = process.argv.includes('--edge')
+  // Both configurations are checked before anything starts, and every bad variable of either is named at once.
+  const problems: string[] = []
+  const checked = <T>(load: () => T): T | undefined => {
+    try {
+      return load()
+    } catch (err) {
+      problems.push(err instanceof Error ? err.message : String(err))
+    }
+  }
+  const config = checked(() => loadRelayConfig(process.env, { localEdge: withEdge }))
+  const edgeEnv = withEdge ? checked(() => loadEdgeEnv(process.env)) : undefined
+  if (!config || problems.length) {
+    // Shared variables (RELAY_SECRET) would be named by both: list each problem once.
+    const lines = new Set(problems.flatMap((p) => p.replace(/^invalid configuration:\n/, '').split('\n').map((l) => l.trim())))
+    throw new Error(`invalid configuration:\n  ${[...lines].join('\n  ')}`)
+  }
+  const edge: NodeEdge | undefined = edgeEnv && (await startNodeEdge(edgeEnv, process.env.HOST ?? '0.0.0.0'))
+  const relay = await startRelay({ config, log, ...(edge ? { local: edge } : {}) })
   const server = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST)
-  log('info', 'relay started', { edges: config.EDGE_URL, port: server.port })
+  log('info', 'relay started', { edges: config.EDGE_URL, ...(edge ? { edge: edge.url } : {}), port: server.port })
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
     log('info', 'relay stopping', { signal })
-    await relay.stop()
+    await relay.stop() // finishes the batches in flight (into the local edge too) before the edge closes
     await server.close()
+    await edge?.close()
     log('info', 'relay stopped')
     process.exit(0)
   }

@@ -9,7 +9,7 @@ import postgres from 'postgres'
 import { SignJWT } from 'jose'
 import { loadRelayConfig } from '../relay/config.ts'
 import { migrate } from '../relay/migrate.ts'
-import { startRelay } from '../relay/relay.ts'
+import { startRelay, type LocalEdge } from '../relay/relay.ts'
 import { startRelayServer } from '../relay/server.ts'
 import { log } from '../shared/log.ts'
 
@@ -61,10 +61,14 @@ export const prepareDatabase = async (env: Record<string, string | undefined>, o
   return { embedded, url: env.DATABASE_URL! }
 }
 
-/** The relay and its /healthz + /metrics port, against env.EDGE_URL. */
-export const startDevRelay = async (env: Record<string, string | undefined>, onStop: (fn: () => Promise<unknown>) => void) => {
-  const config = loadRelayConfig(env)
-  const relay = await startRelay({ config, log })
+/** The relay and its /healthz + /metrics port, against env.EDGE_URL and the edge in this process, if any. */
+export const startDevRelay = async (
+  env: Record<string, string | undefined>,
+  onStop: (fn: () => Promise<unknown>) => void,
+  local?: LocalEdge,
+) => {
+  const config = loadRelayConfig(env, { localEdge: local !== undefined })
+  const relay = await startRelay({ config, log, ...(local ? { local } : {}) })
   onStop(() => relay.stop())
   const server = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST)
   onStop(() => server.close())

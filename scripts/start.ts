@@ -23,9 +23,9 @@ try {
   const extend = devRoutes({ auth: createAuth(authOptions(edgeEnv)), sql: devSql })
   const edge = await startNodeEdge(edgeEnv, env.HOST ?? '127.0.0.1', { extend })
   onStop(() => edge.close())
-  env.EDGE_URL ??= edge.url
 
-  const relay = await startDevRelay(env, onStop)
+  // The relay delivers to this edge by a function call (as `npm run serve` does), and to EDGE_URL's edges if set.
+  const relay = await startDevRelay(env, onStop, edge)
 
   const tenant = 'demo'
   const token = await mintDevToken(env.EDGE_JWT_SECRET, tenant)

@@ -1,11 +1,17 @@
 import { loadEdgeEnv } from '../../edge/config.ts'
+import { loadRelayConfig } from '../../relay/config.ts'
+import { startRelay } from '../../relay/relay.ts'
 import { startNodeEdge } from '../../edge/platform/node.ts'
 import type { RoomStub } from '../../edge/room/rooms.ts'
-import { serveChild } from '../lib/child.ts'
+import { quietLog as quiet, serveChild } from '../lib/child.ts'
 import { newHist, nowMs, record } from '../lib/hist.ts'
 import { memory } from '../lib/memory.ts'
 
-/** Our Node edge in its own process (env: EDGE_JWT_SECRET, RELAY_SECRET; BENCH_FAST_PATH=0 for the portable path). */
+/**
+ * Our Node edge in its own process (env: EDGE_JWT_SECRET, RELAY_SECRET; BENCH_FAST_PATH=0 for the portable path).
+ * With BENCH_WITH_RELAY=1 (and DATABASE_URL), the relay runs in this process too and delivers to the edge by a
+ * function call: `npm run serve`, the single-process deployment on Node.
+ */
 const edge = await startNodeEdge(loadEdgeEnv({ ...process.env, PORT: '0' }), '127.0.0.1', {
   fastPath: process.env.BENCH_FAST_PATH !== '0',
 })
@@ -28,6 +34,11 @@ edge.rooms.get = (tenant) => {
   }
 }
 
+const relay =
+  process.env.BENCH_WITH_RELAY === '1'
+    ? await startRelay({ config: loadRelayConfig(process.env, { localEdge: true }), log: quiet, local: edge })
+    : undefined
+
 serveChild(
   {
     memory,
@@ -37,5 +48,5 @@ serveChild(
       return { hist: h }
     },
   },
-  () => edge.close(),
+  async () => (await relay?.stop(), await edge.close()),
 ).ready({ url: edge.url })

@@ -27,3 +27,8 @@ export const serveChild = (handlers: Record<string, (msg: Record<string, unknown
   })
   return { ready: (info: Record<string, unknown> = {}) => process.send!({ ready: info }) }
 }
+
+/** The relay's log in a bench child: errors only, to stderr. */
+export const quietLog = (level: string, msg: string, fields?: Record<string, unknown>) => {
+  if (level === 'error') console.error('relay:', msg, fields ?? '')
+}

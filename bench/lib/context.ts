@@ -15,6 +15,8 @@ export interface Options {
   only?: Set<string>
   /** Skip the baseline in the latency workloads (for before/after runs of our own changes). */
   oursOnly: boolean
+  /** Skip the split shape (relay and edge in two processes) in the latency workloads. */
+  noSplit: boolean
 }
 
 /** What every workload shares: the database, the long-lived client and writer processes, and progress output. */
@@ -98,12 +100,25 @@ export const cpuMs = async (c: Child | undefined) => (c ? (await c.call<{ cpuMs:
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Our stack (edge, and the relay unless `relay: false`) in their own processes. */
-export const startOurs = async (ctx: Ctx, { relay = true, gc = false } = {}) => {
-  const nodeArgs = [...(gc ? ['--expose-gc'] : []), ...(ctx.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/prof'] : [])]
-  const edge = await startChild('children/edge.ts', { EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, BENCH_FAST_PATH: ctx.opts.portable ? '0' : '1' }, nodeArgs)
-  const url = edge.info.url as string
+/**
+ * Our stack. Default: the relay and the Node edge in one process (`npm run serve`). `split`: the edge and the relay
+ * in two processes, the relay posting signed batches over HTTP (`npm run relay` + `npm run edge`: the shape of a
+ * Workers deployment, or of several Node edges). `relay: false`: the edge alone.
+ */
+export const startOurs = async (ctx: Ctx, { relay = true, split = false, gc = false } = {}) => {
   const profile = ctx.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/prof'] : []
-  const r = relay ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET }, profile) : undefined
+  const inProcess = relay && !split
+  const edge = await startChild(
+    'children/edge.ts',
+    {
+      EDGE_JWT_SECRET: JWT_SECRET,
+      RELAY_SECRET,
+      BENCH_FAST_PATH: ctx.opts.portable ? '0' : '1',
+      ...(inProcess ? { BENCH_WITH_RELAY: '1', DATABASE_URL: ctx.db.url } : {}),
+    },
+    [...(gc ? ['--expose-gc'] : []), ...profile],
+  )
+  const url = edge.info.url as string
+  const r = relay && split ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET }, profile) : undefined
   return { url, edge, relay: r, stop: async () => (await r?.stop(), await edge.stop()) }
 }

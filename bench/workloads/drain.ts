@@ -70,7 +70,8 @@ export const drain = async (ctx: Ctx) => {
   const commitCeiling = Math.round(ceiling.events / seconds)
   ctx.progress(`relay drain · commit ceiling ${commitCeiling} publishing transactions/s (${ceiling.tool})`)
 
-  const ours = await startOurs(ctx)
+  // Split: the relay posts over HTTP to an edge process (the slower of our two shapes; see startOurs).
+  const ours = await startOurs(ctx, { split: true })
   try {
     ctx.progress(`relay drain · relay draining the ${ceiling.events}-event backlog to the edge`)
     let first: { at: number; delivered: number } | undefined

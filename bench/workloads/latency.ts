@@ -33,14 +33,18 @@ export interface LatencyResult {
  * One system on one workload: fresh server processes, clients connected, a warm-up, then `seconds` of events at
  * `rate`; latency from just before commit to the client's parse, and the fraction delivered within a grace period.
  */
-export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | 'baseline'): Promise<LatencyResult> => {
+/** `ours`: relay and edge in one process (`npm run serve`); `split`: relay → HTTP → edge process; `baseline`. */
+export type LatencySystem = 'ours' | 'split' | 'baseline'
+
+export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySystem): Promise<LatencyResult> => {
   const seconds = ctx.opts.quick ? 5 : 10
   const warmup = ctx.opts.quick ? 1 : 2
+  const mode = system === 'baseline' ? 'baseline' : 'ours' // how the writer publishes and the clients connect
   const tenants = Array.from({ length: spec.tenants }, (_, i) => `${spec.name}${i}`)
   await ctx.db.reset()
   const server =
-    system === 'ours'
-      ? await startOurs(ctx)
+    system !== 'baseline'
+      ? await startOurs(ctx, { split: system === 'split' })
       : await (async () => {
           const c = await startChild('baseline/server.ts', { DATABASE_URL: ctx.db.url })
           // A collapsed baseline is too busy to exit politely: it is killed by PID once measured.
@@ -54,23 +58,24 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: 'ours' | '
         })()
   try {
     ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
-    await connectAll(ctx, server.url, await connections(system, tenants, spec.perTenant))
+    await connectAll(ctx, server.url, await connections(mode, tenants, spec.perTenant))
     await openWindow(ctx, 1e18)
     ctx.progress(`${spec.name} · ${system} · warm-up ${warmup}s at ${spec.rate} ev/s`)
-    await ctx.writer.call('run', { mode: system, rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
+    await ctx.writer.call('run', { mode, rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
     await sleep(300)
     const graceMs = ctx.opts.quick ? 3000 : 5000
     const start = nowMs()
     // Delivered = parsed within the run plus a grace period; a collapsed server's later backlog does not count.
     await openWindow(ctx, start, start + seconds * 1000 + graceMs)
     await server.edge?.call('arrival')
-    const procs: [string, Child][] = system === 'ours' ? [['edge', server.edge!], ['relay', server.relay!]] : [['server', (server as { server: Child }).server]]
+    const procs: [string, Child][] =
+      system === 'baseline' ? [['server', (server as { server: Child }).server]] : system === 'split' ? [['edge', server.edge!], ['relay', server.relay!]] : [['edge+relay', server.edge!]]
     const cpu0 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
     const wall0 = Date.now()
     ctx.progress(`${spec.name} · ${system} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
     const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
       'run',
-      { mode: system, rate: spec.rate, seconds, tenants },
+      { mode, rate: spec.rate, seconds, tenants },
       120_000 + seconds * 1000,
     )
     const cpu1 = await Promise.all(procs.map(([, c]) => cpuMs(c)))

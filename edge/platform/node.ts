@@ -10,12 +10,15 @@ import { nodeHmac } from './node-hmac.ts'
 import { nodeStreamServer } from './node-sse.ts'
 import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
+import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { edgeMetrics } from './node-metrics.ts'
 
 export interface NodeEdge {
   url: string
   port: number
   rooms: ReturnType<typeof memoryRooms>
+  /** Publishes a batch from a relay in this process (`npm run serve`, `npm start`): what POST /internal/publish does, minus HTTP. */
+  publish(body: PublishBody): Promise<PublishReply>
   close(): Promise<void>
 }
 
@@ -46,8 +49,9 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
   })
   const metrics = edgeMetrics(rooms)
   const fast = nodeStreamServer(rooms, queue)
+  const instrumented = metrics.instrument(rooms)
   const app = createApp({
-    rooms: metrics.instrument(rooms),
+    rooms: instrumented,
     auth: createAuth(authOptions(env)),
     config: edgeConfig(env),
     log,
@@ -73,6 +77,7 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
         url: `http://${host}:${info.port}`,
         port: info.port,
         rooms,
+        publish: (body) => instrumented.get(body.tenant).publish(body),
         close: () =>
           new Promise<void>((done) => {
             rooms.close() // ends every SSE stream so the server can close

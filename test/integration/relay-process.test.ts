@@ -5,13 +5,14 @@ import { freePort } from '../../scripts/embedded.ts'
 import { freshDatabase, type TestDb } from '../support/db.ts'
 import { edgeEnv } from '../support/stack.ts'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
-import { RELAY_SECRET } from '../support/tokens.ts'
+import { openStream } from '../support/sse-client.ts'
+import { JWT_SECRET, mintToken, RELAY_SECRET } from '../support/tokens.ts'
 
 const root = resolve(import.meta.dirname, '../..')
 
-/** `npm run relay` as a real child process (tsx), with env; resolves with its exit code and output. */
-const runRelay = (env: Record<string, string>) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts'], {
+/** `npm run relay` (or `npm run serve`: args ['--edge']) as a real child process (tsx), with env. */
+const runRelay = (env: Record<string, string>, args: string[] = []) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts', ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -34,6 +35,16 @@ afterAll(async () => {
   await db?.drop()
 })
 
+/** Polls until `url` answers 200 (or gives up after ~10 s) and returns the last response. */
+const healthy = async (url: string) => {
+  let health: Response | undefined
+  for (let i = 0; i < 200 && !health?.ok; i++) {
+    health = await fetch(url).catch(() => undefined)
+    if (!health?.ok) await new Promise((res) => setTimeout(res, 50))
+  }
+  return health
+}
+
 describe('npm run relay', () => {
   it('refuses bad configuration with a message naming each bad variable, exit 1', async () => {
     const r = runRelay({ DATABASE_URL: 'mysql://nope', EDGE_URL: 'ftp://x', RELAY_SECRET: 'short', RELAY_PORT: 'abc' })
@@ -44,11 +55,7 @@ describe('npm run relay', () => {
   it('serves /healthz, delivers, and exits 0 on SIGTERM after closing its connections', async () => {
     const port = await freePort()
     const r = runRelay({ DATABASE_URL: db.url, EDGE_URL: edge.url, RELAY_SECRET, RELAY_PORT: String(port) })
-    let health: Response | undefined
-    for (let i = 0; i < 200 && !health?.ok; i++) {
-      health = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
-      if (!health?.ok) await new Promise((res) => setTimeout(res, 50))
-    }
+    const health = await healthy(`http://127.0.0.1:${port}/healthz`)
     expect(health?.status).toBe(200)
     expect(await health!.json()).toMatchObject({ ok: true, listening: true })
     const [row] = await db.sql<{ seq: string }[]>`select relay.publish('proc', 't', '{"x":1}') as seq`
@@ -66,5 +73,47 @@ describe('npm run relay', () => {
       if (left) await new Promise((res) => setTimeout(res, 50))
     }
     expect(left).toBe(0)
+  })
+})
+
+describe('npm run serve (relay and Node edge in one process)', () => {
+  it('refuses bad configuration naming each variable, and needs no EDGE_URL', async () => {
+    const r = runRelay({ DATABASE_URL: db.url, RELAY_SECRET: 'short', PORT: 'abc', RELAY_LOCAL_EDGE: 'two words' }, ['--edge'])
+    expect(await r.exited).toBe(1)
+    for (const name of ['RELAY_SECRET', 'RELAY_LOCAL_EDGE', 'PORT']) expect(r.output()).toContain(name)
+    expect(r.output().match(/RELAY_SECRET must be/g)).toHaveLength(1)
+    expect(r.output()).not.toContain('EDGE_URL')
+    expect(r.output()).not.toContain('listening') // nothing started
+  })
+
+  it('streams committed events from its own edge, posts to the edges in EDGE_URL too, and exits 0 on SIGTERM', async () => {
+    const [port, relayPort] = [await freePort(), await freePort()]
+    const env = { DATABASE_URL: db.url, EDGE_URL: edge.url, RELAY_SECRET, EDGE_JWT_SECRET: JWT_SECRET, HOST: '127.0.0.1' }
+    const r = runRelay({ ...env, PORT: String(port), RELAY_PORT: String(relayPort), RELAY_LOCAL_EDGE: 'serve-test' }, ['--edge'])
+    const health = await healthy(`http://127.0.0.1:${relayPort}/healthz`)
+    expect(await health!.json()).toMatchObject({ ok: true, listening: true, edges: [{ url: edge.url }, { url: 'serve-test' }] })
+    const token = await mintToken({ tenant: 'served' })
+    const stream = await openStream(`http://127.0.0.1:${port}/v1/tenants/served/events`, { authorization: `Bearer ${token}` })
+    expect(stream.status).toBe(200)
+    for (let i = 1; i <= 3; i++) await db.sql`select relay.publish('served', 'orders', ${db.sql.json({ n: i })})`
+    await stream.waitFor((m) => m.filter((x) => x.id).length >= 3)
+    expect(stream.messages.filter((m) => m.id).map((m) => [m.id, m.event, m.data])).toEqual([
+      ['1', 'orders', '{"n":1}'],
+      ['2', 'orders', '{"n":2}'],
+      ['3', 'orders', '{"n":3}'],
+    ])
+    // The remote edge got the same batches over HTTP, under its own cursor.
+    for (let i = 0; i < 200 && edge.rooms.room('served').head < 3; i++) await new Promise((res) => setTimeout(res, 25))
+    expect(edge.rooms.room('served').head).toBe(3)
+    r.child.kill('SIGTERM')
+    expect(await r.exited).toBe(0)
+    expect(r.output()).toContain('relay stopped')
+    await stream.ended // the edge ended the stream on its way out
+    const cursors = await db.sql<{ edge: string; delivered: string }[]>`
+      select edge, delivered from relay.cursors where tenant = 'served' order by edge`
+    expect(cursors.map((c) => [c.edge, Number(c.delivered)])).toEqual([
+      [edge.url, 3],
+      ['serve-test', 3],
+    ])
   })
 })
