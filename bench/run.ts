@@ -127,8 +127,8 @@ const main = async () => {
 type Who = 'ours' | 'ours_split' | 'baseline'
 const WHO: Who[] = ['ours', 'ours_split', 'baseline']
 const SERIES: Record<Who, { label: string; color: string }> = {
-  ours: { label: 'edge-relay, one process (npm run serve)', color: '#1f6feb' },
-  ours_split: { label: 'edge-relay, relay → HTTP → edge', color: '#8250df' },
+  ours: { label: 'edge-relay (one process: npm run serve)', color: '#1f6feb' },
+  ours_split: { label: 'edge-relay split (relay → HTTP → edge)', color: '#8250df' },
   baseline: { label: 'baseline (Logtide-style)', color: '#d9480f' },
 }
 const pct = (d: number | null | undefined) => (d == null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)

@@ -5,9 +5,10 @@ import { curve, type Hist } from './hist.ts'
  * scale (−log10(1−q)), y = latency on a log scale.
  */
 export const latencyChart = (panels: { title: string; series: { label: string; color: string; hist: Hist }[] }[]): string => {
-  const W = 340
-  const H = 290
-  const m = { l: 52, r: 12, t: 52, b: 40 }
+  const W = 360
+  const legend = Math.max(...panels.map((p) => p.series.length)) // one legend line per series, above the plot
+  const m = { l: 52, r: 12, t: 30 + legend * 13, b: 40 }
+  const H = 238 + m.t
   const pw = W - m.l - m.r
   const ph = H - m.t - m.b
   const all = panels.flatMap((p) => p.series.flatMap((s) => curve(s.hist).map(([, v]) => v))).filter((v) => Number.isFinite(v) && v > 0)
@@ -30,7 +31,7 @@ export const latencyChart = (panels: { title: string; series: { label: string; c
     p.series.forEach((s, k) => {
       const pts = curve(s.hist).filter(([, v]) => Number.isFinite(v) && v > 0)
       if (pts.length) g.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map(([q, v]) => `${x(q).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`)
-      g.push(`<text x="${m.l}" y="${30 + k * 13}" font-size="11" fill="${s.color}">— ${s.label}</text>`)
+      g.push(`<text x="${m.l}" y="${30 + k * 13}" font-size="10.5" fill="${s.color}">— ${s.label}</text>`)
     })
     g.push(`<text x="${m.l + pw / 2}" y="${H - 6}" text-anchor="middle" font-size="10">quantile (commit → client parse)</text>`, '</g>')
     out.push(g.join('\n'))
