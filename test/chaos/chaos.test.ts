@@ -7,7 +7,7 @@ import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { migrate } from '../../relay/migrate.ts'
 import { freePort } from '../../scripts/embedded.ts'
 import { edgeEnv } from '../support/stack.ts'
-import { mintToken } from '../support/tokens.ts'
+import { JWT_SECRET, mintToken } from '../support/tokens.ts'
 import { startProxy } from '../support/proxy.ts'
 import { RESULTS, sleep, spawnRelay, startChaosPostgres, until, type RelayProcess } from './support/cluster.ts'
 import { report, sumTallies, tally, type Row } from './support/ledger.ts'
@@ -51,7 +51,7 @@ const crashes: string[] = []
 const edgeSettings = () =>
   edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_EVENTS: '500', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
 
-const relay = async () => {
+const relay = async (args: string[] = [], extra: Record<string, string> = {}) => {
   const r = await spawnRelay({
     DATABASE_URL: url,
     EDGE_URL: proxy.url,
@@ -62,14 +62,15 @@ const relay = async () => {
     RELAY_RETENTION_COUNT: '1000000',
     RELAY_RETENTION_AGE_S: '0',
     RELAY_RETENTION_INTERVAL_MS: '2000',
-  })
+    ...extra,
+  }, args)
   relays.add(r)
   void r.exited.then(async () => {
     relays.delete(r)
     if (r.intentional || closing) return
     // A crash we did not cause: restart it as systemd's Restart=on-failure would, and say so in the report.
     crashes.push(`relay ${r.pid} exited unexpectedly`)
-    const next = await relay()
+    const next = await relay(args, extra)
     if (leader === r) leader = next
   })
   return r
@@ -294,6 +295,40 @@ describe('chaos: nothing committed is lost, duplicated or reordered', () => {
       )
     } finally {
       await Promise.all(many.map((c) => c.stop()))
+    }
+  })
+
+  it('relay and edge in one process (npm run serve) kill -9, restarted', async () => {
+    // The serve process leads (the split relay steps aside), serves its own clients and still posts to the test's
+    // edge. Killing it takes its rooms and its clients' connections down with the relay.
+    const servePort = await freePort()
+    const serveEnv = { PORT: String(servePort), HOST: '127.0.0.1', EDGE_JWT_SECRET: JWT_SECRET, RELAY_LOCAL_EDGE: 'serve' }
+    await leader.stop()
+    leader = await relay(['--edge'], serveEnv)
+    const h = await db.heads()
+    const served = TENANTS.flatMap((t) =>
+      TOPIC_SETS.map((topics) =>
+        new ChaosClient({ baseUrl: `http://127.0.0.1:${servePort}`, token: tokens.get(t)!, tenant: t, topics, lastEventId: h[t] }).start(),
+      ),
+    )
+    try {
+      await until('serve clients connected', () => served.every((c) => c.connects > 0))
+      const before = served.map((c) => c.connects)
+      await phase(
+        'relay + edge in one process kill -9',
+        async () => {
+          await leader.kill9()
+          await sleep(500) // commits meanwhile; its clients retry against a closed port
+          leader = await relay(['--edge'], serveEnv)
+          return 'restarted after 0.5 s; its clients resumed from Last-Event-ID'
+        },
+        { clients: () => [...base, ...served] },
+      )
+      expect(served.every((c, i) => c.connects > before[i]!)).toBe(true)
+    } finally {
+      await Promise.all(served.map((c) => c.stop()))
+      await leader.stop()
+      leader = await relay() // back to the split relay for anything after
     }
   })
 

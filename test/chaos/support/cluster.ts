@@ -60,11 +60,12 @@ export interface RelayProcess {
 let relayCount = 0
 
 /** A relay as its own process (`node --import tsx relay/main.ts`), so that it can be killed by PID. */
-export const spawnRelay = async (env: Record<string, string>): Promise<RelayProcess> => {
+/** `npm run relay` as a child process; `args: ['--edge']` for `npm run serve` (relay and Node edge in one). */
+export const spawnRelay = async (env: Record<string, string>, args: string[] = []): Promise<RelayProcess> => {
   const port = await freePort()
   mkdirSync(RESULTS, { recursive: true })
   const logFd = openSync(`${RESULTS}chaos-relay-${++relayCount}.log`, 'w')
-  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, RELAY_SECRET, RELAY_HOST: '127.0.0.1', RELAY_PORT: String(port), ...env },
     stdio: ['ignore', logFd, logFd],
