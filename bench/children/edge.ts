@@ -2,6 +2,7 @@ import { loadEdgeEnv } from '../../edge/config.ts'
 import { loadRelayConfig } from '../../relay/config.ts'
 import { startRelay } from '../../relay/relay.ts'
 import { startNodeEdge } from '../../edge/platform/node.ts'
+import { observeFlushes } from '../../edge/platform/node-sse.ts'
 import type { RoomStub } from '../../edge/room/rooms.ts'
 import { quietLog as quiet, serveChild } from '../lib/child.ts'
 import { newHist, nowMs, record } from '../lib/hist.ts'
@@ -16,8 +17,11 @@ const edge = await startNodeEdge(loadEdgeEnv({ ...process.env, PORT: '0' }), '12
   fastPath: process.env.BENCH_FAST_PATH !== '0',
 })
 
-// Where the time goes: commit → the relay's batch reaching the room (the rest is edge → client).
+// Where the time goes: commit → the relay's batch reaching the room (the rest is edge → client), and how long the
+// edge takes to write one flush to 100 or more subscribers (the fan-out span of a hot event).
 let arrival = newHist()
+let fanout = newHist()
+observeFlushes((subscribers, ms) => subscribers >= 100 && record(fanout, ms))
 const get = edge.rooms.get
 edge.rooms.get = (tenant) => {
   const stub: RoomStub = get(tenant)
@@ -43,9 +47,10 @@ serveChild(
   {
     memory,
     arrival: () => {
-      const h = arrival
+      const h = { hist: arrival, fanout }
       arrival = newHist()
-      return { hist: h }
+      fanout = newHist()
+      return h
     },
   },
   async () => (await relay?.stop(), await edge.close()),

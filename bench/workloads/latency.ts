@@ -25,6 +25,8 @@ export interface LatencyResult {
   hist: Hist
   /** Ours only: commit → the batch reaching the room on the edge (the rest of the time is edge → client). */
   atEdge?: { p50: number | null; p99: number | null }
+  /** Ours only: ms the edge took to write one flush to ≥ 100 subscribers (hot workloads: one event to 1,000). */
+  fanoutSpan?: { p50: number | null; p99: number | null; flushes: number }
   /** CPU used by the server processes while measuring, in % of one core (ours: edge and relay). */
   cpu: Record<string, number>
 }
@@ -87,14 +89,18 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySys
     const { hist, received } = await collect(ctx)
     const s = summary(hist)
     const delivered = expected ? round(received / expected, 4) : null
-    const arrival = server.edge ? summary((await server.edge.call<{ hist: Hist }>('arrival')).hist) : undefined
+    const edgeTimes = server.edge ? await server.edge.call<{ hist: Hist; fanout: Hist }>('arrival') : undefined
+    const arrival = edgeTimes && summary(edgeTimes.hist)
     const atEdge = arrival && { p50: arrival.p50, p99: arrival.p99 }
+    const span = edgeTimes && summary(edgeTimes.fanout)
+    const fanoutSpan = span?.samples ? { p50: span.p50, p99: span.p99, flushes: span.samples } : undefined
     ctx.progress(
       `${spec.name} · ${system} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} %` +
         (atEdge ? ` (commit → room: p50 ${atEdge.p50} · p99 ${atEdge.p99})` : '') +
+        (fanoutSpan ? ` (fan-out span: p50 ${fanoutSpan.p50} · p99 ${fanoutSpan.p99} ms)` : '') +
         ` · CPU ${Object.entries(cpu).map(([k, v]) => `${k} ${v} %`).join(', ')}`,
     )
-    return { ...s, delivered, hist, cpu, ...(atEdge ? { atEdge } : {}) }
+    return { ...s, delivered, hist, cpu, ...(atEdge ? { atEdge } : {}), ...(fanoutSpan ? { fanoutSpan } : {}) }
   } finally {
     await closeAll(ctx)
     await server.stop()

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { MemoryRooms, Rooms } from '../room/rooms.ts'
 
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const FLUSH_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000]
 
 /**
@@ -15,6 +16,12 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
   collectDefaultMetrics({ register: registry })
   const received = new Counter({ name: 'edge_relay_edge_events_received_total', help: 'New events rooms accepted from the relay (resent duplicates excluded), per tenant', labelNames: ['tenant'], registers })
   const lag = new Histogram({ name: 'edge_relay_edge_commit_lag_seconds', help: 'From an event’s created_at in Postgres to its room on this edge', buckets: LAG_BUCKETS, registers })
+  const flush = new Histogram({
+    name: 'edge_relay_edge_flush_seconds',
+    help: 'Time to write one event-loop turn’s frames to every subscriber that had some: the fan-out of a publish (whole process)',
+    buckets: FLUSH_BUCKETS,
+    registers,
+  })
   const batch = new Histogram({ name: 'edge_relay_edge_batch_events', help: 'Events per publish batch received from the relay', buckets: BATCH_BUCKETS, registers })
   const connects = new Counter({ name: 'edge_relay_edge_connections_total', help: 'SSE connections opened, per tenant; kind="resume" when they carried a Last-Event-ID (reconnects)', labelNames: ['tenant', 'kind'], registers })
   new Counter({
@@ -87,5 +94,8 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
   const connected = (tenant: string, request: { lastEventId?: number }) =>
     connects.inc({ tenant, kind: request.lastEventId === undefined ? 'new' : 'resume' })
 
-  return { registry, instrument, connected }
+  /** Records a fan-out flush (wired to node-sse.ts's observeFlushes by the Node edge). */
+  const flushed = (_subscribers: number, ms: number) => flush.observe(ms / 1000)
+
+  return { registry, instrument, connected, flushed }
 }

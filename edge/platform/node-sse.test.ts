@@ -5,6 +5,7 @@ import { PATHS } from '../../shared/protocol.ts'
 import { sign } from '../../shared/sign.ts'
 import { JWT_SECRET, mintToken, RELAY_SECRET } from '../../test/support/tokens.ts'
 import { startNodeEdge, type NodeEdge, type NodeEdgeOptions } from './node.ts'
+import { observeFlushes } from './node-sse.ts'
 
 /** The Node fast path (node-sse.ts) against a real server and raw node:http clients: exact bytes on the wire. */
 
@@ -88,6 +89,28 @@ describe('Node fast path (bytes straight to the socket)', () => {
       // One HTTP chunk after the retry: frame holds all five frames.
       expect(s.chunks).toEqual(['retry: 1000\n\n', expected])
     }
+  })
+
+  it('tells flush observers how many subscribers each turn wrote to (the fan-out span metric)', async () => {
+    await start()
+    const streams = await Promise.all([1, 2, 3].map(() => open('acme')))
+    for (const s of streams) await s.until(() => s.chunks.length === 1)
+    const flushCount = async () =>
+      Number(/^edge_relay_edge_flush_seconds_count (\d+)$/m.exec(await (await fetch(`${edge!.url}${PATHS.metrics}`)).text())?.[1])
+    const before = await flushCount()
+    const seen: [number, number][] = []
+    const stop = observeFlushes((subscribers, ms) => seen.push([subscribers, ms]))
+    try {
+      await publish('acme', [1, 2].map((seq) => ({ seq, topic: 't', data: { seq } })))
+      for (const s of streams) await s.until(() => s.text().includes('id: 2\n'))
+    } finally {
+      stop()
+    }
+    // One batch of two events: one flush, to all three subscribers.
+    expect(seen).toHaveLength(1)
+    expect(seen[0]![0]).toBe(3)
+    expect(seen[0]![1]).toBeGreaterThanOrEqual(0)
+    expect(await flushCount()).toBe(before + 1)
   })
 
   it('drops a subscriber that stops reading once its unsent bytes pass the bound, and only that one', async () => {

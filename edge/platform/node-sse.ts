@@ -62,12 +62,28 @@ const chunk = (parts: Uint8Array[], cache: WriteCache): Uint8Array => {
   return e.chunk
 }
 
+/** Told after each flush how many subscribers it wrote to and how long that took, in ms (metrics, the bench). */
+export type FlushObserver = (subscribers: number, ms: number) => void
+const observers = new Set<FlushObserver>()
+
+/** Observes every flush of this process (all Node edges in it share one flush); returns the unsubscribe. */
+export const observeFlushes = (fn: FlushObserver) => {
+  observers.add(fn)
+  return () => void observers.delete(fn)
+}
+
 const flushAll = () => {
   scheduled = false
+  const t0 = observers.size ? performance.now() : 0
+  const subscribers = dirty.length
   const cache: WriteCache = new Map()
   // A flush cannot add sinks (writes happen in room code, not here), so iterating by index is safe.
   for (let i = 0; i < dirty.length; i++) dirty[i]!.flush(cache)
   dirty.length = 0
+  if (observers.size) {
+    const ms = performance.now() - t0
+    for (const o of observers) o(subscribers, ms)
+  }
 }
 
 /** One subscriber on Node: frames queue until the end of the turn, then leave in one `res.write`. */

@@ -7,7 +7,7 @@ import { authOptions, edgeConfig, loadEdgeEnv, type EdgeEnv } from '../config.ts
 import { checkPublicKey } from '../keys.ts'
 import { memoryRooms } from '../room/rooms.ts'
 import { nodeHmac } from './node-hmac.ts'
-import { nodeStreamServer } from './node-sse.ts'
+import { nodeStreamServer, observeFlushes } from './node-sse.ts'
 import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
@@ -48,6 +48,7 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
     queueBytes: queue.bytes,
   })
   const metrics = edgeMetrics(rooms)
+  const unobserve = observeFlushes(metrics.flushed)
   const fast = nodeStreamServer(rooms, queue)
   const instrumented = metrics.instrument(rooms)
   const app = createApp({
@@ -80,6 +81,7 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
         publish: (body) => instrumented.get(body.tenant).publish(body),
         close: () =>
           new Promise<void>((done) => {
+            unobserve()
             rooms.close() // ends every SSE stream so the server can close
             server.close(() => done())
             ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
