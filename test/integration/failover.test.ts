@@ -122,15 +122,24 @@ describe('retention', () => {
     await new Promise((r) => setTimeout(r, 1_100))
     await pruneOnce({ sql, edges: [s.edge.url], ageS: 1, count: 0 })
     expect(await held()).toEqual({ lo: 46, n: 5 })
-    // A room that lost its memory gets a rebase from what the outbox still holds; an old resume gets `reset`.
+    // A room that lost its memory gets a rebase from what the outbox still holds. A resume from before it, connected
+    // while the room is empty, gets `reset` at the rebase and then everything the room is refilled with.
     s.edge.rooms.rooms.delete('retain')
-    await s.publish('retain', 't', { i: 51 })
     const late = await s.subscribe('retain', { lastEventId: 10 })
+    await s.publish('retain', 't', { i: 51 })
     await late.waitFor((m) => m.some((x) => x.id === '51'))
-    expect(late.messages.find((m) => m.event === 'reset')).toBeDefined()
-    expect(late.seqs().every((q) => q >= 46)).toBe(true)
+    expect(late.messages.filter((m) => m.event === 'reset').map((m) => m.data)).toEqual(['{"head":45,"first":46}'])
+    expect(late.seqs()).toEqual([46, 47, 48, 49, 50, 51])
+    // One that connects after the refill gets `reset` at the head, then live events.
+    const later = await s.subscribe('retain', { lastEventId: 10 })
+    await later.waitFor((m) => m.some((x) => x.event === 'reset'))
+    await s.publish('retain', 't', { i: 52 })
+    await later.waitFor((m) => m.some((x) => x.id === '52'))
+    expect(later.messages.filter((m) => m.event === 'reset').map((m) => m.data)).toEqual(['{"head":51,"first":46}'])
+    expect(later.seqs()).toEqual([52])
     sub.close()
     late.close()
+    later.close()
   })
 
   it('the relay prunes on its own timer', async () => {
