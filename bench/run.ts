@@ -65,6 +65,7 @@ const main = async () => {
     if (wants('floor')) {
       const f = await floor(ctx)
       results.floor_ms = { p50: f.p50, p99: f.p99 }
+      results.floor_publish_ms = f.publishing
     }
     for (const spec of LATENCY) {
       if (!wants(spec.name)) continue
@@ -172,6 +173,7 @@ const printTable = (r: Record<string, any>) => {
     if (r[w].ours_split?.p50 != null) rows.push(`${''.padEnd(7)} split (relay → HTTP → edge) ${f(r[w].ours_split)}`)
   }
   if (r.floor_ms) rows.push(`floor   commit → bare LISTEN p50 ${r.floor_ms.p50} / p99 ${r.floor_ms.p99} ms`)
+  if (r.floor_publish_ms) rows.push(`        the same for a publishing transaction p50 ${r.floor_publish_ms.p50} / p99 ${r.floor_publish_ms.p99} ms`)
   if (r.fanout_events_per_s !== undefined) rows.push(`fan-out ours ${r.fanout_events_per_s} deliveries/s | plain node:http ${r.raw_fanout_events_per_s} (${r.fanout.ratio}×)`)
   if (r.memory) rows.push(`memory  ours ${r.memory.ours.bytesPerConnection} B | plain ${r.memory.raw.bytesPerConnection} B | baseline ${r.memory.baseline.bytesPerConnection} B per idle connection`)
   if (r.drain) rows.push(`drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`)

@@ -10,6 +10,8 @@ import { nowMs } from '../lib/hist.ts'
  *   ours      select relay.publish(tenant, 'bench', data)              (the relay delivers it to our edge)
  *   baseline  insert into bench_log … ; select pg_notify('baseline', {tenant, topic, data})   (Logtide-style)
  *   floor     select pg_notify('floor', data)                          (commit → a bare LISTEN)
+ *   floor-publish  select relay.publish(tenant, 'bench', data), pg_notify('floor', data)   (the same, for a
+ *             transaction that publishes: its rows are written and flushed to the WAL at commit, as ours are)
  *   edge/raw  signed POST /internal/publish to our edge, or POST /publish to the plain node:http server,
  *             one batch in flight at a time (as the relay does): the edge alone, without Postgres.
  */
@@ -22,7 +24,7 @@ const seqs = new Map<string, number>()
 const sql = postgres(process.env.DATABASE_URL!, { max: 8, onnotice: () => {} })
 
 interface RunArgs {
-  mode: 'ours' | 'baseline' | 'floor' | 'edge' | 'raw'
+  mode: 'ours' | 'baseline' | 'floor' | 'floor-publish' | 'edge' | 'raw'
   rate: number
   seconds: number
   tenants: string[]
@@ -36,6 +38,7 @@ const sendPg = (mode: RunArgs['mode'], tenant: string): Promise<unknown> => {
   if (mode === 'baseline')
     return sql`with ins as (insert into bench_log (tenant, topic, data) values (${tenant}, 'bench', ${d}::text::jsonb))
       select pg_notify('baseline', ${`{"tenant":"${tenant}","topic":"bench","data":${d}}`})`
+  if (mode === 'floor-publish') return sql`select relay.publish(${tenant}, 'bench', ${d}::text::jsonb), pg_notify('floor', ${d})`
   return sql`select pg_notify('floor', ${d})`
 }
 

@@ -106,17 +106,26 @@ export const drain = async (ctx: Ctx) => {
   }
 }
 
-/** Commit → a bare postgres.js LISTEN in a client process, at 100 NOTIFYs/s: the floor under any relay. */
+/**
+ * Commit → a bare postgres.js LISTEN in a client process, at 100 NOTIFYs/s: the floor under any relay. Twice: for a
+ * transaction that only notifies (no WAL to flush at commit), and for one that also publishes an event (its rows
+ * flushed at commit, as every real publish is; the NOTIFY is our relay's nudge, the row what it then reads).
+ */
 export const floor = async (ctx: Ctx) => {
   const seconds = ctx.opts.quick ? 3 : 10
   const w = ctx.workers[0]!
   await w.call('listen', { url: ctx.db.url, channel: 'floor' })
-  await openWindow(ctx, nowMs())
-  ctx.progress(`floor · commit → bare LISTEN at 100/s for ${seconds}s`)
-  const r = await ctx.writer.call<{ published: number }>('run', { mode: 'floor', rate: 100, seconds, tenants: ['x'] }, 120_000)
-  await settle(ctx, r.published, 2000)
-  const { hist, received } = await collect(ctx)
-  const s = summary(hist)
-  ctx.progress(`floor · p50 ${s.p50} ms · p99 ${s.p99} ms (${received}/${r.published})`)
-  return { p50: s.p50, p99: s.p99, hist }
+  const measure = async (mode: 'floor' | 'floor-publish', what: string) => {
+    await openWindow(ctx, nowMs())
+    ctx.progress(`floor · commit (${what}) → bare LISTEN at 100/s for ${seconds}s`)
+    const r = await ctx.writer.call<{ published: number }>('run', { mode, rate: 100, seconds, tenants: ['floor'] }, 120_000)
+    await settle(ctx, r.published, 2000)
+    const { hist, received } = await collect(ctx)
+    const s = summary(hist)
+    ctx.progress(`floor · ${what}: p50 ${s.p50} ms · p99 ${s.p99} ms (${received}/${r.published})`)
+    return s
+  }
+  const bare = await measure('floor', 'pg_notify only')
+  const publishing = await measure('floor-publish', 'relay.publish() + pg_notify')
+  return { p50: bare.p50, p99: bare.p99, publishing: { p50: publishing.p50, p99: publishing.p99 } }
 }
