@@ -50,7 +50,14 @@ const RelayEnv = v.object({
 export type RelayConfig = v.InferOutput<typeof RelayEnv>
 
 /** With an edge in this process, EDGE_URL is optional: it lists only the other edges. */
-const ServeEnv = v.object({ ...RelayEnv.entries, EDGE_URL: v.optional(edgeList, '') })
+const ServeEnv = v.pipe(
+  v.object({ ...RelayEnv.entries, EDGE_URL: v.optional(edgeList, '') }),
+  v.forward(
+    // Two deliverers under one cursor name would move each other's cursors.
+    v.check((env) => !env.EDGE_URL.includes(env.RELAY_LOCAL_EDGE), 'RELAY_LOCAL_EDGE names this edge: it must not also be in EDGE_URL'),
+    ['RELAY_LOCAL_EDGE'],
+  ),
+)
 
 export const loadRelayConfig = (env: Record<string, string | undefined>, { localEdge = false } = {}): RelayConfig =>
   localEdge ? parseEnv(ServeEnv, env) : parseEnv(RelayEnv, env)
