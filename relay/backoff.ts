@@ -7,6 +7,17 @@ export const backoffMs = (attempt: number, baseMs = 100, capMs = 5_000, random =
   return Math.round(ceiling / 2 + (random() * ceiling) / 2)
 }
 
+/** Rejects if `p` has not settled within `ms`; the timer never holds the process open. */
+export const withTimeout = <T>(p: PromiseLike<T>, ms: number, what = `no answer in ${ms} ms`): Promise<T> =>
+  new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(what)), ms)
+    timer.unref()
+    Promise.resolve(p).then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e: unknown) => (clearTimeout(timer), reject(e)),
+    )
+  })
+
 /** Sleeps `ms`, or less if `signal` aborts. */
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {

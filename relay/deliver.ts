@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { Log } from '../shared/log.ts'
 import type { PublishBody, PublishReply } from '../shared/schema.ts'
 import { backoffMs, sleep } from './backoff.ts'
@@ -31,7 +32,10 @@ export class Deliverer {
   /** Consecutive failed posts (any tenant); 0 when the edge is answering. */
   failures = 0
 
-  constructor(private readonly o: DelivererOptions) {}
+  constructor(private readonly o: DelivererOptions) {
+    // One signal serves every concurrent post and retry wait (one per tenant): that many listeners is expected.
+    setMaxListeners(0, this.abort.signal)
+  }
 
   get edge() {
     return this.o.edge
@@ -153,7 +157,9 @@ export class Deliverer {
     this.stopping = true
     this.again.clear()
     const timer = setTimeout(() => this.abort.abort(), graceMs)
-    await Promise.race([Promise.allSettled([...this.running.values()]), sleep(graceMs + 1_000)])
+    const giveUp = new AbortController() // ends the fallback sleep once the runs are done
+    await Promise.race([Promise.allSettled([...this.running.values()]), sleep(graceMs + 1_000, giveUp.signal)])
+    giveUp.abort()
     // Write the confirmed cursors before going (a failure here costs resends, never data).
     const aborted = new Promise<void>((r) => this.abort.signal.addEventListener('abort', () => r(), { once: true }))
     while (this.saving && !this.abort.signal.aborted) await Promise.race([this.saving, aborted])

@@ -6,8 +6,6 @@ import { nodeHmac } from '../edge/platform/node-hmac.ts'
 import { sign } from '../shared/sign.ts'
 import { post } from './http-post.ts'
 
-const nonce = () => [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('')
-
 /** Posts one signed batch to an edge and returns the room's head. Throws on any failure (the caller retries). */
 export const postBatch = async (
   edgeUrl: string,
@@ -17,7 +15,7 @@ export const postBatch = async (
   timeoutMs = 10_000,
 ): Promise<PublishReply> => {
   // A fresh nonce per attempt: a retry of the same batch is a new signed request, never a "replay" to the edge.
-  const text = JSON.stringify({ ...body, nonce: nonce() })
+  const text = JSON.stringify({ ...body, nonce: crypto.randomUUID() })
   const headers = { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text, undefined, nodeHmac) }
   const res = await post(edgeUrl + PATHS.publish, headers, text, signal, timeoutMs)
   const reply = res.text

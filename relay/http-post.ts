@@ -1,6 +1,5 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import { setMaxListeners } from 'node:events'
 
 /**
  * A POST over node:http(s) with keep-alive connections. The relay posts one batch per tenant per nudge, so this is
@@ -17,12 +16,8 @@ export interface PostResult {
   text: string
 }
 
-/** One relay-wide signal serves every concurrent post (one per tenant): that many listeners is expected. */
-const widened = new WeakSet<AbortSignal>()
-
 export const post = (url: string, headers: Record<string, string>, body: string, signal: AbortSignal | undefined, timeoutMs: number) =>
   new Promise<PostResult>((resolve, reject) => {
-    if (signal && !widened.has(signal)) (setMaxListeners(0, signal), widened.add(signal))
     const tls = url.startsWith('https:')
     const data = Buffer.from(body)
     const req = (tls ? httpsRequest : httpRequest)(url, {

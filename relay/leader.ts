@@ -1,9 +1,9 @@
 import postgres, { type Sql } from 'postgres'
 import type { Log } from '../shared/log.ts'
-import { sleep } from './backoff.ts'
+import { sleep, withTimeout } from './backoff.ts'
 
 /** The session-level advisory lock whose holder is the leader (advisory locks are per database). */
-export const LEADER_LOCK = (0x72656c6179_02n).toString()
+const LEADER_LOCK = (0x72656c6179_02n).toString()
 
 /** One leadership term: whatever the leader runs (LISTEN, deliveries, sweeps). */
 export interface Term {
@@ -67,9 +67,6 @@ export const startElection = (o: ElectionOptions) => {
     return sql
   }
 
-  const withTimeout = <T>(p: Promise<T>) =>
-    Promise.race([p, sleep(timeoutMs).then(() => Promise.reject(new Error(`no answer in ${timeoutMs} ms`)))])
-
   const depose = (reason: string) =>
     (deposing ??= (async () => {
       if (role !== 'leader') return
@@ -87,6 +84,7 @@ export const startElection = (o: ElectionOptions) => {
     lockSql ??= connect()
     const [row] = await withTimeout(
       lockSql<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LEADER_LOCK}::bigint) as ok, pg_backend_pid() as pid`,
+      timeoutMs,
     )
     if (!row?.ok || closed) return
     role = 'leader'
@@ -105,7 +103,7 @@ export const startElection = (o: ElectionOptions) => {
 
   const check = async () => {
     try {
-      const [row] = await withTimeout(lockSql!<{ pid: number }[]>`select pg_backend_pid() as pid`)
+      const [row] = await withTimeout(lockSql!<{ pid: number }[]>`select pg_backend_pid() as pid`, timeoutMs)
       if (row?.pid !== lockPid) await depose('lock session was replaced')
     } catch (err) {
       await depose(`lock check failed: ${String(err)}`)
@@ -156,5 +154,3 @@ export const startElection = (o: ElectionOptions) => {
     },
   }
 }
-
-export type Election = ReturnType<typeof startElection>

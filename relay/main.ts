@@ -1,5 +1,6 @@
 import { loadEdgeEnv } from '../edge/config.ts'
 import { startNodeEdge, type NodeEdge } from '../edge/platform/node.ts'
+import { ConfigError } from '../shared/env.ts'
 import { log } from '../shared/log.ts'
 import { loadRelayConfig } from './config.ts'
 import { startRelay } from './relay.ts'
@@ -18,16 +19,13 @@ const main = async () => {
     try {
       return load()
     } catch (err) {
-      problems.push(err instanceof Error ? err.message : String(err))
+      problems.push(...(err instanceof ConfigError ? err.issues : [err instanceof Error ? err.message : String(err)]))
     }
   }
   const config = checked(() => loadRelayConfig(process.env, { localEdge: withEdge }))
   const edgeEnv = withEdge ? checked(() => loadEdgeEnv(process.env)) : undefined
-  if (!config || problems.length) {
-    // Shared variables (RELAY_SECRET) would be named by both: list each problem once.
-    const lines = new Set(problems.flatMap((p) => p.replace(/^invalid configuration:\n/, '').split('\n').map((l) => l.trim())))
-    throw new Error(`invalid configuration:\n  ${[...lines].join('\n  ')}`)
-  }
+  // Shared variables (RELAY_SECRET) would be named by both: list each problem once.
+  if (!config || problems.length) throw new ConfigError([...new Set(problems)])
   const edge: NodeEdge | undefined = edgeEnv && (await startNodeEdge(edgeEnv, process.env.HOST ?? '0.0.0.0'))
   const relay = await startRelay({ config, log, ...(edge ? { local: edge } : {}) })
   const server = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST)

@@ -1,22 +1,23 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Sql } from 'postgres'
 import type { WireEvent } from '../shared/schema.ts'
+import { withTimeout } from './backoff.ts'
 
 /** Seconds buckets from 1 ms to 1 min: lag is sub-millisecond when healthy and minutes during an outage. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000]
 
 export interface RelayMetricSources {
-  sql: Sql
   listening: () => boolean
   edges: () => { url: string; failures: number; busy: number }[]
   /** Events committed but not yet confirmed by each edge. */
   backlog: (edge: string) => Promise<number>
+  /** pg_notification_queue_usage() as last sampled by the relay (undefined before the first sample). */
+  queueUsage: () => number | undefined
 }
 
 /**
  * The relay's Prometheus metrics (prom-client, one registry per relay so tests can run several in a process).
- * Counters move as events flow; gauges that need a query (queue usage, backlog) are read at scrape time.
+ * Counters move as events flow; the backlog gauge queries at scrape time.
  */
 export const relayMetrics = () => {
   const registry = new Registry()
@@ -30,10 +31,10 @@ export const relayMetrics = () => {
     postSeconds: new Histogram({ name: 'edge_relay_relay_to_edge_seconds', help: 'Round trip of one signed publish POST to an edge', labelNames: ['edge', 'outcome'], buckets: LAG_BUCKETS, registers }),
     batch: new Histogram({ name: 'edge_relay_batch_events', help: 'Events per publish batch posted to an edge', buckets: BATCH_BUCKETS, registers }),
     reconnects: new Counter({ name: 'edge_relay_listener_reconnects_total', help: 'Times the LISTEN connection was re-established after the first', registers }),
-    /** Set by the leader election: 1 while this relay holds the lock and listens, 0 while it waits as standby. */
+    /** Set by the leader election: 1 while this relay holds the lock and listens, 0 (from the start) as standby. */
     leader: new Gauge({ name: 'edge_relay_leader', help: '1 when this relay is the leader (holds the one LISTEN), 0 when standby', registers }),
   }
-  m.leader.set(1)
+  m.leader.set(0)
   return m
 }
 
@@ -66,7 +67,7 @@ export const attachSources = (m: RelayMetrics, src: RelayMetricSources) => {
     registers,
     async collect() {
       for (const e of src.edges()) {
-        const n = await withTimeout(src.backlog(e.url)).catch(() => undefined)
+        const n = await withTimeout(src.backlog(e.url), SCRAPE_TIMEOUT_MS).catch(() => undefined)
         if (n !== undefined) this.set({ edge: e.url }, n)
       }
     },
@@ -75,9 +76,9 @@ export const attachSources = (m: RelayMetrics, src: RelayMetricSources) => {
     name: 'edge_relay_notification_queue_usage',
     help: 'pg_notification_queue_usage(): fraction of the NOTIFY queue in use (a stuck listener fills it)',
     registers,
-    async collect() {
-      const rows = await withTimeout(src.sql<{ u: number }[]>`select pg_notification_queue_usage()::float8 as u`).catch(() => undefined)
-      if (rows?.[0]) this.set(rows[0].u)
+    collect() {
+      const usage = src.queueUsage()
+      if (usage !== undefined) this.set(usage)
     },
   })
 }
@@ -90,6 +91,5 @@ export const observeRead = (m: RelayMetrics, tenant: string, events: readonly Wi
   for (const e of events) m.commitLag.observe(Math.max(0, now - e.ts) / 1000)
 }
 
-/** A scrape must answer even when Postgres does not: such gauges keep their last value. */
-const withTimeout = <T>(p: PromiseLike<T>, ms = 2_000): Promise<T> =>
-  Promise.race([Promise.resolve(p), new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())])
+/** A scrape must answer even when Postgres does not: the backlog gauge then keeps its last value. */
+const SCRAPE_TIMEOUT_MS = 2_000

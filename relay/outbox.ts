@@ -36,12 +36,6 @@ export const outbox = (sql: Sql) => ({
       select ${edge}, r.tenant, r.delivered from json_to_recordset(${rows}::text::json) as r(tenant text, delivered bigint)
       on conflict (edge, tenant) do update set delivered = excluded.delivered, updated_at = now()`
   },
-
-  async saveCursor(edge: string, tenant: string, delivered: number): Promise<void> {
-    await sql`
-      insert into relay.cursors (edge, tenant, delivered) values (${edge}, ${tenant}, ${delivered})
-      on conflict (edge, tenant) do update set delivered = excluded.delivered, updated_at = now()`
-  },
 })
 
 export type Outbox = ReturnType<typeof outbox>

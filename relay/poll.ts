@@ -21,22 +21,3 @@ export const every = (ms: number, fn: () => Promise<void>, onError: (err: unknow
     },
   }
 }
-
-/**
- * Poll mode (`RELAY_MODE=poll`): no LISTEN at all. Every `intervalMs` the relay compares relay.heads with its
- * cursors (`catchUp`) and delivers what moved. Costs one query per edge per interval whatever the traffic, and up
- * to one interval of latency; in exchange writers never take NOTIFY's commit-time lock.
- */
-export const startPoller = (intervalMs: number, catchUp: () => Promise<void>, onError: (err: unknown) => void) => {
-  let polls = 0
-  const loop = every(intervalMs, async () => {
-    polls++
-    await catchUp()
-  }, onError, { immediate: true })
-  return {
-    get polls() {
-      return polls
-    },
-    stop: () => loop.stop(),
-  }
-}

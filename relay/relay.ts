@@ -8,7 +8,7 @@ import { startElection, type Term } from './leader.ts'
 import { fenceListeners, startListener, type Listener } from './listener.ts'
 import { attachSources, observeRead, relayMetrics } from './metrics.ts'
 import { outbox as makeOutbox } from './outbox.ts'
-import { startPoller } from './poll.ts'
+import { every } from './poll.ts'
 import { startRetention } from './retention.ts'
 
 export interface RelayOptions {
@@ -48,7 +48,6 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     throw new Error('relay schema is missing: run `npm run migrate` against DATABASE_URL first')
   }
   const metrics = relayMetrics()
-  metrics.leader.set(0)
   const plainOutbox = makeOutbox(sql)
   const outbox: typeof plainOutbox = {
     ...plainOutbox,
@@ -99,9 +98,11 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     }
 
     let listener: Listener | undefined
-    let poller: ReturnType<typeof startPoller> | undefined
+    let poller: ReturnType<typeof every> | undefined
     if (config.RELAY_MODE === 'poll') {
-      poller = startPoller(config.RELAY_POLL_MS, catchUp, (err) => log('warn', 'poll failed', { err: String(err) }))
+      // No LISTEN at all: every RELAY_POLL_MS compare relay.heads with the cursors. One query per edge per interval
+      // whatever the traffic, and up to one interval of latency; in exchange writers never take NOTIFY's lock.
+      poller = every(config.RELAY_POLL_MS, catchUp, (err) => log('warn', 'poll failed', { err: String(err) }), { immediate: true })
     } else {
       const fenced = await safely('fencing old listeners', fenceListeners(sql))
       if (fenced) log('warn', 'ended LISTEN sessions left by a previous leader', { sessions: fenced })
@@ -119,10 +120,14 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
       })
       await listener.ready
     }
-    const sweep = setInterval(() => {
-      void safely('sweep', catchUp())
-      if (listener) void safely('listener watchdog', listener.watchdog(sql))
-    }, config.RELAY_SWEEP_MS)
+    // The safety net under NOTIFY (in poll mode every poll already catches up).
+    const watched = listener
+    const sweep =
+      watched &&
+      setInterval(() => {
+        void safely('sweep', catchUp())
+        void safely('listener watchdog', watched.watchdog(sql))
+      }, config.RELAY_SWEEP_MS)
     const retention = startRetention({
       sql,
       edges: targets.map((t) => t.edge),
@@ -154,11 +159,12 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
   await safely('notification queue sample', sample())
   const sampler = setInterval(() => void safely('notification queue sample', sample()), config.RELAY_SWEEP_MS)
 
+  const edgeStates = () => (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy }))
   attachSources(metrics, {
-    sql,
     listening: () => current?.listener?.listening ?? false,
-    edges: () => (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
+    edges: edgeStates,
     backlog: async (edge) => (await plainOutbox.behind(edge)).reduce((n, t) => n + t.head - t.delivered, 0),
+    queueUsage: () => notificationQueueUsage,
   })
 
   const election = startElection({ url: config.DATABASE_URL, checkMs: config.RELAY_LEADER_CHECK_MS, log, lead })
@@ -180,7 +186,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
         listening,
         notificationQueueUsage,
         retention: current?.retention.state,
-        edges: (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy })),
+        edges: edgeStates(),
       }
     },
     /** Finishes the batches in flight, then closes every connection (a standby takes over). */
