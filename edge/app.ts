@@ -59,6 +59,8 @@ export interface AppDeps {
  */
 export type StreamServer = (c: Context, tenant: string, request: ConnectRequest, ended: () => void) => Response | undefined
 
+const utf8 = new TextEncoder()
+
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
@@ -187,7 +189,7 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hm
       for (const e of events) {
         const json = JSON.stringify(e.data) ?? ''
         // UTF-8 is at most 3 bytes per UTF-16 unit: encode only when the length alone cannot decide.
-        if (json.length * 3 > maxEventBytes && new TextEncoder().encode(json).byteLength > maxEventBytes)
+        if (json.length * 3 > maxEventBytes && utf8.encode(json).byteLength > maxEventBytes)
           throw new RelayError('TOO_LARGE', `event ${e.seq} is over ${maxEventBytes} bytes: raise the edge's limit or publish less`)
       }
       return c.json(await rooms.get(parsed.output.tenant).publish(parsed.output))

@@ -139,9 +139,6 @@ export const createAuth = (options: AuthOptions): Auth => {
   }
 }
 
-/** The spine's name for createAuth, kept so that existing platform code goes on compiling. */
-export const hs256Auth = (options: AuthOptions): Auth => createAuth(options)
-
 const cookieValue = (header: string | undefined, name: string): string | undefined => {
   if (!header) return undefined
   for (const part of header.split(';')) {
@@ -161,13 +158,16 @@ const cookieValue = (header: string | undefined, name: string): string | undefin
 type TokenRequest = { header(name: string): string | undefined; query(name: string): string | undefined }
 
 /** The token and where it came from: `Authorization: Bearer`, the `access_token` query parameter, or the cookie — in that order. */
+/** The token of an `Authorization: Bearer <token>` header (TOKEN_INVALID for any other form). */
+export const bearerToken = (authz: string): string => {
+  const m = /^Bearer\s+(\S+)$/i.exec(authz)
+  if (!m) throw new RelayError('TOKEN_INVALID', 'Authorization must be "Bearer <token>"')
+  return m[1]!
+}
+
 export const tokenWithSource = (req: TokenRequest): { token: string; from: 'header' | 'query' | 'cookie' } => {
   const authz = req.header('authorization')
-  if (authz) {
-    const m = /^Bearer\s+(\S+)$/i.exec(authz)
-    if (!m) throw new RelayError('TOKEN_INVALID', 'Authorization must be "Bearer <token>"')
-    return { token: m[1]!, from: 'header' }
-  }
+  if (authz) return { token: bearerToken(authz), from: 'header' }
   const query = req.query(QUERY.accessToken)
   if (query) return { token: query, from: 'query' }
   const cookie = cookieValue(req.header('cookie'), TOKEN_COOKIE)

@@ -5,7 +5,7 @@ import { RelayError } from '../shared/errors.ts'
 import { parseJsonBody } from '../shared/json.ts'
 import { PATHS, QUERY } from '../shared/protocol.ts'
 import { TicketRequest, type TicketReply } from '../shared/schema.ts'
-import type { Auth } from './auth.ts'
+import { bearerToken, type Auth } from './auth.ts'
 import { UNREAD_BODY } from './limits.ts'
 import { grantsAllow } from './room/topics.ts'
 
@@ -40,9 +40,7 @@ export const ticketRoute = (app: Hono, auth: Auth, o: { maxTopics: number }) => 
     async (c) => {
       const authz = c.req.header('authorization')
       if (!authz) throw new RelayError('TOKEN_MISSING', 'send the app token as Authorization: Bearer <token>')
-      const m = /^Bearer\s+(\S+)$/i.exec(authz)
-      if (!m) throw new RelayError('TOKEN_INVALID', 'Authorization must be "Bearer <token>"')
-      const principal = await auth.verifyApp(m[1]!)
+      const principal = await auth.verifyApp(bearerToken(authz))
       const req = await readRequest(c)
       if (req.tenant !== undefined && req.tenant !== principal.tenant)
         throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${req.tenant}`)

@@ -65,7 +65,7 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
     },
   })
 
-  /** Wraps the rooms given to createApp so publishes and connections are counted. */
+  /** Wraps the rooms given to createApp so publishes are counted. */
   const instrument = (inner: Rooms): Rooms => ({
     get(tenant) {
       const stub = inner.get(tenant)
@@ -82,15 +82,11 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
           if (fresh > 0) received.inc({ tenant }, fresh)
           return reply
         },
-        async connect(request) {
-          connected(tenant, request)
-          return stub.connect(request)
-        },
       }
     },
   })
 
-  /** Counts an SSE connection (also called by the Node fast path, which does not go through `connect`). */
+  /** Counts an SSE connection (called by the Node edge for every stream it serves, on either path). */
   const connected = (tenant: string, request: { lastEventId?: number }) =>
     connects.inc({ tenant, kind: request.lastEventId === undefined ? 'new' : 'resume' })
 

@@ -57,16 +57,12 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
     config: edgeConfig(env),
     log,
     hmac: nodeHmac,
-    // Bytes straight to the socket, coalesced per turn (see node-sse.ts); Hono still routes, authorises and errs.
-    ...(options.fastPath === false
-      ? {}
-      : {
-          serveStream: (c, tenant, request, ended) => {
-            const served = fast(c, tenant, request, ended)
-            if (served) metrics.connected(tenant, request) // the portable path counts in metrics.instrument
-            return served
-          },
-        }),
+    // Every authorised stream passes here (so it is counted here, on either path). Bytes straight to the socket,
+    // coalesced per turn (see node-sse.ts); undefined falls back to the portable ReadableStream path.
+    serveStream: (c, tenant, request, ended) => {
+      metrics.connected(tenant, request)
+      return options.fastPath === false ? undefined : fast(c, tenant, request, ended)
+    },
   })
   app.get(PATHS.metrics, async (c) =>
     c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),

@@ -42,12 +42,10 @@ export interface MemoryRoomsOptions {
 /**
  * Turns a room subscription into a byte stream with a queue bounded in bytes and events (see queue.ts). A
  * subscriber that cannot keep up is dropped by the room and its connection closed; it never slows the room.
- * `limits` may be a byte count alone (events then default to DEFAULTS.subscriberQueueEvents).
  */
-export const streamFromRoom = (room: Room, request: ConnectRequest, limits: QueueLimits | number): ReadableStream<Uint8Array> => {
-  const bounds = typeof limits === 'number' ? { bytes: limits, events: DEFAULTS.subscriberQueueEvents } : limits
+export const streamFromRoom = (room: Room, request: ConnectRequest, limits: QueueLimits): ReadableStream<Uint8Array> => {
   let unsubscribe = () => {}
-  const out = boundedStream(bounds, () => unsubscribe())
+  const out = boundedStream(limits, () => unsubscribe())
   let overflowed = false
   let replaying = true
   const sink: Sink = {

@@ -1,4 +1,4 @@
-import { hs256Auth } from '../../edge/auth.ts'
+import { createAuth } from '../../edge/auth.ts'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { startRelay, type Relay } from '../../relay/relay.ts'
 import { devRoutes } from '../../scripts/dev-routes.ts'
@@ -13,7 +13,7 @@ import { JWT_SECRET } from './tokens.ts'
 export const startDevStack = async (edgeExtra: Record<string, string> = {}) => {
   const db = await freshDatabase()
   const env = edgeEnv(edgeExtra)
-  const extend = devRoutes({ auth: hs256Auth({ jwtSecret: JWT_SECRET }), sql: db.sql })
+  const extend = devRoutes({ auth: createAuth({ jwtSecret: JWT_SECRET }), sql: db.sql })
   let edge: NodeEdge = await startNodeEdge(env, '127.0.0.1', { extend })
   const port = edge.port
   // Short retry cap: the relay notices a restarted edge quickly.
