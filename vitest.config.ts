@@ -1,6 +1,7 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
 import { defineConfig } from 'vitest/config'
 import { FIXTURE_PUBLIC_JWK } from './test/support/fixture-key.ts'
+import { JWT_SECRET, RELAY_SECRET } from './test/support/tokens.ts'
 
 /**
  * postgres.js 3.4.9 can throw from a setImmediate when a connection dies with a small write pending
@@ -47,8 +48,8 @@ export default defineConfig({
             wrangler: { configPath: './wrangler.toml' },
             miniflare: {
               bindings: {
-                EDGE_JWT_SECRET: 'test-jwt-secret-0123456789abcdef',
-                RELAY_SECRET: 'test-relay-secret-0123456789abcdef',
+                EDGE_JWT_SECRET: JWT_SECRET,
+                RELAY_SECRET,
                 HISTORY_LIMIT: '5',
                 // The auth table (test/workers/auth-table.test.ts): RS256 against an inline key, and low limits.
                 EDGE_JWT_PUBLIC_KEY: JSON.stringify(FIXTURE_PUBLIC_JWK),

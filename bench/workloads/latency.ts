@@ -31,13 +31,13 @@ export interface LatencyResult {
   cpu: Record<string, number>
 }
 
+/** `ours`: relay and edge in one process (`npm run serve`); `split`: relay → HTTP → edge process; `baseline`. */
+export type LatencySystem = 'ours' | 'split' | 'baseline'
+
 /**
  * One system on one workload: fresh server processes, clients connected, a warm-up, then `seconds` of events at
  * `rate`; latency from just before commit to the client's parse, and the fraction delivered within a grace period.
  */
-/** `ours`: relay and edge in one process (`npm run serve`); `split`: relay → HTTP → edge process; `baseline`. */
-export type LatencySystem = 'ours' | 'split' | 'baseline'
-
 export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySystem): Promise<LatencyResult> => {
   const seconds = ctx.opts.quick ? 5 : 10
   const warmup = ctx.opts.quick ? 1 : 2

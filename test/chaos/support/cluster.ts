@@ -64,7 +64,8 @@ let relayCount = 0
 export const spawnRelay = async (env: Record<string, string>, args: string[] = []): Promise<RelayProcess> => {
   const port = await freePort()
   mkdirSync(RESULTS, { recursive: true })
-  const logFd = openSync(`${RESULTS}chaos-relay-${++relayCount}.log`, 'w')
+  const log = `${RESULTS}chaos-relay-${++relayCount}.log`
+  const logFd = openSync(log, 'w')
   const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, RELAY_SECRET, RELAY_HOST: '127.0.0.1', RELAY_PORT: String(port), ...env },
@@ -79,7 +80,7 @@ export const spawnRelay = async (env: Record<string, string>, args: string[] = [
   let dead = false
   void exited.then(() => (dead = true))
   await until(`relay ${child.pid} to serve /healthz`, async () => {
-    if (dead) throw new Error(`relay exited at start; see ${RESULTS}chaos-relay-${relayCount}.log`)
+    if (dead) throw new Error(`relay exited at start; see ${log}`)
     return (await health()).role !== undefined
   }, 30_000, 100)
   let intentional = false

@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres'
+import { LISTEN_APPLICATION } from '../../../relay/listener.ts'
 import { until } from './cluster.ts'
 import type { ChaosClient } from './traffic.ts'
 
@@ -28,7 +29,7 @@ export const truth = (sql: Sql, tenants: readonly string[]) => {
   const listeners = async () =>
     (await sql<{ n: number }[]>`
       select count(*)::int as n from pg_stat_activity
-      where datname = current_database() and application_name = 'edge-relay-listen'`)[0]!.n
+      where datname = current_database() and application_name = ${LISTEN_APPLICATION}`)[0]!.n
 
   /** Waits until every client has every event of its tenant and topics up to `h`. */
   const caughtUp = async (clients: ChaosClient[], h: Heads, timeoutMs: number) => {
