@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { presenceKeys } from './presence.ts'
+import { PresenceCounter, presenceKeys } from './presence.ts'
 import { Room, type Sink } from './room.ts'
 
 const sink = () => {
@@ -25,6 +25,29 @@ describe('presenceKeys', () => {
   })
 })
 
+describe('PresenceCounter.snapshot', () => {
+  it('shows a limited token only the subscribers counted under its topics, each once', () => {
+    const counter = new PresenceCounter(() => {}, 1000)
+    counter.join(['a', 'b'])
+    counter.join(['a'])
+    counter.join(['b'])
+    counter.join(['*'])
+    counter.join(['orders*'])
+    counter.join(['secret'])
+    expect(counter.snapshot('t')).toEqual({ tenant: 't', subscribers: 6, topics: { '*': 1, a: 2, b: 2, 'orders*': 1, secret: 1 } })
+    // Three subscribers, although a and b count four: the subscriber to a,b is not counted twice.
+    expect(counter.snapshot('t', ['a', 'b'])).toEqual({ tenant: 't', subscribers: 3, topics: { a: 2, b: 2 } })
+    expect(counter.snapshot('t', ['b'])).toEqual({ tenant: 't', subscribers: 2, topics: { b: 2 } })
+    expect(counter.snapshot('t', ['orders*'])).toEqual({ tenant: 't', subscribers: 1, topics: { 'orders*': 1 } })
+    expect(counter.snapshot('t', ['nothing'])).toEqual({ tenant: 't', subscribers: 0, topics: {} })
+    // Keys in another order are the same subscription: leaving takes it out of the total too.
+    counter.leave(['b', 'a'])
+    expect(counter.snapshot('t', ['a', 'b'])).toEqual({ tenant: 't', subscribers: 2, topics: { a: 1, b: 1 } })
+    counter.clear()
+    expect(counter.snapshot('t', ['a'])).toEqual({ tenant: 't', subscribers: 0, topics: {} })
+  })
+})
+
 describe('Room presence', () => {
   beforeEach(() => vi.useFakeTimers())
   afterEach(() => vi.useRealTimers())
@@ -37,8 +60,8 @@ describe('Room presence', () => {
     expect(room.presence()).toEqual({ tenant: 'p', subscribers: 3, topics: { '*': 1, a: 2, b: 1 } })
     stopA()
     expect(room.presence()).toEqual({ tenant: 'p', subscribers: 2, topics: { '*': 1, a: 1, b: 1 } })
-    // A token limited to `b` learns nothing about other topics.
-    expect(room.presence(['b'])).toEqual({ tenant: 'p', subscribers: 2, topics: { b: 1 } })
+    // A token limited to `b` learns nothing about other topics, nor about their subscribers.
+    expect(room.presence(['b'])).toEqual({ tenant: 'p', subscribers: 1, topics: { b: 1 } })
   })
 
   it('sends presence on joining, then coalesces a thousand joins into one event per second', () => {

@@ -14,6 +14,11 @@ export const presenceKeys = ({ requested, grants }: TopicFilter): string[] => {
  */
 export class PresenceCounter {
   private counts = new Map<string, number>()
+  /**
+   * Subscribers grouped by their exact set of keys: a limited snapshot counts a group once if any of its keys is
+   * visible, which is what keeps a subscriber to `a,b` from counting twice for a token granted both.
+   */
+  private groups = new Map<string, { keys: readonly string[]; n: number }>()
   private total = 0
   private timer: ReturnType<typeof setTimeout> | undefined
   private lastRun = -Infinity
@@ -26,6 +31,10 @@ export class PresenceCounter {
   join(keys: readonly string[]): void {
     this.total++
     for (const k of keys) this.counts.set(k, (this.counts.get(k) ?? 0) + 1)
+    const id = groupId(keys)
+    const group = this.groups.get(id)
+    if (group) group.n++
+    else this.groups.set(id, { keys: [...keys], n: 1 })
     this.changed()
   }
 
@@ -36,15 +45,29 @@ export class PresenceCounter {
       if (n > 0) this.counts.set(k, n)
       else this.counts.delete(k)
     }
+    const id = groupId(keys)
+    const group = this.groups.get(id)
+    if (group && --group.n <= 0) this.groups.delete(id)
     this.changed()
   }
 
-  /** Counts as seen by a token with `grants` (undefined = every topic): other topics' names are not disclosed. */
+  /**
+   * Counts as seen by a token with `grants` (undefined = every topic): other topics' names are not disclosed, and
+   * neither is how many subscribers listen to them — a limited token's `subscribers` counts only the subscribers
+   * counted under at least one of the keys it is shown (see PresenceSnapshot).
+   */
   snapshot(tenant: string, grants?: readonly string[]): PresenceSnapshot {
     const topics: Record<string, number> = {}
+    const shown = new Set<string>()
     for (const [k, n] of [...this.counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      if (grantsAllow(grants, k)) topics[k] = n
-    return { tenant, subscribers: this.total, topics }
+      if (grantsAllow(grants, k)) {
+        topics[k] = n
+        shown.add(k)
+      }
+    if (grants === undefined) return { tenant, subscribers: this.total, topics }
+    let subscribers = 0
+    for (const { keys, n } of this.groups.values()) if (keys.some((k) => shown.has(k))) subscribers += n
+    return { tenant, subscribers, topics }
   }
 
   /** Stops the pending notification (shutdown). */
@@ -52,6 +75,7 @@ export class PresenceCounter {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
     this.counts.clear()
+    this.groups.clear()
     this.total = 0
   }
 
@@ -67,3 +91,6 @@ export class PresenceCounter {
     ;(this.timer as { unref?: () => void }).unref?.()
   }
 }
+
+/** One id per set of keys, whatever their order (keys are topics or grants: never a newline). */
+const groupId = (keys: readonly string[]): string => [...keys].sort().join('\n')
