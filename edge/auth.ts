@@ -62,6 +62,16 @@ const rejection = (err: unknown): RelayError => {
   return new RelayError('TOKEN_INVALID', `token rejected: ${(err as Error)?.message ?? 'malformed'}`)
 }
 
+/**
+ * A `topics: []` claim grants nothing: a stream opened with it would stay silent forever and look like an outage.
+ * Refused with the reason instead (an absent `topics` is what grants every topic).
+ */
+const grantingSomeTopic = <C extends { topics?: readonly string[] | undefined }>(claims: C): C => {
+  if (claims.topics?.length === 0)
+    throw new RelayError('TOPIC_FORBIDDEN', 'token grants no topics (its topics claim is an empty list): list at least one topic, or omit topics to grant all')
+  return claims
+}
+
 const headerOf = (token: string) => {
   if (token.length > 16_384) throw new RelayError('TOKEN_INVALID', 'token is too long')
   try {
@@ -107,7 +117,7 @@ export const createAuth = (options: AuthOptions): Auth => {
     }
     const claims = v.safeParse(Claims, payload)
     if (!claims.success) throw new RelayError('TOKEN_INVALID', `token claims invalid: ${v.summarize(claims.issues)}`)
-    return { ...claims.output, kind: 'app', expiresAt: claims.output.exp * 1000 }
+    return { ...grantingSomeTopic(claims.output), kind: 'app', expiresAt: claims.output.exp * 1000 }
   }
 
   const verifyTicket = async (token: string): Promise<Principal> => {
@@ -123,7 +133,7 @@ export const createAuth = (options: AuthOptions): Auth => {
     }
     const claims = v.safeParse(TicketClaims, payload)
     if (!claims.success) throw new RelayError('TOKEN_INVALID', `ticket claims invalid: ${v.summarize(claims.issues)}`)
-    const { sexp, ...rest } = claims.output
+    const { sexp, ...rest } = grantingSomeTopic(claims.output)
     return { ...rest, kind: 'ticket', expiresAt: sexp * 1000 }
   }
 
