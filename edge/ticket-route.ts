@@ -41,15 +41,26 @@ export const ticketRoute = (app: Hono, auth: Auth, o: { maxTopics: number }) => 
       const authz = c.req.header('authorization')
       if (!authz) throw new RelayError('TOKEN_MISSING', 'send the app token as Authorization: Bearer <token>')
       const principal = await auth.verifyApp(bearerToken(authz))
+      // The clock-skew allowance forgives the edge's drift, not an expired token: a ticket from it would be dead on
+      // arrival (a ticket never outlives its app token), and a stream opened with it would end at once with reauth.
+      if (principal.expiresAt <= Date.now())
+        throw new RelayError('TOKEN_EXPIRED', 'app token expired: fetch a new token from your app, then ask for a ticket again')
       const req = await readRequest(c)
       if (req.tenant !== undefined && req.tenant !== principal.tenant)
         throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${req.tenant}`)
       const topics = req.topics && [...new Set(req.topics)]
-      if (topics && topics.length > o.maxTopics) throw new RelayError('INVALID_TOPIC', `at most ${o.maxTopics} topics per ticket`)
+      if (topics && topics.length > o.maxTopics)
+        throw new RelayError('INVALID_TOPIC', `at most ${o.maxTopics} topics per ticket (EDGE_MAX_TOPICS): ask for fewer`)
       // A requested `prefix*` is covered by a grant `p*` when it starts with p: grantsAllow reads it as a topic.
       const denied = topics?.find((t) => !grantsAllow(principal.topics, t))
       if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
-      const scope = topics ?? principal.topics
+      // No topics asked for: the ticket inherits the token's grants, and the same limit holds for those.
+      const scope = topics ?? (principal.topics && [...new Set(principal.topics)])
+      if (scope && scope.length > o.maxTopics)
+        throw new RelayError(
+          'INVALID_TOPIC',
+          `token grants ${scope.length} topics, over the limit of ${o.maxTopics} per ticket (EDGE_MAX_TOPICS): ask for at most ${o.maxTopics} of them in topics`,
+        )
       const issued = await auth.issueTicket(principal, scope)
       const reply: TicketReply = {
         ticket: issued.ticket,
