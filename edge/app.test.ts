@@ -12,6 +12,7 @@ describe('createApp', () => {
   it('never logs a token: the access_token in the URL is redacted', async () => {
     const lines: unknown[] = []
     const broken: Rooms = {
+      instance: 'test',
       get: () => ({
         publish: async () => ({ tenant: 't1', head: 0 }),
         presence: async () => ({ tenant: 't1', subscribers: 0, topics: {} }),

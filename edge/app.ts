@@ -6,9 +6,10 @@ import { RelayError } from '../shared/errors.ts'
 import { parseJsonBody } from '../shared/json.ts'
 import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
 import { redactUrl } from '../shared/redact.ts'
-import { PublishBody, TenantId, Topic } from '../shared/schema.ts'
+import { HelloBody, PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature, type Hmac } from '../shared/sign.ts'
 import { tokenWithSource, type Auth } from './auth.ts'
+import { checkBatch } from './batch.ts'
 import { ConnectionLimits, onStreamEnd, UNREAD_BODY } from './limits.ts'
 import { ReplayCache } from './replay.ts'
 import { ticketRoute } from './ticket-route.ts'
@@ -59,8 +60,6 @@ export interface AppDeps {
  */
 export type StreamServer = (c: Context, tenant: string, request: ConnectRequest, ended: () => void) => Response | undefined
 
-const utf8 = new TextEncoder()
-
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache, no-transform',
@@ -106,6 +105,15 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hm
   const replays = new ReplayCache(config.replayCacheEntries ?? DEFAULTS.replayCacheEntries, windowS)
   const app = new Hono()
 
+  /** A relay request's body, once its signature is verified and was not seen before. */
+  const signedBody = async (c: Context, notJson: string): Promise<unknown> => {
+    const text = await c.req.text()
+    const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS, undefined, hmac)
+    if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
+    replays.admit(check.mac, check.t)
+    return parseJsonBody(text, notJson)
+  }
+
   /** Who the request's token speaks for, if it may see `tenant`. */
   const principalFor = async (req: Parameters<typeof tokenWithSource>[0], tenant: string) => {
     const { token, from } = tokenWithSource(req)
@@ -139,6 +147,8 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hm
   app.get(PATHS.health, (c) => c.json({ ok: true }))
 
   app.get('/v1/tenants/:tenant/events', async (c) => {
+    // Hono answers HEAD with the GET handler minus the body: here that would hold a subscription nobody reads.
+    if (c.req.method === 'HEAD') throw new RelayError('METHOD_NOT_ALLOWED', 'the events stream is GET only', { allow: 'GET' })
     const tenant = parseTenant(c.req.param('tenant'))
     const requested = parseTopics(c.req.query(QUERY.topics), maxTopics)
     const lastEventId = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query(QUERY.lastEventId))
@@ -177,24 +187,19 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hm
       },
     }),
     async (c) => {
-      const text = await c.req.text()
-      const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS, undefined, hmac)
-      if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
-      replays.admit(check.mac, check.t)
-      const parsed = v.safeParse(PublishBody, parseJsonBody(text, 'publish body is not JSON'))
+      const parsed = v.safeParse(PublishBody, await signedBody(c, 'publish body is not JSON'))
       if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
-      const { events } = parsed.output
-      for (let i = 1; i < events.length; i++)
-        if (events[i]!.seq !== events[i - 1]!.seq + 1) throw new RelayError('INVALID_BODY', 'events must have contiguous seqs')
-      for (const e of events) {
-        const json = JSON.stringify(e.data) ?? ''
-        // UTF-8 is at most 3 bytes per UTF-16 unit: encode only when the length alone cannot decide.
-        if (json.length * 3 > maxEventBytes && utf8.encode(json).byteLength > maxEventBytes)
-          throw new RelayError('TOO_LARGE', `event ${e.seq} is over ${maxEventBytes} bytes: raise the edge's limit or publish less`)
-      }
+      checkBatch(parsed.output, maxEventBytes)
       return c.json(await rooms.get(parsed.output.tenant).publish(parsed.output))
     },
   )
+
+  // The relay asks this every sweep: a new instance means rooms in memory restarted empty (see HelloReply).
+  app.post(PATHS.hello, bodyLimit({ maxSize: 1024, onError: () => { throw new RelayError('TOO_LARGE', 'hello body over 1 KiB', UNREAD_BODY) } }), async (c) => {
+    const parsed = v.safeParse(HelloBody, await signedBody(c, 'hello body is not JSON'))
+    if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
+    return c.json({ instance: rooms.instance })
+  })
 
   app.notFound((c) => c.json(new RelayError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404))
 

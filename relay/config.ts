@@ -25,6 +25,8 @@ const RelayEnv = v.object({
   RELAY_PORT: intVar(0, 65535, 8788),
   RELAY_HOST: v.optional(v.string(), '127.0.0.1'),
   RELAY_BATCH_SIZE: intVar(1, 10_000, DEFAULTS.batchSize),
+  /** Event data bytes per batch (a larger single event goes alone); keep it well under the edge's body limit. */
+  RELAY_BATCH_BYTES: intVar(1024, 64 * 1024 * 1024, DEFAULTS.batchBytes),
   /** Safety-net sweep: catches tenants whose head moved without a nudge. */
   RELAY_SWEEP_MS: intVar(100, 3_600_000, 5_000),
   /** Longest wait between retries to an unreachable edge. */

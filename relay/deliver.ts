@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events'
+import { RelayError } from '../shared/errors.ts'
 import type { Log } from '../shared/log.ts'
-import type { PublishBody, PublishReply } from '../shared/schema.ts'
+import { EVENTS, type UndeliverableMarker } from '../shared/protocol.ts'
+import type { PublishBody, PublishReply, WireEvent } from '../shared/schema.ts'
 import { backoffMs, sleep } from './backoff.ts'
 import type { Outbox } from './outbox.ts'
 
@@ -9,11 +11,31 @@ export interface DelivererOptions {
   outbox: Outbox
   post: (body: PublishBody, signal: AbortSignal) => Promise<PublishReply>
   batchSize: number
+  /** Event data bytes per batch (past the first event). */
+  batchBytes: number
   retryCapMs: number
   resendMax: number
   log: Log
   /** Called after each confirmed batch (metrics, tests). */
   onDelivered?: (tenant: string, events: number, head: number) => void
+  /** Called when an event the edge refused was delivered as a marker instead (metrics). */
+  onUndeliverable?: (tenant: string, seq: number, reason: string) => void
+}
+
+/**
+ * A refusal of the events themselves (too large, invalid): the same batch can never succeed, so retrying it would
+ * stall the tenant for good. Anything else — unreachable, 5xx, 429, a refused signature or a wrong URL — is about
+ * the request or the edge, never blamed on events: it is retried, and the delivery lag shows it.
+ */
+export const refusesEvents = (err: unknown): err is RelayError =>
+  err instanceof RelayError && (err.code === 'TOO_LARGE' || err.code === 'INVALID_BODY')
+
+const utf8 = new TextEncoder()
+
+/** The marker that stands in for an event the edge refused: same seq and topic, so the sequence stays gapless. */
+export const markerFor = (e: WireEvent, err: RelayError): WireEvent => {
+  const marker: UndeliverableMarker = { topic: e.topic, bytes: utf8.encode(e.data).byteLength, reason: err.message.slice(0, 300) }
+  return { seq: e.seq, topic: e.topic, ts: e.ts, event: err.code === 'TOO_LARGE' ? EVENTS.oversize : EVENTS.undeliverable, data: JSON.stringify(marker) }
 }
 
 /**
@@ -24,6 +46,8 @@ export class Deliverer {
   private cursors = new Map<string, number>()
   private running = new Map<string, Promise<void>>()
   private again = new Set<string>()
+  /** Tenants whose room must be checked against the cursor before the next batch (see recheck), and their waiters. */
+  private unchecked = new Map<string, () => void>()
   /** Confirmed cursors not yet written to Postgres; one save in flight at a time takes them all (see saveLater). */
   private unsaved = new Map<string, number>()
   private saving: Promise<void> | undefined
@@ -69,17 +93,31 @@ export class Deliverer {
   }
 
   private async run(tenant: string) {
-    const { outbox, batchSize } = this.o
+    const { outbox, batchSize, batchBytes } = this.o
     let skipped = false
     for (;;) {
       if (this.stopping) return // finish the batch in flight, start no other
-      const cursor = await this.cursor(tenant)
-      const events = await outbox.after(tenant, cursor, batchSize)
+      let cursor = await this.cursor(tenant)
+      const check = this.unchecked.get(tenant)
+      if (check) {
+        // The edge restarted: its room may have come back empty while our cursor says it has everything. Ask for
+        // its head and refill what it lost, or a quiet tenant's resumes would wait for the next commit.
+        this.unchecked.delete(tenant)
+        const reply = cursor > 0 ? await this.send({ tenant, events: [] }) : undefined
+        check()
+        if (reply && reply.head < cursor) {
+          const from = Math.max(reply.head, cursor - this.o.resendMax)
+          this.o.log('info', 'room restarted behind relay cursor; refilling', { edge: this.o.edge, tenant, head: reply.head, from })
+          this.cursors.set(tenant, (cursor = from))
+          skipped = from > reply.head
+        }
+      }
+      const { events, more } = await outbox.after(tenant, cursor, batchSize, batchBytes)
       if (events.length === 0) return
       // Tell the room the events before this batch are gone for good (retention pruned them, or we skipped ahead
       // on purpose) so that it starts here instead of asking again for what no longer exists.
       const rebase = skipped || events[0]!.seq !== cursor + 1
-      const reply = await this.postWithRetry({ tenant, events, ...(rebase ? { rebase } : {}) })
+      const reply = await this.send({ tenant, events, ...(rebase ? { rebase } : {}) })
       if (!reply) return // stopping
       const last = events[events.length - 1]!.seq
       if (reply.head >= last) {
@@ -87,9 +125,9 @@ export class Deliverer {
         this.saveLater(tenant, last)
         this.o.onDelivered?.(tenant, events.length, reply.head)
         skipped = false
-        // A short batch was everything committed when we read: stop here instead of asking again. Anything
-        // committed since has sent its own nudge, which re-runs this tenant (see `again`).
-        if (events.length < batchSize) return
+        // A read that stopped short of its bounds was everything committed when we read: stop here instead of
+        // asking again. Anything committed since has sent its own nudge, which re-runs this tenant (see `again`).
+        if (!more) return
       } else {
         // The room is behind what we sent (it restarted, or our cursor ran ahead): resend from its head, but no
         // further back than resendMax — older events are then announced as a rebase.
@@ -99,6 +137,32 @@ export class Deliverer {
         this.saveLater(tenant, from)
         skipped = from > reply.head
       }
+    }
+  }
+
+  /**
+   * Posts a batch. If the edge refuses the events themselves (see refusesEvents), finds the offending ones by
+   * halving the batch, delivers the rest, and delivers each offender as a marker with its seq (see markerFor): one
+   * undeliverable event never holds back the events after it.
+   */
+  private async send(body: PublishBody): Promise<PublishReply | undefined> {
+    try {
+      return await this.postWithRetry(body)
+    } catch (err) {
+      if (!refusesEvents(err) || body.events.length === 0) throw err
+      const { events } = body
+      if (events.length === 1) {
+        const e = events[0]!
+        this.o.log('error', 'edge refused an event; delivering a marker in its place', { edge: this.o.edge, tenant: body.tenant, seq: e.seq, topic: e.topic, code: err.code, reason: err.message })
+        this.o.onUndeliverable?.(body.tenant, e.seq, err.code)
+        return this.postWithRetry({ ...body, events: [markerFor(e, err)] }, true)
+      }
+      const mid = events.length >> 1
+      const first = await this.send({ ...body, events: events.slice(0, mid) })
+      // Stopping, or the room wants an older start: the caller's loop decides from this head.
+      if (!first || first.head < events[mid - 1]!.seq) return first
+      const { rebase: _, ...rest } = body
+      return this.send({ ...rest, events: events.slice(mid) })
     }
   }
 
@@ -130,7 +194,11 @@ export class Deliverer {
     }
   }
 
-  private async postWithRetry(body: PublishBody): Promise<PublishReply | undefined> {
+  /**
+   * Posts until the edge answers. A refusal of the events is thrown to `send` (unless `final`: a marker refused
+   * too means the edge refuses everything, which retrying shows in the lag). Everything else is retried with backoff.
+   */
+  private async postWithRetry(body: PublishBody, final = false): Promise<PublishReply | undefined> {
     for (let attempt = 0; ; attempt++) {
       if (this.abort.signal.aborted) return undefined
       try {
@@ -138,14 +206,33 @@ export class Deliverer {
         this.failures = 0
         return reply
       } catch (err) {
+        if (refusesEvents(err) && !final) throw err
         this.failures++
         if (this.abort.signal.aborted) return undefined
         const wait = backoffMs(attempt, 100, this.o.retryCapMs)
         if (attempt === 0 || attempt % 10 === 0)
-          this.o.log('warn', 'edge unreachable; retrying', { edge: this.o.edge, tenant: body.tenant, attempt, waitMs: wait, err: String(err) })
+          this.o.log('warn', describeFailure(err), { edge: this.o.edge, tenant: body.tenant, attempt, waitMs: wait, err: String(err) })
         await sleep(wait, this.abort.signal)
       }
     }
+  }
+
+  /**
+   * The edge restarted (its rooms may be empty): check each of these tenants' rooms against our cursor before its
+   * next batch, and refill what they lost. Resolves once all were checked (or the deliverer stops).
+   */
+  recheck(tenants: Iterable<string>): Promise<void> {
+    if (this.stopping) return Promise.resolve()
+    const all = new Set([...tenants, ...[...this.cursors].filter(([, c]) => c > 0).map(([t]) => t)])
+    const done = [...all].map(
+      (tenant) =>
+        new Promise<void>((resolve) => {
+          const prev = this.unchecked.get(tenant)
+          this.unchecked.set(tenant, () => (prev?.(), resolve()))
+          this.nudge(tenant)
+        }),
+    )
+    return Promise.all(done).then(() => {})
   }
 
   /**
@@ -156,6 +243,8 @@ export class Deliverer {
   async stop(graceMs = 5_000): Promise<void> {
     this.stopping = true
     this.again.clear()
+    for (const done of this.unchecked.values()) done()
+    this.unchecked.clear()
     const timer = setTimeout(() => this.abort.abort(), graceMs)
     const giveUp = new AbortController() // ends the fallback sleep once the runs are done
     await Promise.race([Promise.allSettled([...this.running.values()]), sleep(graceMs + 1_000, giveUp.signal)])
@@ -165,5 +254,24 @@ export class Deliverer {
     while (this.saving && !this.abort.signal.aborted) await Promise.race([this.saving, aborted])
     clearTimeout(timer)
     this.abort.abort()
+  }
+}
+
+/** The log line for a failed post: a refusal says what to fix, unreachability says so. */
+const describeFailure = (err: unknown): string => {
+  if (!(err instanceof RelayError)) return 'edge unreachable; retrying'
+  switch (err.code) {
+    case 'SIGNATURE_INVALID':
+    case 'SIGNATURE_REPLAYED':
+      return 'edge refused the signature: does RELAY_SECRET match the edge\'s? retrying'
+    case 'NOT_FOUND':
+      return 'edge has no publish route: is EDGE_URL the edge\'s base URL? retrying'
+    case 'TOO_MANY':
+      return 'edge is rate limiting publishes (429); retrying'
+    case 'TOO_LARGE':
+    case 'INVALID_BODY':
+      return `edge refused a marker (${err.code}); retrying`
+    default:
+      return `edge answered ${err.status} ${err.code}; retrying`
   }
 }

@@ -1,10 +1,39 @@
 import * as v from 'valibot'
-import { RelayError } from '../shared/errors.ts'
+import { ERROR_STATUS, RelayError, type ErrorCode } from '../shared/errors.ts'
 import { HEADERS, PATHS } from '../shared/protocol.ts'
-import { PublishReply, type PublishBody } from '../shared/schema.ts'
+import { HelloReply, PublishReply, type PublishBody } from '../shared/schema.ts'
 import { nodeHmac } from '../edge/platform/node-hmac.ts'
 import { sign } from '../shared/sign.ts'
 import { post } from './http-post.ts'
+
+/** One signed POST to an edge; the reply's JSON, or the edge's own error (its code kept, so callers can tell why). */
+const signedPost = async (url: string, secret: string, payload: object, signal: AbortSignal | undefined, timeoutMs: number) => {
+  // A fresh nonce per attempt: a retry of the same batch is a new signed request, never a "replay" to the edge.
+  const text = JSON.stringify({ ...payload, nonce: crypto.randomUUID() })
+  const headers = { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text, undefined, nodeHmac) }
+  const res = await post(url, headers, text, signal, timeoutMs)
+  if (res.status !== 200) throw edgeRefusal(res.status, res.text)
+  try {
+    return JSON.parse(res.text) as unknown
+  } catch {
+    throw new RelayError('NOT_READY', `edge sent a reply that is not JSON: ${res.text.slice(0, 300)}`)
+  }
+}
+
+/** An edge's error answer as a RelayError with the edge's code (a proxy's page in front of it: by status). */
+const edgeRefusal = (status: number, text: string): RelayError => {
+  let code: string | undefined
+  let message = text.slice(0, 300)
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string } }
+    code = body.error?.code
+    message = body.error?.message ?? message
+  } catch {
+    // not our JSON error body
+  }
+  const known = code !== undefined && code in ERROR_STATUS ? (code as ErrorCode) : status === 413 ? 'TOO_LARGE' : 'NOT_READY'
+  return new RelayError(known, `edge answered ${status}: ${message}`)
+}
 
 /** Posts one signed batch to an edge and returns the room's head. Throws on any failure (the caller retries). */
 export const postBatch = async (
@@ -14,14 +43,17 @@ export const postBatch = async (
   signal?: AbortSignal,
   timeoutMs = 10_000,
 ): Promise<PublishReply> => {
-  // A fresh nonce per attempt: a retry of the same batch is a new signed request, never a "replay" to the edge.
-  const text = JSON.stringify({ ...body, nonce: crypto.randomUUID() })
-  const headers = { 'content-type': 'application/json', [HEADERS.signature]: await sign(secret, text, undefined, nodeHmac) }
-  const res = await post(edgeUrl + PATHS.publish, headers, text, signal, timeoutMs)
-  const reply = res.text
-  if (res.status !== 200) throw new RelayError('NOT_READY', `edge answered ${res.status}: ${reply.slice(0, 300)}`)
-  const parsed = v.safeParse(PublishReply, JSON.parse(reply))
+  const reply = await signedPost(edgeUrl + PATHS.publish, secret, body, signal, timeoutMs)
+  const parsed = v.safeParse(PublishReply, reply)
   if (!parsed.success || parsed.output.tenant !== body.tenant)
-    throw new RelayError('NOT_READY', `edge sent an unexpected reply: ${reply.slice(0, 300)}`)
+    throw new RelayError('NOT_READY', `edge sent an unexpected reply: ${JSON.stringify(reply).slice(0, 300)}`)
+  return parsed.output
+}
+
+/** Asks an edge which set of rooms it serves (see HelloReply): a new instance means its rooms may have restarted empty. */
+export const postHello = async (edgeUrl: string, secret: string, signal?: AbortSignal, timeoutMs = 10_000): Promise<HelloReply> => {
+  const reply = await signedPost(edgeUrl + PATHS.hello, secret, {}, signal, timeoutMs)
+  const parsed = v.safeParse(HelloReply, reply)
+  if (!parsed.success) throw new RelayError('NOT_READY', `edge sent an unexpected hello: ${JSON.stringify(reply).slice(0, 300)}`)
   return parsed.output
 }

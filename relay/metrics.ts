@@ -13,6 +13,8 @@ export interface RelayMetricSources {
   backlog: (edge: string) => Promise<number>
   /** pg_notification_queue_usage() as last sampled by the relay (undefined before the first sample). */
   queueUsage: () => number | undefined
+  /** Per edge, seconds since the oldest event it has not confirmed was committed, as last sampled. */
+  lag: () => ReadonlyMap<string, number>
 }
 
 /**
@@ -30,6 +32,7 @@ export const relayMetrics = () => {
     commitLag: new Histogram({ name: 'edge_relay_commit_to_relay_seconds', help: 'From an event’s created_at to the relay reading it', buckets: LAG_BUCKETS, registers }),
     postSeconds: new Histogram({ name: 'edge_relay_relay_to_edge_seconds', help: 'Round trip of one signed publish POST to an edge', labelNames: ['edge', 'outcome'], buckets: LAG_BUCKETS, registers }),
     batch: new Histogram({ name: 'edge_relay_batch_events', help: 'Events per publish batch posted to an edge', buckets: BATCH_BUCKETS, registers }),
+    undeliverable: new Counter({ name: 'edge_relay_events_undeliverable_total', help: 'Events an edge refused (too large, invalid), delivered as a marker frame with their seq instead', labelNames: ['tenant', 'edge', 'reason'], registers }),
     reconnects: new Counter({ name: 'edge_relay_listener_reconnects_total', help: 'Times the LISTEN connection was re-established after the first', registers }),
     /** Set by the leader election: 1 while this relay holds the lock and listens, 0 (from the start) as standby. */
     leader: new Gauge({ name: 'edge_relay_leader', help: '1 when this relay is the leader (holds the one LISTEN), 0 when standby', registers }),
@@ -70,6 +73,15 @@ export const attachSources = (m: RelayMetrics, src: RelayMetricSources) => {
         const n = await withTimeout(src.backlog(e.url), SCRAPE_TIMEOUT_MS).catch(() => undefined)
         if (n !== undefined) this.set({ edge: e.url }, n)
       }
+    },
+  })
+  new Gauge({
+    name: 'edge_relay_delivery_lag_seconds',
+    help: 'Age of the oldest committed event the edge has not confirmed (0 when caught up): a stalled tenant shows here',
+    labelNames: ['edge'],
+    registers,
+    collect() {
+      for (const [edge, s] of src.lag()) this.set({ edge }, s)
     },
   })
   new Gauge({

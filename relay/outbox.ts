@@ -3,13 +3,28 @@ import type { WireEvent } from '../shared/schema.ts'
 
 /** SQL reads and writes the relay makes. The relay reads rows; the NOTIFY payload is never trusted for data. */
 export const outbox = (sql: Sql) => ({
-  /** Up to `limit` events of a tenant after `after`, in seq order, shaped for the wire. */
-  async after(tenant: string, after: number, limit: number): Promise<WireEvent[]> {
-    const rows = await sql<{ seq: string; topic: string; data: unknown; ts: string }[]>`
-      select seq, topic, data, (extract(epoch from created_at) * 1000)::float8 as ts
-      from relay.events where tenant = ${tenant} and seq > ${after}
-      order by seq limit ${limit}`
-    return rows.map((r) => ({ seq: Number(r.seq), topic: r.topic, data: r.data, ts: Number(r.ts) }))
+  /**
+   * Events of a tenant after `after`, in seq order, shaped for the wire: at most `limit` of them and, past the first,
+   * at most `maxBytes` of data (a batch the edge would refuse as too large would stall the tenant). `more` says the
+   * read stopped at a bound, so more may follow. Data is read as text (`data::text`) and never parsed: it reaches
+   * the browser exactly as PostgreSQL stores it.
+   */
+  async after(tenant: string, after: number, limit: number, maxBytes: number): Promise<OutboxRead> {
+    // The running sum is computed as rows stream through the limit: the scan stops at `limit` rows whatever the
+    // backlog. A row is kept while the bytes before it are under the cap, so the first row always is.
+    const rows = await sql<{ seq: string; topic: string; data: string; ts: number; n: string }[]>`
+      with e as (
+        select seq, topic, data::text as data, created_at,
+               sum(octet_length(data::text)) over (order by seq) - octet_length(data::text) as before
+        from relay.events where tenant = ${tenant} and seq > ${after}
+        order by seq limit ${limit})
+      select seq, topic, data, (extract(epoch from created_at) * 1000)::float8 as ts, (select count(*) from e) as n
+      from e where before < ${maxBytes} order by seq`
+    const read = rows.length === 0 ? 0 : Number(rows[0]!.n)
+    return {
+      events: rows.map((r) => ({ seq: Number(r.seq), topic: r.topic, data: r.data, ts: Number(r.ts) })),
+      more: read === limit || rows.length < read,
+    }
   },
 
   /** Tenants whose head is past this edge's delivered cursor. */
@@ -27,6 +42,40 @@ export const outbox = (sql: Sql) => ({
     return row ? Number(row.delivered) : 0
   },
 
+  /** Tenants this edge has been delivered anything of (their rooms have something to lose). */
+  async deliveredTenants(edge: string): Promise<string[]> {
+    const rows = await sql<{ tenant: string }[]>`select tenant from relay.cursors where edge = ${edge} and delivered > 0`
+    return rows.map((r) => r.tenant)
+  },
+
+  /** The rooms instance this edge answered when last checked (see relay.edges). */
+  async edgeInstance(edge: string): Promise<string | undefined> {
+    const [row] = await sql<{ instance: string }[]>`select instance from relay.edges where edge = ${edge}`
+    return row?.instance
+  },
+
+  async saveEdgeInstance(edge: string, instance: string): Promise<void> {
+    await sql`
+      insert into relay.edges (edge, instance) values (${edge}, ${instance})
+      on conflict (edge) do update set instance = excluded.instance, checked_at = now()`
+  },
+
+  /**
+   * Seconds since the oldest committed event this edge has not confirmed was committed (0 when caught up): a
+   * stalled tenant shows here within one sample, whatever the others do.
+   */
+  async lagSeconds(edge: string): Promise<number> {
+    const [row] = await sql<{ lag: number }[]>`
+      select coalesce(extract(epoch from now() - min(e.created_at)), 0)::float8 as lag
+      from relay.heads h
+      left join relay.cursors c on c.edge = ${edge} and c.tenant = h.tenant
+      cross join lateral (
+        select created_at from relay.events e
+        where e.tenant = h.tenant and e.seq > coalesce(c.delivered, 0) order by seq limit 1) e
+      where h.seq > coalesce(c.delivered, 0)`
+    return Math.max(0, Number(row?.lag ?? 0))
+  },
+
   /** Saves many tenants' cursors for one edge in one statement (one commit instead of one per batch). */
   async saveCursors(edge: string, cursors: ReadonlyMap<string, number>): Promise<void> {
     if (cursors.size === 0) return
@@ -39,3 +88,9 @@ export const outbox = (sql: Sql) => ({
 })
 
 export type Outbox = ReturnType<typeof outbox>
+
+export interface OutboxRead {
+  events: WireEvent[]
+  /** The read stopped at its count or byte bound: there may be more after the last event. */
+  more: boolean
+}

@@ -3,7 +3,7 @@ import type { Log } from '../shared/log.ts'
 import type { PublishBody, PublishReply } from '../shared/schema.ts'
 import type { RelayConfig } from './config.ts'
 import { Deliverer } from './deliver.ts'
-import { postBatch } from './forward.ts'
+import { postBatch, postHello } from './forward.ts'
 import { startElection, type Term } from './leader.ts'
 import { fenceListeners, startListener, type Listener } from './listener.ts'
 import { attachSources, observeRead, relayMetrics } from './metrics.ts'
@@ -25,6 +25,8 @@ export interface RelayOptions {
  */
 export interface LocalEdge {
   publish(body: PublishBody): Promise<PublishReply>
+  /** Names its set of rooms, as POST /internal/hello does (a new one when they start empty). */
+  readonly instance: string
 }
 
 /**
@@ -51,16 +53,20 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
   const plainOutbox = makeOutbox(sql)
   const outbox: typeof plainOutbox = {
     ...plainOutbox,
-    after: async (tenant, after, limit) => {
-      const events = await plainOutbox.after(tenant, after, limit)
-      observeRead(metrics, tenant, events)
-      return events
+    after: async (tenant, after, limit, maxBytes) => {
+      const read = await plainOutbox.after(tenant, after, limit, maxBytes)
+      observeRead(metrics, tenant, read.events)
+      return read
     },
   }
   // The edges delivered to: each URL of EDGE_URL over HTTP, and the edge in this process, if any.
-  const targets: { edge: string; send: (body: PublishBody, signal: AbortSignal) => Promise<PublishReply> }[] = [
-    ...config.EDGE_URL.map((edge) => ({ edge, send: (body: PublishBody, signal: AbortSignal) => postBatch(edge, config.RELAY_SECRET, body, signal) })),
-    ...(local ? [{ edge: config.RELAY_LOCAL_EDGE, send: (body: PublishBody) => local.publish(body) }] : []),
+  const targets: Target[] = [
+    ...config.EDGE_URL.map((edge) => ({
+      edge,
+      send: (body: PublishBody, signal: AbortSignal) => postBatch(edge, config.RELAY_SECRET, body, signal),
+      hello: (signal: AbortSignal) => postHello(edge, config.RELAY_SECRET, signal).then((r) => r.instance),
+    })),
+    ...(local ? [{ edge: config.RELAY_LOCAL_EDGE, send: (body: PublishBody) => local.publish(body), hello: async () => local.instance }] : []),
   ]
   const timedPost = async (target: (typeof targets)[number], body: PublishBody, signal: AbortSignal) => {
     metrics.batch.observe(body.events.length)
@@ -74,6 +80,8 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
       throw err
     }
   }
+  /** The rooms instance each edge answered, once its rooms were checked (see checkEdge). */
+  const instances = new Map<string, string>()
   let listens = 0
   const safely = (what: string, p: Promise<unknown>) =>
     p.catch((err) => log('warn', `${what} failed`, { err: String(err) }))
@@ -87,7 +95,9 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
           outbox,
           post: (body, signal) => timedPost(target, body, signal),
           onDelivered: (tenant, events) => metrics.delivered.inc({ tenant, edge: target.edge }, events),
+          onUndeliverable: (tenant, _seq, reason) => metrics.undeliverable.inc({ tenant, edge: target.edge, reason }),
           batchSize: config.RELAY_BATCH_SIZE,
+          batchBytes: config.RELAY_BATCH_BYTES,
           retryCapMs: config.RELAY_RETRY_CAP_MS,
           resendMax: config.RELAY_RESEND_MAX,
           log,
@@ -96,6 +106,28 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     const catchUp = async () => {
       for (const d of deliverers) for (const { tenant } of await outbox.behind(d.edge)) d.nudge(tenant)
     }
+    // Rooms in memory come back empty when their edge restarts, while our cursors say they have everything: ask
+    // each edge which rooms it serves, and on a new instance check every tenant's room (see Deliverer.recheck).
+    const termAbort = new AbortController()
+    const checking = new Set<string>()
+    const checkEdge = async (d: Deliverer, target: Target) => {
+      if (checking.has(d.edge)) return
+      checking.add(d.edge)
+      try {
+        const instance = await target.hello(termAbort.signal)
+        if (instance === (instances.get(d.edge) ?? (await outbox.edgeInstance(d.edge)))) return instances.set(d.edge, instance)
+        log('info', 'edge serves new rooms; checking each tenant\'s room against the cursor', { edge: d.edge, instance })
+        await d.recheck(await outbox.deliveredTenants(d.edge))
+        if (termAbort.signal.aborted) return
+        await outbox.saveEdgeInstance(d.edge, instance)
+        instances.set(d.edge, instance)
+      } finally {
+        checking.delete(d.edge)
+      }
+    }
+    const checkEdges = () => deliverers.forEach((d, i) => void safely('edge check', checkEdge(d, targets[i]!)))
+    checkEdges()
+    const edgeChecks = setInterval(checkEdges, config.RELAY_SWEEP_MS)
 
     let listener: Listener | undefined
     let poller: ReturnType<typeof every> | undefined
@@ -141,6 +173,8 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     return {
       async stop(immediate) {
         clearInterval(sweep)
+        clearInterval(edgeChecks)
+        termAbort.abort()
         current = undefined
         metrics.leader.set(0)
         // Lock lost: stop listening and posting now (abandon retries); the next leader resends from the cursors.
@@ -152,19 +186,24 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
 
   // Sampled for /healthz: NOTIFY's queue is shared by the whole cluster; near 1, NOTIFY starts failing commits.
   let notificationQueueUsage: number | undefined
+  /** Per edge: age of the oldest committed event it has not confirmed, as last sampled (see outbox.lagSeconds). */
+  const lags = new Map<string, number>()
   const sample = async () => {
     const [row] = await sql<{ usage: number }[]>`select pg_notification_queue_usage() as usage`
     notificationQueueUsage = row?.usage
+    for (const t of targets) lags.set(t.edge, await plainOutbox.lagSeconds(t.edge))
   }
   await safely('notification queue sample', sample())
   const sampler = setInterval(() => void safely('notification queue sample', sample()), config.RELAY_SWEEP_MS)
 
-  const edgeStates = () => (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy }))
+  const edgeStates = () =>
+    (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy, lagSeconds: lags.get(d.edge) ?? 0 }))
   attachSources(metrics, {
     listening: () => current?.listener?.listening ?? false,
     edges: edgeStates,
     backlog: async (edge) => (await plainOutbox.behind(edge)).reduce((n, t) => n + t.head - t.delivered, 0),
     queueUsage: () => notificationQueueUsage,
+    lag: () => lags,
   })
 
   const election = startElection({ url: config.DATABASE_URL, checkMs: config.RELAY_LEADER_CHECK_MS, log, lead })
@@ -187,6 +226,8 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
         notificationQueueUsage,
         retention: current?.retention.state,
         edges: edgeStates(),
+        // Edges holding back an event for longer than LAGGING_S: unreachable, refusing, or stalled.
+        lagging: [...lags].filter(([, s]) => s > LAGGING_S).map(([edge, s]) => ({ edge, lagSeconds: Math.round(s * 10) / 10 })),
       }
     },
     /** Finishes the batches in flight, then closes every connection (a standby takes over). */
@@ -202,3 +243,14 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
 }
 
 export type Relay = Awaited<ReturnType<typeof startRelay>>
+
+/** An edge whose oldest unconfirmed event is older than this is listed as lagging in /healthz. */
+const LAGGING_S = 10
+
+/** An edge the relay delivers to: over signed HTTP, or in this process. */
+interface Target {
+  edge: string
+  send: (body: PublishBody, signal: AbortSignal) => Promise<PublishReply>
+  /** Which set of rooms it serves (see HelloReply). */
+  hello: (signal: AbortSignal) => Promise<string>
+}

@@ -25,7 +25,24 @@ export const QUERY = {
   lastEventId: 'last_event_id',
   /** `presence=1`: also receive `event: presence` when the room's subscriber counts change. */
   presence: 'presence',
+  /**
+   * Stands in for an event larger than the edge accepts, with the event's own `id:` (its seq), so the sequence
+   * stays gapless: `data` is an `UndeliverableMarker`. Fetch the event from your app if you need it.
+   */
+  oversize: 'oversize',
+  /** As `oversize`, for an event the edge refused for another reason. */
+  undeliverable: 'undeliverable',
 } as const
+
+/** The `data` of an `event: oversize` / `event: undeliverable` marker. */
+export interface UndeliverableMarker {
+  /** The topic of the event it stands for. */
+  topic: string
+  /** The size of the event's JSON data, in bytes. */
+  bytes: number
+  /** Why the edge refused it. */
+  reason: string
+}
 
 /** Cookie a browser may carry the token in. */
 export const TOKEN_COOKIE = 'edge_relay_token'
@@ -42,10 +59,29 @@ export const EVENTS = {
   reauth: 'reauth',
   /** Subscriber counts per topic (opt-in with `presence=1`), at most one per `presenceIntervalMs` per room. */
   presence: 'presence',
+  /**
+   * Stands in for an event larger than the edge accepts, with the event's own `id:` (its seq), so the sequence
+   * stays gapless: `data` is an `UndeliverableMarker`. Fetch the event from your app if you need it.
+   */
+  oversize: 'oversize',
+  /** As `oversize`, for an event the edge refused for another reason. */
+  undeliverable: 'undeliverable',
 } as const
+
+/** The `data` of an `event: oversize` / `event: undeliverable` marker. */
+export interface UndeliverableMarker {
+  /** The topic of the event it stands for. */
+  topic: string
+  /** The size of the event's JSON data, in bytes. */
+  bytes: number
+  /** Why the edge refused it. */
+  reason: string
+}
 
 export const PATHS = {
   publish: '/internal/publish',
+  /** `POST`, signed: the relay asks which set of rooms the edge serves (see HelloReply). */
+  hello: '/internal/hello',
   /** `POST`: exchanges an app token (Authorization header) for a short-lived ticket for `?access_token=`. */
   tickets: '/v1/tickets',
   health: '/healthz',
@@ -68,6 +104,13 @@ export const DEFAULTS = {
   subscriberQueueBytes: 4 * 1024 * 1024,
   /** Rows the relay reads and posts at once. */
   batchSize: 500,
+  /**
+   * Event data bytes the relay puts in one batch (a single larger event still goes alone). Well under
+   * maxPublishBytes, which must also hold JSON string escaping (at worst ~2x for quote-heavy data).
+   */
+  batchBytes: 1024 * 1024,
+  /** Bytes of frames a room keeps for resume (the count bound, historyLimit, applies too). */
+  historyBytes: 16 * 1024 * 1024,
   /** Presence events are coalesced to at most one per this interval per room. */
   presenceIntervalMs: 1_000,
   /** Ticket lifetime: how long a ticket may be used to open a stream (the stream then lives as long as the app token). */

@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { MAX_EVENT_BYTES, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
+import { EVENTS, MAX_EVENT_BYTES, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
 
 export const TenantId = v.pipe(
   v.string(),
@@ -18,13 +18,29 @@ export const TopicGrant = v.pipe(
 
 export const Seq = v.pipe(v.number(), v.safeInteger(), v.minValue(1))
 
+/**
+ * An event's data as the JSON text PostgreSQL stores (`data::text`), carried as a string and never parsed on the
+ * way: 64-bit ids, exact decimals and deep nesting reach the SSE `data:` line as committed. One line, because SSE
+ * frames it as one `data:` line (jsonb's text form never holds a raw newline).
+ */
+export const EventData = v.pipe(
+  v.string(),
+  v.check((s) => s.indexOf('\n') === -1 && s.indexOf('\r') === -1, 'event data must be JSON text on one line'),
+)
+
 /** One event as the relay posts it to the edge. */
 export const WireEvent = v.object({
   seq: Seq,
+  /** The event's topic: what subscribers filter on (a marker keeps it, so it reaches exactly who the event would). */
   topic: Topic,
-  data: v.unknown(),
+  data: EventData,
   /** Commit time, ms since epoch. */
   ts: v.number(),
+  /**
+   * Set on a marker that stands in for an event the edge refused (too large, invalid): the SSE `event:` name, with
+   * `data` an `UndeliverableMarker`. The seq stays, so clients keep a gapless sequence.
+   */
+  event: v.optional(v.picklist([EVENTS.oversize, EVENTS.undeliverable])),
 })
 export type WireEvent = v.InferOutput<typeof WireEvent>
 
@@ -47,6 +63,15 @@ export type PublishBody = v.InferOutput<typeof PublishBody>
 
 export const PublishReply = v.object({ tenant: TenantId, head: v.pipe(v.number(), v.safeInteger(), v.minValue(0)) })
 export type PublishReply = v.InferOutput<typeof PublishReply>
+
+/**
+ * Body of `POST /internal/hello` (signed like a publish), and its answer: which set of rooms the edge serves. Rooms
+ * in memory get a new `instance` each start (they start empty); durable rooms keep one. The relay asks every sweep
+ * and, when the instance changed, checks each tenant's room against its cursor and refills what was lost.
+ */
+export const HelloBody = v.object({ nonce: v.optional(v.pipe(v.string(), v.maxLength(64))) })
+export const HelloReply = v.object({ instance: v.pipe(v.string(), v.minLength(1), v.maxLength(128)) })
+export type HelloReply = v.InferOutput<typeof HelloReply>
 
 const NumericDate = v.pipe(v.number(), v.finite())
 

@@ -18,9 +18,9 @@ const server = createServer((req, res) => {
   const parts: Buffer[] = []
   req.on('data', (c: Buffer) => parts.push(c))
   req.on('end', () => {
-    const { events } = JSON.parse(Buffer.concat(parts).toString()) as { events: { seq: number; topic: string; data: unknown }[] }
+    const { events } = JSON.parse(Buffer.concat(parts).toString()) as { events: { seq: number; topic: string; data: string }[] }
     for (const e of events) {
-      const frame = Buffer.from(`id: ${e.seq}\nevent: ${e.topic}\ndata: ${JSON.stringify(e.data)}\n\n`)
+      const frame = Buffer.from(`id: ${e.seq}\nevent: ${e.topic}\ndata: ${e.data}\n\n`)
       for (const c of clients) c.write(frame)
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}')

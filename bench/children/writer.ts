@@ -58,7 +58,8 @@ const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
     for (const t of batch) byTenant.set(t, [...(byTenant.get(t) ?? []), data()])
     for (const [tenant, datas] of byTenant) {
       let seq = seqs.get(url + tenant) ?? 0
-      const events = datas.map((d) => `{"seq":${++seq},"topic":"bench","data":${d},"ts":0}`)
+      // Event data travels as JSON text (a string), as the relay sends it: to our edge and the plain server alike.
+      const events = datas.map((d) => `{"seq":${++seq},"topic":"bench","data":${JSON.stringify(d)},"ts":0}`)
       seqs.set(url + tenant, seq)
       const body = `{"tenant":"${tenant}","events":[${events.join(',')}]}`
       const path = mode === 'edge' ? '/internal/publish' : '/publish'

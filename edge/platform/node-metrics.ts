@@ -67,6 +67,7 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
 
   /** Wraps the rooms given to createApp so publishes are counted. */
   const instrument = (inner: Rooms): Rooms => ({
+    instance: inner.instance,
     get(tenant) {
       const stub = inner.get(tenant)
       return {

@@ -19,7 +19,7 @@ const start = async (options: NodeEdgeOptions = {}, env: Record<string, string> 
   (edge = await startNodeEdge(loadEdgeEnv({ PORT: '0', EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, ...env }), '127.0.0.1', options))
 
 const publish = async (tenant: string, events: { seq: number; topic: string; data: unknown }[]) => {
-  const body = JSON.stringify({ tenant, events: events.map((e) => ({ ...e, ts: 0 })) })
+  const body = JSON.stringify({ tenant, events: events.map((e) => ({ ...e, data: JSON.stringify(e.data), ts: 0 })) })
   const res = await fetch(edge!.url + PATHS.publish, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-relay-signature': await sign(RELAY_SECRET, body) },

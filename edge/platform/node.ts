@@ -3,6 +3,7 @@ import type { Hono } from 'hono'
 import { pathToFileURL } from 'node:url'
 import { createApp } from '../app.ts'
 import { createAuth } from '../auth.ts'
+import { checkBatch } from '../batch.ts'
 import { authOptions, edgeConfig, loadEdgeEnv, type EdgeEnv } from '../config.ts'
 import { checkPublicKey } from '../keys.ts'
 import { memoryRooms } from '../room/rooms.ts'
@@ -12,6 +13,7 @@ import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { edgeMetrics } from './node-metrics.ts'
+import { metricsAuth } from './metrics-auth.ts'
 
 export interface NodeEdge {
   url: string
@@ -19,6 +21,8 @@ export interface NodeEdge {
   rooms: ReturnType<typeof memoryRooms>
   /** Publishes a batch from a relay in this process (`npm run serve`, `npm start`): what POST /internal/publish does, minus HTTP. */
   publish(body: PublishBody): Promise<PublishReply>
+  /** What POST /internal/hello answers: this edge's rooms start empty with each process. */
+  readonly instance: string
   close(): Promise<void>
 }
 
@@ -64,7 +68,7 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
       return options.fastPath === false ? undefined : fast(c, tenant, request, ended)
     },
   })
-  app.get(PATHS.metrics, async (c) =>
+  app.get(PATHS.metrics, metricsAuth(env.EDGE_METRICS_TOKEN), async (c) =>
     c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
   )
   options.extend?.(app)
@@ -74,7 +78,11 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
         url: `http://${host}:${info.port}`,
         port: info.port,
         rooms,
-        publish: (body) => instrumented.get(body.tenant).publish(body),
+        publish: async (body) => {
+          checkBatch(body, env.EDGE_MAX_EVENT_BYTES)
+          return instrumented.get(body.tenant).publish(body)
+        },
+        instance: rooms.instance,
         close: () =>
           new Promise<void>((done) => {
             unobserve()

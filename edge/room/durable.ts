@@ -70,6 +70,8 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
   const queueBytes = options.queueBytes ?? DEFAULTS.subscriberQueueBytes
   const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)
   return {
+    // History lives in each object's SQLite: a new Worker isolate finds every room as it was.
+    instance: 'durable',
     get: (tenant): RoomStub => ({
       publish: (body) => reachable('publish', () => stub(tenant).publish(body)),
       async connect(request: ConnectRequest, signal?: AbortSignal) {

@@ -6,7 +6,7 @@ import { Room } from './room.ts'
 import { streamFromRoom } from './rooms.ts'
 
 const bytes = (n: number) => new Uint8Array(n)
-const ev = (seq: number): WireEvent => ({ seq, topic: 't', data: { seq }, ts: 0 })
+const ev = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: 0 })
 const batch = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i))
 
 /** Reads everything a stream yields until it ends or errors. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { WireEvent } from '../../shared/schema.ts'
 import { planResume, Room, type Sink } from './room.ts'
 
-const ev = (seq: number, topic = 't'): WireEvent => ({ seq, topic, data: { seq }, ts: 0 })
+const ev = (seq: number, topic = 't'): WireEvent => ({ seq, topic, data: JSON.stringify({ seq }), ts: 0 })
 const batch = (from: number, to: number, topic = 't') => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i, topic))
 
 const collect = (capacity = Infinity) => {

@@ -151,7 +151,8 @@ export class Room {
             if (!s.sink.write(reset)) this.drop(s)
           }
       }
-      for (const e of fresh) this.append({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.topic, JSON.stringify(e.data)) })
+      // Data is JSON text, framed as it came (never parsed here: see EventData); a marker has its own event name.
+      for (const e of fresh) this.append({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.event ?? e.topic, e.data) })
       this.trim()
     }
     return { tenant: this.tenant, head: this.lastSeq }

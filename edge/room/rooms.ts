@@ -28,6 +28,11 @@ export interface RoomStub {
 /** All that an edge handler knows about where a tenant's room lives. */
 export interface Rooms {
   get(tenant: TenantId): RoomStub
+  /**
+   * Names this set of rooms for the relay (`POST /internal/hello`): rooms in memory take a new one at each start,
+   * since they start empty; durable rooms keep theirs.
+   */
+  readonly instance: string
 }
 
 export interface MemoryRoomsOptions {
@@ -100,6 +105,7 @@ export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
   ;(timer as { unref?: () => void }).unref?.()
 
   return {
+    instance: crypto.randomUUID(),
     get: (tenant) => ({
       publish: async (body) => room(tenant).publish(body),
       connect: async (request) => streamFromRoom(room(tenant), request, queue),

@@ -180,7 +180,7 @@ export class StoredRoom {
     const start = fresh[0]!.seq
     const gap = start !== this.lastSeq + 1
     if (gap && !body.rebase) return { tenant: body.tenant, head: this.lastSeq }
-    const frames = fresh.map((e) => ({ seq: e.seq, topic: e.topic, frame: frameText(e.seq, e.topic, JSON.stringify(e.data)) }))
+    const frames = fresh.map((e) => ({ seq: e.seq, topic: e.topic, frame: frameText(e.seq, e.event ?? e.topic, e.data) }))
     const head = frames[frames.length - 1]!.seq
     const write = () => {
       if (gap) this.sql.exec(`DELETE FROM room_events`) // a gap inside the history would be a silent loss on resume

@@ -92,7 +92,7 @@ describe('hostile input at the edge', () => {
   })
 
   it('accepts a relay retry of the same batch (a new nonce and signature per attempt); publish stays idempotent', async () => {
-    const body = { tenant: 'retry', events: [1, 2].map((seq) => ({ seq, topic: 't', data: { seq }, ts: 0 })) }
+    const body = { tenant: 'retry', events: [1, 2].map((seq) => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: 0 })) }
     const replies = await Promise.all([postBatch(s.edge.url, RELAY_SECRET, body), postBatch(s.edge.url, RELAY_SECRET, body), postBatch(s.edge.url, RELAY_SECRET, body)])
     expect(replies.map((r) => r.head)).toEqual([2, 2, 2])
     expect(s.edge.rooms.room('retry').since(0).map((e) => e.seq)).toEqual([1, 2])

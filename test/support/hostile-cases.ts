@@ -212,7 +212,7 @@ export const relayCases = (t: Target): Case[] => {
     const text = JSON.stringify(body)
     return publishRaw(text, await sign(opts.secret ?? RELAY_SECRET, text, opts.t))
   }
-  const batch = (tenant: string, data: unknown = {}) => ({ tenant, events: [{ seq: 1, topic: 't', data, ts: Date.now() }] })
+  const batch = (tenant: string, data: unknown = {}) => ({ tenant, events: [{ seq: 1, topic: 't', data: JSON.stringify(data), ts: Date.now() }] })
   return [
   { name: 'publish without a signature', status: 401, code: 'SIGNATURE_INVALID', run: () => publishRaw(JSON.stringify(batch('good'))) },
   { name: 'publish signed with the wrong secret', status: 401, code: 'SIGNATURE_INVALID', run: () => signed(batch('good'), { secret: 'wrong-relay-secret-0123456789' }) },
@@ -248,7 +248,7 @@ export const relayCases = (t: Target): Case[] => {
     name: 'signed publish with a gap in its seqs',
     status: 400,
     code: 'INVALID_BODY',
-    run: () => signed({ tenant: 'hostile-gap', events: [1, 3].map((seq) => ({ seq, topic: 't', data: {}, ts: 0 })) }),
+    run: () => signed({ tenant: 'hostile-gap', events: [1, 3].map((seq) => ({ seq, topic: 't', data: '{}', ts: 0 })) }),
   },
   ]
 }

@@ -18,11 +18,22 @@ export const edgeEnv = (extra: Record<string, string> = {}) =>
 export const relayConfig = (databaseUrl: string, edgeUrl: string, extra: Record<string, string> = {}) =>
   loadRelayConfig({ DATABASE_URL: databaseUrl, EDGE_URL: edgeUrl, RELAY_SECRET, RELAY_SWEEP_MS: '500', ...extra })
 
+/** The two shapes a relay reaches a Node edge in: over signed HTTP (`npm run relay`), or by a call in one process (`npm run serve`). */
+export type Shape = 'split' | 'serve'
+
 /** A real Postgres database, a Node edge and a relay, all in this process. */
-export const startStack = async (opts: { edge?: Record<string, string>; relay?: Record<string, string> } = {}) => {
+export const startStack = async (opts: { edge?: Record<string, string>; relay?: Record<string, string>; shape?: Shape } = {}) => {
   const db: TestDb = await freshDatabase()
   const edge: NodeEdge = await startNodeEdge(edgeEnv(opts.edge))
-  let relay: Relay | undefined = await startRelay({ config: relayConfig(db.url, edge.url, opts.relay), log: testLog })
+  const launch = () =>
+    opts.shape === 'serve'
+      ? startRelay({
+          config: loadRelayConfig({ DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '500', ...opts.relay }, { localEdge: true }),
+          log: testLog,
+          local: edge,
+        })
+      : startRelay({ config: relayConfig(db.url, edge.url, opts.relay), log: testLog })
+  let relay: Relay | undefined = await launch()
   const stack = {
     db,
     edge,
@@ -30,7 +41,7 @@ export const startStack = async (opts: { edge?: Record<string, string>; relay?: 
       return relay
     },
     async startRelay() {
-      relay = await startRelay({ config: relayConfig(db.url, edge.url, opts.relay), log: testLog })
+      relay = await launch()
     },
     async stopRelay() {
       await relay?.stop()

@@ -25,7 +25,7 @@ let seq = 0
 
 const publish = async () => {
   seq++
-  const body = JSON.stringify({ tenant: good, events: [{ seq, topic: 't', data: { seq }, ts: Date.now() }] })
+  const body = JSON.stringify({ tenant: good, events: [{ seq, topic: 't', data: JSON.stringify({ seq }), ts: Date.now() }] })
   const res = await worker.fetch('https://edge/internal/publish', {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-relay-signature': await sign(RELAY_SECRET, body) },

@@ -9,7 +9,7 @@ import { createSseParser, type SseMessage } from '../../shared/sse-parse.ts'
 
 const ns = (env as unknown as Env).ROOMS
 const rooms = durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000 })
-const ev = (seq: number, ts = Date.now()): WireEvent => ({ seq, topic: 't', data: { seq }, ts })
+const ev = (seq: number, ts = Date.now()): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts })
 const tenant = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`
 
 const collect = (stream: ReadableStream<Uint8Array>) => {

@@ -8,7 +8,7 @@ import type { WireEvent } from '../../shared/schema.ts'
 const ns = (env as unknown as Env).ROOMS
 const subscribers = (tenant: string) => runInDurableObject(ns.get(ns.idFromName(tenant)), (room) => room.subscribers)
 const tenant = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`
-const ev = (seq: number, data: unknown = { seq }): WireEvent => ({ seq, topic: 't', data, ts: Date.now() })
+const ev = (seq: number, data: unknown = { seq }): WireEvent => ({ seq, topic: 't', data: JSON.stringify(data), ts: Date.now() })
 
 const readAll = async (stream: ReadableStream<Uint8Array>) => {
   let text = ''

@@ -10,7 +10,7 @@ const worker = (exports as unknown as { default: { fetch(input: string, init?: R
 const subscribers = (tenant: string) => runInDurableObject(e.ROOMS.get(e.ROOMS.idFromName(tenant)), (room) => room.subscribers)
 
 const publish = async (tenant: string, seq: number) => {
-  const body = JSON.stringify({ tenant, events: [{ seq, topic: 't', data: { seq }, ts: Date.now() }] })
+  const body = JSON.stringify({ tenant, events: [{ seq, topic: 't', data: JSON.stringify({ seq }), ts: Date.now() }] })
   const res = await worker.fetch('https://edge/internal/publish', {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-relay-signature': await sign(RELAY_SECRET, body) },
