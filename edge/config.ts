@@ -45,6 +45,8 @@ export const EdgeEnv = v.object({
     EDGE_MAX_PUBLISH_BYTES: intVar(1024, 256 * 1024 * 1024, DEFAULTS.maxPublishBytes),
     /** Browser origins allowed by CORS, comma-separated (e.g. https://app.example.com). */
     EDGE_CORS_ORIGINS: optional(list),
+    /** Node: when set, GET /metrics needs `Authorization: Bearer <this>` (unset: /metrics is open, for a private port). */
+    EDGE_METRICS_TOKEN: optional(secretVar('EDGE_METRICS_TOKEN')),
     RELAY_SECRET: secretVar('RELAY_SECRET'),
     HEARTBEAT_MS: intVar(1000, 300_000, DEFAULTS.heartbeatMs),
     RETRY_MS: intVar(0, 600_000, DEFAULTS.retryMs),
