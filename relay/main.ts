@@ -6,6 +6,36 @@ import { loadRelayConfig } from './config.ts'
 import { startRelay } from './relay.ts'
 import { startRelayServer } from './server.ts'
 
+/** EX_SOFTWARE (sysexits.h): an internal error; the supervisor restarts the process. */
+const CRASH_EXIT_CODE = 70
+
+/** "at fn (file:line:col)": where an error was thrown, from its stack. */
+const firstFrame = (stack: string | undefined) => stack?.split('\n').find((line) => /^\s+at /.test(line))?.trim()
+
+/**
+ * An uncaught exception or unhandled rejection leaves the process in an unknown state (one seen in practice: the
+ * postgres.js client throws "Cannot read properties of null (reading 'write')" from a timer when a connection dies
+ * during a Postgres restart). Nothing here tries to recover or to shut down gracefully — a graceful stop waits on
+ * connections and batches that may never settle, and a hung leader keeps its lock session, so no standby could take
+ * over. One line says what happened, then the process exits at once: its sockets close, Postgres frees the leader
+ * lock, a standby leads within one check, systemd restarts this one, and every relay catches up from the cursors.
+ */
+let crashed = false
+const crash = (origin: string) => (err: unknown) => {
+  if (crashed) return // a second error while exiting: the first one is the line that matters
+  crashed = true
+  try {
+    log('error', `relay crashed (${origin}); exiting with code ${CRASH_EXIT_CODE} so that systemd restarts it and a standby takes over`, {
+      err: err instanceof Error ? err.message : String(err),
+      at: err instanceof Error ? firstFrame(err.stack) : undefined,
+    })
+  } finally {
+    process.exit(CRASH_EXIT_CODE)
+  }
+}
+process.on('uncaughtException', crash('uncaught exception'))
+process.on('unhandledRejection', crash('unhandled rejection'))
+
 /**
  * `npm run relay`: the relay, posting to the edges in EDGE_URL. `npm run serve` (`--edge`): the relay and a Node edge
  * in one process — the single-VM deployment on Node: batches reach the rooms by a function call (relay.ts,
