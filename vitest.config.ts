@@ -51,6 +51,7 @@ export default defineConfig({
                 EDGE_JWT_SECRET: JWT_SECRET,
                 RELAY_SECRET,
                 HISTORY_LIMIT: '5',
+                HISTORY_MAX_BYTES: '65536',
                 // The auth table (test/workers/auth-table.test.ts): RS256 against an inline key, and low limits.
                 EDGE_JWT_PUBLIC_KEY: JSON.stringify(FIXTURE_PUBLIC_JWK),
                 EDGE_MAX_CONNECTIONS_PER_TENANT: '4',

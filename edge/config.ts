@@ -51,6 +51,8 @@ export const EdgeEnv = v.object({
     HEARTBEAT_MS: intVar(1000, 300_000, DEFAULTS.heartbeatMs),
     RETRY_MS: intVar(0, 600_000, DEFAULTS.retryMs),
     HISTORY_LIMIT: intVar(1, 10_000_000, DEFAULTS.historyLimit),
+    /** Bytes of frames a room keeps for resume, besides HISTORY_LIMIT events (the newest event is always kept). */
+    HISTORY_MAX_BYTES: intVar(64 * 1024, 1 << 30, DEFAULTS.historyBytes),
     /** A subscriber this many frames or bytes behind is dropped as too slow (it resumes with Last-Event-ID). */
     SUBSCRIBER_QUEUE_EVENTS: intVar(1, 10_000_000, DEFAULTS.subscriberQueueEvents),
     SUBSCRIBER_QUEUE_BYTES: intVar(1024, 1 << 30, DEFAULTS.subscriberQueueBytes),
@@ -74,6 +76,7 @@ export const loadEdgeEnv = (env: Record<string, string | undefined>): EdgeEnv =>
 
 const RoomEnv = v.object({
   HISTORY_LIMIT: intVar(1, 10_000_000, DEFAULTS.historyLimit),
+  HISTORY_MAX_BYTES: intVar(64 * 1024, 1 << 30, DEFAULTS.historyBytes),
   /** Seconds a Durable Object room keeps events for resume (0 = until HISTORY_LIMIT pushes them out). */
   HISTORY_MAX_AGE_S: intVar(0, 365 * 86_400, 86_400),
 })

@@ -18,6 +18,8 @@ try {
 }
 const rooms = memoryRooms({
   historyLimit: env.HISTORY_LIMIT,
+  historyBytes: env.HISTORY_MAX_BYTES,
+  log,
   heartbeatMs: env.HEARTBEAT_MS,
   queueEvents: env.SUBSCRIBER_QUEUE_EVENTS,
   queueBytes: env.SUBSCRIBER_QUEUE_BYTES,

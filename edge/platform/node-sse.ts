@@ -93,8 +93,8 @@ export class NodeSink implements Sink {
   private open = true
   /** Set when a write was refused: the close that follows is a drop, not a clean end. */
   private overflowed = false
-  /** While the room replays history into us (inside subscribe): bounded by the history, so never "too slow". */
-  replaying = true
+  /** The replay's next round, run once the socket has taken what we wrote (see whenDrained). */
+  private drained: (() => void) | undefined
 
   constructor(
     private readonly res: ServerResponse,
@@ -106,10 +106,10 @@ export class NodeSink implements Sink {
     private head: (() => void) | undefined = () => res.writeHead(200, SSE_HEADERS),
   ) {}
 
-  write(chunk: Uint8Array): boolean {
+  write(chunk: Uint8Array, replay = false): boolean {
     if (!this.open) return false
     // Same rule as the ReadableStream path: refuse once the queue is over its bound (the room then drops us).
-    if (!this.replaying && (this.res.writableLength + this.pendingBytes > this.queueBytes || this.pending.length >= this.queueEvents)) {
+    if (!replay && (this.backlog > this.queueBytes || this.pending.length >= this.queueEvents)) {
       this.overflowed = true
       return false
     }
@@ -123,6 +123,26 @@ export class NodeSink implements Sink {
       }
     }
     return true
+  }
+
+  /** Node's buffer (socket included) plus frames waiting for this turn's flush. */
+  get backlog(): number {
+    return this.res.writableLength + this.pendingBytes
+  }
+
+  whenDrained(fn: () => void): void {
+    this.drained = fn
+    if (this.pending.length === 0) this.afterFlush()
+  }
+
+  /** Runs the waiting replay round once the socket wants more: now if it is below its high-water mark, else at 'drain'. */
+  private afterFlush(): void {
+    const next = this.drained
+    if (!next || !this.open) return
+    this.drained = undefined
+    const socket = this.res.socket
+    if (socket?.writableNeedDrain) socket.once('drain', next)
+    else setImmediate(next)
   }
 
   /** Writes what is pending (called by the shared flush, and before a clean end). */
@@ -143,6 +163,7 @@ export class NodeSink implements Sink {
     const socket = this.res.chunkedEncoding ? this.res.socket : null
     if (socket && this.res.headersSent && !this.res.writableEnded) socket.write(chunk(parts, cache))
     else this.res.write(plain(parts, cache))
+    if (this.drained) this.afterFlush()
   }
 
   close(): void {
@@ -164,6 +185,7 @@ export class NodeSink implements Sink {
     this.open = false
     this.pending = []
     this.pendingBytes = 0
+    this.drained = undefined
   }
 }
 
@@ -177,14 +199,20 @@ export const nodeStreamServer =
   (c, tenant, request, ended) => {
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
     if (!res || typeof res.writeHead !== 'function' || res.headersSent) return undefined
+    // The client may have hung up while its token was checked: its 'close' has fired already and will not again.
+    if (res.closed || res.destroyed) {
+      ended()
+      return RESPONSE_ALREADY_SENT
+    }
     const sink = new NodeSink(res, queue.bytes, queue.events, headFrom(c, res))
-    const detach = attachSubscriber(rooms.room(tenant), request, sink)
-    sink.replaying = false // subscribe() replays synchronously: from here on frames are live
+    let detach = () => {}
+    // Listen before attaching: a subscriber is never in a room without a way to leave it.
     res.once('close', () => {
       sink.gone()
       detach()
       ended()
     })
+    detach = attachSubscriber(rooms.room(tenant), request, sink)
     return RESPONSE_ALREADY_SENT
   }
 

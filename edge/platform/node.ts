@@ -47,6 +47,8 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
   const queue = { bytes: options.queueBytes ?? env.SUBSCRIBER_QUEUE_BYTES, events: env.SUBSCRIBER_QUEUE_EVENTS }
   const rooms = memoryRooms({
     historyLimit: env.HISTORY_LIMIT,
+    historyBytes: env.HISTORY_MAX_BYTES,
+    log,
     heartbeatMs: env.HEARTBEAT_MS,
     queueEvents: queue.events,
     queueBytes: queue.bytes,

@@ -78,6 +78,7 @@ export class TenantRoom extends DurableObject<Env> {
       {
         ...(ctx.id.name ? { tenant: ctx.id.name } : {}),
         historyLimit: config.HISTORY_LIMIT,
+        maxBytes: config.HISTORY_MAX_BYTES,
         maxAgeMs: config.HISTORY_MAX_AGE_S * 1000,
         transaction: (fn) => ctx.storage.transactionSync(fn),
       },

@@ -12,6 +12,8 @@ const sink = () => {
       return true
     },
     close() {},
+    backlog: 0,
+    whenDrained: (fn) => fn(),
   }
   return s
 }

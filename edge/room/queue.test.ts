@@ -3,7 +3,7 @@ import type { WireEvent } from '../../shared/schema.ts'
 import { createSseParser } from '../../shared/sse-parse.ts'
 import { boundedStream } from './queue.ts'
 import { Room } from './room.ts'
-import { streamFromRoom } from './rooms.ts'
+import { memoryRooms, streamFromRoom } from './rooms.ts'
 
 const bytes = (n: number) => new Uint8Array(n)
 const ev = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: 0 })
@@ -94,5 +94,19 @@ describe('streamFromRoom', () => {
     const got = await done
     expect(room.slowDropped).toBe(0)
     expect(got.seqs).toEqual(batch(101, 505).map((e) => e.seq))
+  })
+})
+
+describe('memoryRooms', () => {
+  it('logs a dropped slow subscriber with its tenant and the bytes it had queued, and counts it', async () => {
+    const lines: { msg: string; fields?: Record<string, unknown> }[] = []
+    const rooms = memoryRooms({ queueBytes: 4096, queueEvents: 1000, log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
+    const stream = await rooms.get('slowpoke').connect({ topics: {}, retryMs: 1000 })
+    for (let seq = 1; seq <= 200 && rooms.room('slowpoke').size > 0; seq++) await rooms.get('slowpoke').publish({ tenant: 'slowpoke', events: [ev(seq)] })
+    expect(rooms.room('slowpoke').slowDropped).toBe(1)
+    expect(lines).toEqual([{ msg: expect.stringMatching(/too slow/), fields: { tenant: 'slowpoke', queuedBytes: expect.any(Number) } }])
+    expect(lines[0]!.fields!.queuedBytes).toBeGreaterThan(4000)
+    await stream.cancel().catch(() => {})
+    rooms.close()
   })
 })

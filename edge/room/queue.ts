@@ -16,6 +16,10 @@ export interface QueueLimits {
  */
 export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
   let queue: Uint8Array[] = []
+  /** All bytes queued, forced or not. */
+  let queuedBytes = 0
+  /** Called at the consumer's next read once the queue is empty (a replay's next round). */
+  let drained: (() => void) | undefined
   /** Bounded part of the queue: what was pushed without `force` since the consumer last read. */
   let bytes = 0
   let events = 0
@@ -27,6 +31,7 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
   const take = (): Uint8Array => {
     const chunks = queue
     queue = []
+    queuedBytes = 0
     bytes = 0
     events = 0
     if (chunks.length === 1) return chunks[0]!
@@ -43,7 +48,17 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
         controller = c
       },
       async pull(c) {
-        while (queue.length === 0 && !ending && !done) await new Promise<void>((resolve) => (wake = resolve))
+        for (;;) {
+          if (done) return
+          if (queue.length === 0 && drained) {
+            // The consumer took everything: a replay writes its next round now (synchronously, into `queue`).
+            const next = drained
+            drained = undefined
+            next()
+          }
+          if (queue.length > 0 || ending || done) break
+          await new Promise<void>((resolve) => (wake = resolve))
+        }
         if (done) return
         if (queue.length > 0) c.enqueue(take())
         if (ending && queue.length === 0) {
@@ -54,6 +69,7 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
       cancel() {
         done = true
         queue = []
+        drained = undefined
         wake?.()
         onCancel()
       },
@@ -82,8 +98,19 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
         bytes += chunk.byteLength
       }
       queue.push(chunk)
+      queuedBytes += chunk.byteLength
       poke()
       return true
+    },
+    /** Bytes queued and not yet read by the consumer. */
+    get backlog() {
+      return queuedBytes
+    },
+    /** Calls `fn` once, at the consumer's next read after the queue emptied. */
+    whenDrained(fn: () => void): void {
+      if (done) return
+      drained = fn
+      if (queue.length === 0) poke()
     },
     /** Ends the stream after what is queued has been read. */
     end(): void {
@@ -96,7 +123,8 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
       if (done) return
       done = true
       queue = []
-      bytes = events = 0
+      drained = undefined
+      queuedBytes = bytes = events = 0
       poke()
       controller.error(new Error(reason))
     },

@@ -1,24 +1,45 @@
 import { describe, expect, it } from 'vitest'
 import type { WireEvent } from '../../shared/schema.ts'
-import { planResume, Room, type Sink } from './room.ts'
+import { encodeFrame } from '../../shared/sse.ts'
+import { planResume, REPLAY_ROUND_BYTES, REPLAY_ROUND_EVENTS, Room, type Sink } from './room.ts'
 
 const ev = (seq: number, topic = 't'): WireEvent => ({ seq, topic, data: JSON.stringify({ seq }), ts: 0 })
 const batch = (from: number, to: number, topic = 't') => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i, topic))
 
-const collect = (capacity = Infinity) => {
+/**
+ * A sink whose connection takes nothing until `drain()` is called: it shows how much a replay writes before it
+ * waits. `capacity` bounds the frames it accepts before refusing (a subscriber too slow for live events).
+ */
+const collect = (capacity = Infinity, { paced = false } = {}) => {
   const frames: string[] = []
   let closed = false
+  let backlog = 0
+  let waiting: (() => void) | undefined
   const sink: Sink = {
     write(chunk) {
       if (frames.length >= capacity) return false
       frames.push(new TextDecoder().decode(chunk))
+      if (paced) backlog += chunk.byteLength
       return true
     },
     close() {
       closed = true
     },
+    get backlog() {
+      return backlog
+    },
+    whenDrained(fn) {
+      if (paced) waiting = fn
+      else fn()
+    },
   }
-  return { sink, frames, seqs: () => frames.flatMap((f) => /^id: (\d+)/.exec(f)?.[1] ?? []).map(Number), closed: () => closed }
+  const drain = () => {
+    backlog = 0
+    const next = waiting
+    waiting = undefined
+    next?.()
+  }
+  return { sink, frames, drain, waiting: () => waiting !== undefined, seqs: () => frames.flatMap((f) => /^id: (\d+)/.exec(f)?.[1] ?? []).map(Number), closed: () => closed }
 }
 
 describe('planResume', () => {
@@ -126,5 +147,62 @@ describe('Room', () => {
     expect(room.size).toBe(1)
     expect(room.slowDropped).toBe(1)
     expect(fast.seqs()).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('replays in rounds as the connection takes them: one round held per subscriber, live events after the seam', () => {
+    const room = new Room('r', { historyLimit: 10_000 })
+    room.publish({ tenant: 'r', events: batch(1, 1000) })
+    const sub = collect(Infinity, { paced: true })
+    room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)
+    expect(sub.seqs()).toEqual(batch(1, REPLAY_ROUND_EVENTS).map((e) => e.seq)) // one round, then it waits
+    expect(sub.waiting()).toBe(true)
+    room.publish({ tenant: 'r', events: batch(1001, 1002) }) // live events wait their turn behind the replay
+    expect(sub.seqs()).toHaveLength(REPLAY_ROUND_EVENTS)
+    let rounds = 1
+    while (sub.waiting()) (sub.drain(), rounds++)
+    expect(rounds).toBe(Math.ceil(1002 / REPLAY_ROUND_EVENTS))
+    expect(sub.seqs()).toEqual(batch(1, 1002).map((e) => e.seq))
+    room.publish({ tenant: 'r', events: batch(1003, 1003) }) // live now
+    expect(sub.seqs().at(-1)).toBe(1003)
+    expect(room.slowDropped).toBe(0)
+  })
+
+  it('a replay round is bounded in bytes too, and a subscriber that leaves mid-replay is never written again', () => {
+    const room = new Room('r', { historyLimit: 100 })
+    const big = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ pad: 'x'.repeat(20_000) }), ts: 0 })
+    room.publish({ tenant: 'r', events: Array.from({ length: 20 }, (_, i) => big(i + 1)) })
+    const sub = collect(Infinity, { paced: true })
+    const leave = room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)
+    expect(sub.seqs()).toEqual([1, 2, 3, 4]) // 4 × ~20 KB passes REPLAY_ROUND_BYTES
+    expect(sub.sink.backlog).toBeGreaterThanOrEqual(REPLAY_ROUND_BYTES)
+    leave()
+    sub.drain()
+    expect(sub.seqs()).toEqual([1, 2, 3, 4])
+    expect(room.size).toBe(0)
+  })
+
+  it('a slow replay that the history outruns gets reset, then live events', () => {
+    const room = new Room('r', { historyLimit: 300 })
+    room.publish({ tenant: 'r', events: batch(1, 300) })
+    const sub = collect(Infinity, { paced: true })
+    room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)
+    room.publish({ tenant: 'r', events: batch(301, 700) }) // 1..400 leave the history while it waits
+    sub.drain()
+    expect(sub.frames.at(-1)).toBe('event: reset\ndata: {"head":700,"first":401}\n\n')
+    room.publish({ tenant: 'r', events: batch(701, 701) })
+    expect(sub.seqs().at(-1)).toBe(701)
+  })
+
+  it('bounds the history in bytes as well as in events, keeping the newest event whatever its size', () => {
+    const frame = encodeFrame(100, 't', JSON.stringify({ seq: 100 })).byteLength
+    const room = new Room('r', { historyLimit: 1000, historyBytes: frame * 10 })
+    room.publish({ tenant: 'r', events: batch(1, 100) })
+    expect(room.first).toBe(91)
+    expect(room.since(0)).toHaveLength(10)
+    room.publish({ tenant: 'r', events: [{ seq: 101, topic: 't', data: JSON.stringify('x'.repeat(frame * 20)), ts: 0 }] })
+    expect(room.since(0).map((e) => e.seq)).toEqual([101])
+    const late = collect()
+    room.subscribe({ topics: {}, lastEventId: 95 }, late.sink)
+    expect(late.frames[0]).toBe('event: reset\ndata: {"head":101,"first":101}\n\n')
   })
 })

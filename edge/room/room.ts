@@ -7,11 +7,25 @@ import { topicMatcher, type TopicFilter } from './topics.ts'
 
 /** Where a room writes one subscriber's bytes. */
 export interface Sink {
-  /** Queue bytes; false means the subscriber's queue is full and the room drops it. */
-  write(chunk: Uint8Array): boolean
+  /**
+   * Queue bytes; false means the subscriber's queue is full and the room drops it. A `replay` write is outside the
+   * queue's bounds: a replay is bounded by its round (REPLAY_ROUND_BYTES) and is never mistaken for slowness.
+   */
+  write(chunk: Uint8Array, replay?: boolean): boolean
   /** End the stream (the client reconnects with Last-Event-ID and resumes). */
   close(): void
+  /** Bytes written and not yet taken by the client's connection. */
+  readonly backlog: number
+  /** Calls `fn` once, when the connection has taken what was written (a replay goes on from there). */
+  whenDrained(fn: () => void): void
 }
+
+/**
+ * A replay goes out in rounds of at most this many bytes (or REPLAY_ROUND_EVENTS frames), each when the client's
+ * connection took the last: a resume from far back holds one round per connection, never a copy of the history.
+ */
+export const REPLAY_ROUND_BYTES = 64 * 1024
+export const REPLAY_ROUND_EVENTS = 256
 
 export interface SubscribeOptions {
   topics: TopicFilter
@@ -24,6 +38,10 @@ export interface SubscribeOptions {
 export interface RoomOptions {
   /** Events kept for resume. */
   historyLimit: number
+  /** Bytes of frames kept for resume (the newest event is kept whatever its size). */
+  historyBytes?: number
+  /** Told when a subscriber is dropped for falling behind, with the bytes it had queued (logs). */
+  onSlowDrop?: (tenant: string, queuedBytes: number) => void
   /** Least time between two presence events (default DEFAULTS.presenceIntervalMs). */
   presenceIntervalMs?: number
 }
@@ -41,6 +59,8 @@ interface Subscriber {
   accepts: (topic: string) => boolean
   /** Highest seq this subscriber has received or declared seen. */
   after: number
+  /** Still replaying from the history: live events reach it through the history, in its own rounds. */
+  catchingUp: boolean
   /** Presence keys it counts under. */
   keys: string[]
   /** Receives presence events; `grants` limits which topics they name. */
@@ -62,12 +82,25 @@ export const planResume = (lastEventId: number | undefined, first: number | unde
   return { kind: 'replay', after: lastEventId }
 }
 
+/** Index of the first event after `after` in a seq-ordered history, from index `lo` on (binary search). */
+const firstAfter = (held: readonly StoredEvent[], after: number, lo = 0): number => {
+  let hi = held.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (held[mid]!.seq > after) hi = mid
+    else lo = mid + 1
+  }
+  return lo
+}
+
 /**
  * A tenant's room: a bounded history for resume and a set of live subscribers. Runtime-neutral and synchronous,
  * so replay and the switch to live happen in one turn: no event can fall between them or arrive twice.
  */
 export class Room {
   private history: StoredEvent[] = []
+  /** Bytes of the frames in `history`. */
+  private historyBytes = 0
   private subscribers = new Set<Subscriber>()
   private lastSeq = 0
   /** Subscribers dropped because they could not keep up. */
@@ -114,22 +147,12 @@ export class Room {
 
   /** Oldest seq held, for resume decisions. */
   get first(): number | undefined {
-    const over = this.history.length - this.options.historyLimit
-    return this.history[Math.max(0, over)]?.seq
+    return this.history[this.oldest]?.seq
   }
 
   /** Events after `after`, oldest first (for persistence layers and tests). */
   since(after: number): StoredEvent[] {
-    const held = this.held
-    // History is seq-ordered: binary search for the first event after `after`.
-    let lo = 0
-    let hi = held.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (held[mid]!.seq > after) hi = mid
-      else lo = mid + 1
-    }
-    return held.slice(lo)
+    return this.history.slice(firstAfter(this.history, after, this.oldest))
   }
 
   /**
@@ -142,7 +165,9 @@ export class Room {
       const start = fresh[0]!.seq
       if (start !== this.lastSeq + 1) {
         if (!body.rebase) return { tenant: this.tenant, head: this.lastSeq }
-        this.history = [] // a gap inside the history would be a silent loss on resume: start over at `start`
+        // A gap inside the history would be a silent loss on resume: start over at `start`.
+        this.history = []
+        this.historyBytes = 0
         // Subscribers positioned before the gap would miss events silently: tell them to refetch instead.
         const reset = encodeControl(EVENTS.reset, { head: start - 1, first: start })
         for (const s of this.subscribers)
@@ -158,31 +183,28 @@ export class Room {
     return { tenant: this.tenant, head: this.lastSeq }
   }
 
-  /** Adds an already stored event (e.g. loaded from durable storage) without broadcasting it. */
-  restore(events: readonly StoredEvent[]): void {
-    for (const e of events) if (e.seq > this.lastSeq) (this.history.push(e), (this.lastSeq = e.seq))
-    this.trim()
-  }
-
   private append(e: StoredEvent) {
     this.history.push(e)
+    this.historyBytes += e.frame.byteLength
     this.lastSeq = e.seq
-    for (const s of this.subscribers) this.deliver(s, e)
+    for (const s of this.subscribers) if (!s.catchingUp) this.deliver(s, e)
   }
 
   /** Writes one event if the subscriber wants it; false when its queue is full. */
-  private deliver(s: Subscriber, e: StoredEvent): boolean {
+  private deliver(s: Subscriber, e: StoredEvent, replay = false): boolean {
     if (e.seq <= s.after) return true
     s.after = e.seq
     if (!s.accepts(e.topic)) return true
-    if (s.sink.write(e.frame)) return (this.delivered++, true)
+    if (s.sink.write(e.frame, replay)) return (this.delivered++, true)
     this.drop(s)
     return false
   }
 
   private drop(s: Subscriber) {
+    if (!this.subscribers.has(s)) return
     this.remove(s)
     this.slowDropped++
+    this.options.onSlowDrop?.(this.tenant, s.sink.backlog)
     s.sink.close()
   }
 
@@ -192,14 +214,22 @@ export class Room {
 
   private trim() {
     const limit = this.options.historyLimit
+    const maxBytes = this.options.historyBytes ?? DEFAULTS.historyBytes
     // Splice in chunks rather than shifting per event: amortised O(1) per publish, at most 1/8 extra held.
-    if (this.history.length > limit + Math.max(1, limit >> 3)) this.history.splice(0, this.history.length - limit)
+    let cut = this.history.length > limit + Math.max(1, limit >> 3) ? this.history.length - limit : 0
+    let bytes = this.historyBytes
+    for (let i = 0; i < cut; i++) bytes -= this.history[i]!.frame.byteLength
+    // The byte bound is exact: large events would otherwise hold many times the bound.
+    while (bytes > maxBytes && cut < this.history.length - 1) bytes -= this.history[cut++]!.frame.byteLength
+    if (cut > 0) {
+      this.history.splice(0, cut)
+      this.historyBytes = bytes
+    }
   }
 
-  /** History length as seen by resume: the oldest `limit` events (the slack above is never served). */
-  private get held(): StoredEvent[] {
-    const over = this.history.length - this.options.historyLimit
-    return over > 0 ? this.history.slice(over) : this.history
+  /** Index of the oldest event served for resume: the newest `limit` are (the slack above is never served). */
+  private get oldest(): number {
+    return Math.max(0, this.history.length - this.options.historyLimit)
   }
 
   /**
@@ -211,6 +241,7 @@ export class Room {
       sink,
       accepts: topicMatcher(options.topics),
       after: 0,
+      catchingUp: false,
       keys: presenceKeys(options.topics),
       presence: options.presence === true,
       grants: options.topics.grants,
@@ -221,14 +252,40 @@ export class Room {
       s.after = this.lastSeq
     } else if (plan.kind === 'replay') {
       s.after = plan.after
-      for (const e of this.since(plan.after)) if (!this.deliver(s, e)) return () => {}
+      s.catchingUp = plan.after < this.lastSeq
     } else {
       s.after = this.lastSeq
     }
     this.subscribers.add(s)
     this.counter.join(s.keys)
     if (s.presence && !sink.write(encodeControl(EVENTS.presence, this.presence(s.grants)))) this.drop(s)
+    else if (s.catchingUp) this.catchUp(s)
     return () => this.remove(s)
+  }
+
+  /**
+   * Replays the history after the subscriber's position, one round at a time (see REPLAY_ROUND_BYTES), each round
+   * when its connection has taken the last; then it is live. The history is shared: nothing is copied per client.
+   */
+  private catchUp(s: Subscriber): void {
+    if (!this.subscribers.has(s)) return // it left between rounds
+    const held = this.history
+    const from = this.oldest
+    if (from >= held.length || held[from]!.seq > s.after + 1) {
+      // The history moved past it while it replayed (a slow reader of a busy room): it cannot resume exactly.
+      s.after = this.lastSeq
+      s.catchingUp = false
+      if (!s.sink.write(encodeControl(EVENTS.reset, { head: this.lastSeq, first: this.first ?? null }))) this.drop(s)
+      return
+    }
+    let n = 0
+    for (let i = firstAfter(held, s.after, from); i < held.length; i++) {
+      if (n >= REPLAY_ROUND_EVENTS || s.sink.backlog >= REPLAY_ROUND_BYTES) return s.sink.whenDrained(() => this.catchUp(s))
+      const e = held[i]!
+      if (!this.deliver(s, e, true)) return
+      if (s.accepts(e.topic)) n++
+    }
+    s.catchingUp = false
   }
 
   /** A comment line to every subscriber; a write that fails drops the subscriber. */

@@ -2,6 +2,7 @@ import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { DEFAULTS } from '../../shared/protocol.ts'
 import { EVENTS } from '../../shared/protocol.ts'
+import type { Log } from '../../shared/log.ts'
 import { encodeControl, encodeRetry } from '../../shared/sse.ts'
 import { boundedStream, type QueueLimits } from './queue.ts'
 import { Room, type Sink, type SubscribeOptions } from './room.ts'
@@ -37,6 +38,10 @@ export interface Rooms {
 
 export interface MemoryRoomsOptions {
   historyLimit?: number
+  /** Bytes of frames each room keeps for resume. */
+  historyBytes?: number
+  /** Where a dropped slow subscriber is reported (tenant, bytes it had queued). */
+  log?: Log
   heartbeatMs?: number
   /** Bytes a subscriber may have queued before it is dropped as too slow. */
   queueBytes?: number
@@ -52,14 +57,16 @@ export const streamFromRoom = (room: Room, request: ConnectRequest, limits: Queu
   let unsubscribe = () => {}
   const out = boundedStream(limits, () => unsubscribe())
   let overflowed = false
-  let replaying = true
   const sink: Sink = {
-    write(chunk) {
-      // The replay inside subscribe() is bounded by the room's history: only live frames count as falling behind.
-      if (out.push(chunk, replaying)) return true
+    write(chunk, replay) {
+      if (out.push(chunk, replay)) return true
       overflowed = true
       return false
     },
+    get backlog() {
+      return out.backlog
+    },
+    whenDrained: (fn) => out.whenDrained(fn),
     close() {
       // The room closes a sink for two reasons: it overflowed (drop now, the client resumes) or the room is
       // shutting down (let the client read what is queued).
@@ -69,7 +76,6 @@ export const streamFromRoom = (room: Room, request: ConnectRequest, limits: Queu
   }
   out.push(encodeRetry(request.retryMs), true)
   const stop = room.subscribe(request, sink)
-  replaying = false
   let expiry: ReturnType<typeof setTimeout> | undefined
   unsubscribe = () => (expiry !== undefined && clearTimeout(expiry), stop())
   const untilExpiry = request.expiresAt === undefined ? Infinity : request.expiresAt - Date.now()
@@ -88,6 +94,9 @@ export const streamFromRoom = (room: Room, request: ConnectRequest, limits: Queu
 /** In-process rooms for Node and Deno: one Room per tenant, created on first use, with one shared heartbeat. */
 export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
   const historyLimit = options.historyLimit ?? DEFAULTS.historyLimit
+  const historyBytes = options.historyBytes ?? DEFAULTS.historyBytes
+  const onSlowDrop = (tenant: string, queuedBytes: number) =>
+    options.log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
   const queue: QueueLimits = {
     bytes: options.queueBytes ?? DEFAULTS.subscriberQueueBytes,
     events: options.queueEvents ?? DEFAULTS.subscriberQueueEvents,
@@ -95,7 +104,7 @@ export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
   const rooms = new Map<TenantId, Room>()
   const room = (tenant: TenantId) => {
     let r = rooms.get(tenant)
-    if (!r) rooms.set(tenant, (r = new Room(tenant, { historyLimit })))
+    if (!r) rooms.set(tenant, (r = new Room(tenant, { historyLimit, historyBytes, onSlowDrop })))
     return r
   }
   const timer = setInterval(() => {

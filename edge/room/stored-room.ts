@@ -29,6 +29,8 @@ export interface StoredRoomOptions {
   historyLimit: number
   /** Events older than this (by commit time) are dropped; 0 keeps them until the count bound drops them. */
   maxAgeMs: number
+  /** Bytes of frames kept (the newest event is kept whatever its size). */
+  maxBytes?: number
   now?: () => number
   /** Runs the writes of one publish atomically (`ctx.storage.transactionSync`). */
   transaction?: <T>(fn: () => T) => T
@@ -64,6 +66,7 @@ const MESSAGE_CHARS = 256 * 1024
 const ATTACHMENT_FILTER_CHARS = 8 * 1024
 
 const decoder = new TextDecoder()
+const utf8 = new TextEncoder()
 const controlText = (event: string, data: unknown) => decoder.decode(encodeControl(event, data))
 
 /** The smallest filter with the same meaning: requested topics the grants allow, else the grants. */
@@ -88,6 +91,8 @@ const readAttachment = (ws: RoomSocket): Attachment | undefined => {
 export class StoredRoom {
   private readonly subscribers = new Map<RoomSocket, Subscriber>()
   private lastSeq: number
+  /** Bytes of the frames held (kept as rows come and go; summed once on wake). */
+  private bytes: number
   private tenant: string | undefined
   private readonly counter: PresenceCounter
   private lastPresence = ''
@@ -105,6 +110,7 @@ export class StoredRoom {
     sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame TEXT NOT NULL)`)
     sql.exec(`CREATE TABLE IF NOT EXISTS room_filters (id INTEGER PRIMARY KEY, filter TEXT NOT NULL)`)
     this.lastSeq = Number(sql.exec(`SELECT max(seq) AS head FROM room_events`).toArray()[0]?.head ?? 0)
+    this.bytes = this.heldBytes()
     // Every event up to the head was broadcast to every socket before the object slept, in the turn that stored it.
     const refs: number[] = []
     for (const ws of sockets) {
@@ -183,13 +189,20 @@ export class StoredRoom {
     const frames = fresh.map((e) => ({ seq: e.seq, topic: e.topic, frame: frameText(e.seq, e.event ?? e.topic, e.data) }))
     const head = frames[frames.length - 1]!.seq
     const write = () => {
-      if (gap) this.sql.exec(`DELETE FROM room_events`) // a gap inside the history would be a silent loss on resume
-      for (const [i, e] of frames.entries())
-        this.sql.exec(`INSERT OR REPLACE INTO room_events (seq, topic, ts, frame) VALUES (?, ?, ?, ?)`, e.seq, e.topic, fresh[i]!.ts, e.frame)
+      if (gap) this.delete(`DELETE FROM room_events`) // a gap inside the history would be a silent loss on resume
+      for (const [i, e] of frames.entries()) {
+        this.sql.exec(`INSERT INTO room_events (seq, topic, ts, frame) VALUES (?, ?, ?, ?)`, e.seq, e.topic, fresh[i]!.ts, e.frame)
+        this.bytes += utf8.encode(e.frame).byteLength
+      }
       this.trim(head)
     }
-    if (this.options.transaction) this.options.transaction(write)
-    else write()
+    try {
+      if (this.options.transaction) this.options.transaction(write)
+      else write()
+    } catch (err) {
+      this.bytes = this.heldBytes() // the transaction rolled back: so does the running total
+      throw err
+    }
     this.lastSeq = head // only once stored: a failed write leaves the room as it was
 
     // Subscribers positioned before a rebase gap would miss events silently: tell them to refetch (as Room does).
@@ -290,15 +303,33 @@ export class StoredRoom {
    * head — always as a contiguous suffix.
    */
   private trim(head = this.lastSeq) {
-    this.sql.exec(`DELETE FROM room_events WHERE seq <= ?`, head - this.options.historyLimit)
+    this.delete(`DELETE FROM room_events WHERE seq <= ?`, head - this.options.historyLimit)
     if (this.options.maxAgeMs > 0) {
       const cutoff = (this.options.now ?? Date.now)() - this.options.maxAgeMs
       // Commit times are not strictly ordered by seq: cut at the newest expired seq so no hole opens in the middle.
-      this.sql.exec(
-        `DELETE FROM room_events WHERE seq < ? AND seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`,
-        head,
-        cutoff,
-      )
+      this.delete(`DELETE FROM room_events WHERE seq < ? AND seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`, head, cutoff)
     }
+    const maxBytes = this.options.maxBytes ?? DEFAULTS.historyBytes
+    while (this.bytes > maxBytes) {
+      // Oldest first, a page at a time, up to where the rest fits (never the newest: it records the head).
+      let over = this.bytes - maxBytes
+      let upTo: number | undefined
+      for (const row of this.sql.exec(`SELECT seq, length(CAST(frame AS BLOB)) AS n FROM room_events WHERE seq < ? ORDER BY seq LIMIT 256`, head)) {
+        upTo = Number(row.seq)
+        over -= Number(row.n)
+        if (over <= 0) break
+      }
+      if (upTo === undefined) break
+      this.delete(`DELETE FROM room_events WHERE seq <= ?`, upTo)
+    }
+  }
+
+  private heldBytes(): number {
+    return Number(this.sql.exec(`SELECT sum(length(CAST(frame AS BLOB))) AS bytes FROM room_events`).toArray()[0]?.bytes ?? 0)
+  }
+
+  /** Runs a DELETE on room_events and takes the deleted frames' bytes off the running total. */
+  private delete(query: string, ...bindings: unknown[]) {
+    for (const row of this.sql.exec(`${query} RETURNING length(CAST(frame AS BLOB)) AS n`, ...bindings)) this.bytes -= Number(row.n)
   }
 }

@@ -97,4 +97,11 @@ describe('hostile input at the edge', () => {
     expect(replies.map((r) => r.head)).toEqual([2, 2, 2])
     expect(s.edge.rooms.room('retry').since(0).map((e) => e.seq)).toEqual([1, 2])
   })
+
+  it('HEAD on the events stream → 405 with Allow: GET, and no subscriber is left behind', async () => {
+    const res = await fetch(url('/v1/tenants/head/events'), { method: 'HEAD', headers: { authorization: `Bearer ${await mintToken({ tenant: 'head' })}` } })
+    expect(res.status).toBe(405)
+    expect(res.headers.get('allow')).toBe('GET')
+    expect(s.edge.rooms.rooms.get('head')?.size ?? 0).toBe(0)
+  })
 })
