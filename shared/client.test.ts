@@ -27,7 +27,7 @@ class FakeEventSource {
 
 const tick = () => new Promise((r) => setTimeout(r, 5))
 
-const start = (o: { detectGaps?: boolean } = {}) => {
+const start = (o: Partial<Parameters<typeof connect>[0]> = {}) => {
   FakeEventSource.made = []
   const seen: number[] = []
   const resets: ResetInfo[] = []
@@ -48,6 +48,20 @@ const start = (o: { detectGaps?: boolean } = {}) => {
 }
 
 describe('browser client state machine', () => {
+  it('hands an oversize marker to onUndeliverable (never to onEvent) and counts its seq, so no gap is reported', async () => {
+    const undeliverable: unknown[] = []
+    const t = start({ detectGaps: true, onUndeliverable: (e) => undeliverable.push(e) })
+    await tick()
+    t.es().onopen!()
+    t.es().emit('a', {}, 1)
+    t.es().emit('oversize', { topic: 'a', bytes: 2_000_000, reason: 'event 2 is over 1048576 bytes' }, 2)
+    t.es().emit('a', {}, 3)
+    expect(t.seen).toEqual([1, 3])
+    expect(undeliverable).toEqual([{ seq: 2, topic: 'a', bytes: 2_000_000, reason: 'event 2 is over 1048576 bytes' }])
+    expect(t.resets).toEqual([])
+    t.client.close()
+  })
+
   it('drops duplicates, reports a seq jump as a gap when asked to, and reconnects after reauth with a fresh token', async () => {
     const t = start({ detectGaps: true })
     await tick()

@@ -16,7 +16,7 @@
  * })
  * ```
  */
-import { EVENTS, QUERY } from './protocol.ts'
+import { EVENTS, QUERY, type UndeliverableMarker } from './protocol.ts'
 import type { PresenceSnapshot } from './presence.ts'
 import { eventSourceTransport, fetchTransport, type Transport } from './client-transport.ts'
 
@@ -50,6 +50,11 @@ export interface ClientOptions {
    */
   detectGaps?: boolean
   onEvent?: (event: RelayEvent) => void
+  /**
+   * An event the edge could not carry (larger than it accepts, or refused): its seq and topic, its size and why.
+   * Fetch it from your app if you need it; the stream goes on after it without a gap.
+   */
+  onUndeliverable?: (event: { seq: number } & UndeliverableMarker) => void
   onReset?: (info: ResetInfo) => void
   onStatus?: (status: Status) => void
   onPresence?: (presence: PresenceSnapshot) => void
@@ -102,7 +107,10 @@ export const ticketFetcher =
     return token
   }
 
+/** Event names that carry no `id:`. */
 const CONTROL = [EVENTS.reset, EVENTS.reauth, EVENTS.presence] as const
+/** Stand-ins for events the edge could not carry: they carry the event's seq as their `id:`. */
+const MARKERS = [EVENTS.oversize, EVENTS.undeliverable] as const
 
 /** Opens a stream and keeps it open until `close()`. */
 export const connect = (o: ClientOptions): RelayClient => {
@@ -140,7 +148,8 @@ export const connect = (o: ClientOptions): RelayClient => {
     const gap = detectGaps && lastSeq !== undefined && seq > lastSeq + 1 ? { expected: lastSeq + 1, got: seq } : undefined
     lastSeq = seq
     if (gap) o.onReset?.({ reason: 'gap', ...gap })
-    o.onEvent?.({ seq, topic: m.event, data: JSON.parse(m.data) as unknown })
+    if ((MARKERS as readonly string[]).includes(m.event)) o.onUndeliverable?.({ seq, ...(JSON.parse(m.data) as UndeliverableMarker) })
+    else o.onEvent?.({ seq, topic: m.event, data: JSON.parse(m.data) as unknown })
   }
 
   const open = async () => {
@@ -157,7 +166,7 @@ export const connect = (o: ClientOptions): RelayClient => {
     if (o.topics?.length) url.searchParams.set(QUERY.topics, o.topics.join(','))
     if (o.presence) url.searchParams.set(QUERY.presence, '1')
     if (lastSeq !== undefined) url.searchParams.set(QUERY.lastEventId, String(lastSeq))
-    const names = [...(o.topics ?? []), ...CONTROL]
+    const names = [...(o.topics ?? []), ...CONTROL, ...MARKERS]
     stop = transport(url.toString(), token, names, {
       open: () => {
         if (mine !== generation) return
