@@ -100,10 +100,11 @@ describe('npm run serve (relay and Node edge in one process)', () => {
     expect(stream.status).toBe(200)
     for (let i = 1; i <= 3; i++) await db.sql`select relay.publish('served', 'orders', ${db.sql.json({ n: i })})`
     await stream.waitFor((m) => m.filter((x) => x.id).length >= 3)
+    // The data line is PostgreSQL's own text for the stored jsonb, passed through unparsed.
     expect(stream.messages.filter((m) => m.id).map((m) => [m.id, m.event, m.data])).toEqual([
-      ['1', 'orders', '{"n":1}'],
-      ['2', 'orders', '{"n":2}'],
-      ['3', 'orders', '{"n":3}'],
+      ['1', 'orders', '{"n": 1}'],
+      ['2', 'orders', '{"n": 2}'],
+      ['3', 'orders', '{"n": 3}'],
     ])
     // The remote edge got the same batches over HTTP, under its own cursor.
     for (let i = 0; i < 200 && edge.rooms.room('served').head < 3; i++) await new Promise((res) => setTimeout(res, 25))
