@@ -258,14 +258,14 @@ export class Deliverer {
 }
 
 /** The log line for a failed post: a refusal says what to fix, unreachability says so. */
-const describeFailure = (err: unknown): string => {
+export const describeFailure = (err: unknown): string => {
   if (!(err instanceof RelayError)) return 'edge unreachable; retrying'
   switch (err.code) {
     case 'SIGNATURE_INVALID':
     case 'SIGNATURE_REPLAYED':
       return 'edge refused the signature: does RELAY_SECRET match the edge\'s? retrying'
     case 'NOT_FOUND':
-      return 'edge has no publish route: is EDGE_URL the edge\'s base URL? retrying'
+      return 'edge has no such route (404): is EDGE_URL the edge\'s base URL, and is the edge as new as this relay? retrying'
     case 'TOO_MANY':
       return 'edge is rate limiting publishes (429); retrying'
     case 'TOO_LARGE':

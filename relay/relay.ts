@@ -2,7 +2,7 @@ import postgres from 'postgres'
 import type { Log } from '../shared/log.ts'
 import type { PublishBody, PublishReply } from '../shared/schema.ts'
 import type { RelayConfig } from './config.ts'
-import { Deliverer } from './deliver.ts'
+import { Deliverer, describeFailure } from './deliver.ts'
 import { postBatch, postHello } from './forward.ts'
 import { startElection, type Term } from './leader.ts'
 import { fenceListeners, startListener, type Listener } from './listener.ts'
@@ -103,18 +103,44 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
           log,
         }),
     )
+    /**
+     * Edges that answered POST /internal/hello this term: only they are delivered to. An edge older than this relay
+     * has no such route and would take event data for a value, not text: it gets nothing until it is upgraded.
+     */
+    const speaking = new Set<Deliverer>()
+    const catchUpOne = async (d: Deliverer) => {
+      for (const { tenant } of await outbox.behind(d.edge)) d.nudge(tenant)
+    }
     const catchUp = async () => {
-      for (const d of deliverers) for (const { tenant } of await outbox.behind(d.edge)) d.nudge(tenant)
+      for (const d of deliverers) if (speaking.has(d)) await catchUpOne(d)
     }
     // Rooms in memory come back empty when their edge restarts, while our cursors say they have everything: ask
     // each edge which rooms it serves, and on a new instance check every tenant's room (see Deliverer.recheck).
     const termAbort = new AbortController()
     const checking = new Set<string>()
+    const complaints = new Map<string, { msg: string; at: number }>()
     const checkEdge = async (d: Deliverer, target: Target) => {
       if (checking.has(d.edge)) return
       checking.add(d.edge)
       try {
-        const instance = await target.hello(termAbort.signal)
+        let instance: string
+        try {
+          instance = await target.hello(termAbort.signal)
+        } catch (err) {
+          // Said when it changes, and once a minute while it lasts (the check repeats every sweep).
+          const msg = `${describeFailure(err)} (edge check)`
+          const last = complaints.get(d.edge)
+          if (last?.msg !== msg || Date.now() - last.at > 60_000) {
+            complaints.set(d.edge, { msg, at: Date.now() })
+            log('warn', msg, { edge: d.edge, err: String(err) })
+          }
+          return
+        }
+        complaints.delete(d.edge)
+        if (!speaking.has(d)) {
+          speaking.add(d)
+          void safely('catch-up', catchUpOne(d))
+        }
         if (instance === (instances.get(d.edge) ?? (await outbox.edgeInstance(d.edge)))) return instances.set(d.edge, instance)
         log('info', 'edge serves new rooms; checking each tenant\'s room against the cursor', { edge: d.edge, instance })
         await d.recheck(await outbox.deliveredTenants(d.edge))
@@ -143,7 +169,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
         pingMs: config.RELAY_SWEEP_MS,
         log,
         onNudge: (tenant) => {
-          for (const d of deliverers) d.nudge(tenant)
+          for (const d of deliverers) if (speaking.has(d)) d.nudge(tenant)
         },
         onListen: () => {
           if (listens++ > 0) metrics.reconnects.inc()

@@ -25,24 +25,7 @@ export const QUERY = {
   lastEventId: 'last_event_id',
   /** `presence=1`: also receive `event: presence` when the room's subscriber counts change. */
   presence: 'presence',
-  /**
-   * Stands in for an event larger than the edge accepts, with the event's own `id:` (its seq), so the sequence
-   * stays gapless: `data` is an `UndeliverableMarker`. Fetch the event from your app if you need it.
-   */
-  oversize: 'oversize',
-  /** As `oversize`, for an event the edge refused for another reason. */
-  undeliverable: 'undeliverable',
 } as const
-
-/** The `data` of an `event: oversize` / `event: undeliverable` marker. */
-export interface UndeliverableMarker {
-  /** The topic of the event it stands for. */
-  topic: string
-  /** The size of the event's JSON data, in bytes. */
-  bytes: number
-  /** Why the edge refused it. */
-  reason: string
-}
 
 /** Cookie a browser may carry the token in. */
 export const TOKEN_COOKIE = 'edge_relay_token'
@@ -77,6 +60,17 @@ export interface UndeliverableMarker {
   /** Why the edge refused it. */
   reason: string
 }
+
+/**
+ * Messages between a Worker and its tenant's room object on the subscriber's WebSocket, besides SSE text. A replay
+ * goes out in rounds: the room ends each round but the last with `pause`, the Worker answers `more` once its
+ * browser has read it, and the room ends the last round with `live`. Internal: never reaches a browser.
+ */
+export const ROOM_SOCKET = {
+  pause: '\u0000pause',
+  more: 'more',
+  live: '\u0000live',
+} as const
 
 export const PATHS = {
   publish: '/internal/publish',

@@ -11,7 +11,7 @@ import { authOptions, edgeConfig, loadRoomEnv, loadWorkersEnv } from '../config.
 import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable.ts'
 import { StoredRoom } from '../room/stored-room.ts'
 import { RelayError } from '../../shared/errors.ts'
-import { HEADERS } from '../../shared/protocol.ts'
+import { HEADERS, ROOM_SOCKET } from '../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 
@@ -123,8 +123,9 @@ export class TenantRoom extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client })
   }
 
-  override webSocketMessage(): void {
-    // Workers never send anything but close; nothing to do.
+  /** A Worker asks for the next round of its subscriber's replay (the only message Workers send). */
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    if (message === ROOM_SOCKET.more) this.room.more(ws)
   }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {

@@ -1,10 +1,11 @@
-import { EVENTS } from '../../shared/protocol.ts'
+import { EVENTS, ROOM_SOCKET } from '../../shared/protocol.ts'
 import { encodeControl, encodeRetry, encodeText, HEARTBEAT } from '../../shared/sse.ts'
 import type { ConnectRequest } from './rooms.ts'
 
 /** The client end of a Workers WebSocket (`Response.webSocket`), structurally: no Workers types needed here. */
 export interface ClientSocket {
   accept(): void
+  send(message: string): void
   close(code?: number, reason?: string): void
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void
   addEventListener(type: 'close' | 'error', listener: () => void): void
@@ -26,9 +27,23 @@ export interface SocketStreamOptions {
  */
 export const streamFromSocket = (ws: ClientSocket, request: ConnectRequest, options: SocketStreamOptions) => {
   let end = () => {}
+  /** The room paused a replay: ask for the next round once the browser has read what is queued. */
+  let wantMore = false
+  /** Until the room says `live`: a replay's rounds are paced by our asking, so a full queue then is not slowness. */
+  let replaying = true
+  let askIfRead = () => {}
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        askIfRead = () => {
+          if (!wantMore || (controller.desiredSize ?? 0) <= 0) return
+          wantMore = false
+          try {
+            ws.send(ROOM_SOCKET.more)
+          } catch {
+            end()
+          }
+        }
         let open = true
         const timers: ReturnType<typeof setTimeout>[] = []
         end = () => {
@@ -49,13 +64,15 @@ export const streamFromSocket = (ws: ClientSocket, request: ConnectRequest, opti
         }
         const write = (chunk: Uint8Array) => {
           if (!open) return
-          if ((controller.desiredSize ?? 0) < 0) return end() // too slow: it resumes with Last-Event-ID
+          if (!replaying && (controller.desiredSize ?? 0) < 0) return end() // too slow: it resumes with Last-Event-ID
           controller.enqueue(chunk)
         }
         write(encodeRetry(request.retryMs))
-        ws.addEventListener('message', ({ data }) =>
-          write(typeof data === 'string' ? encodeText(data) : new Uint8Array(data as ArrayBuffer)),
-        )
+        ws.addEventListener('message', ({ data }) => {
+          if (data === ROOM_SOCKET.pause) return ((wantMore = true), askIfRead())
+          if (data === ROOM_SOCKET.live) return void (replaying = false)
+          write(typeof data === 'string' ? encodeText(data) : new Uint8Array(data as ArrayBuffer))
+        })
         ws.addEventListener('close', () => end())
         ws.addEventListener('error', () => end())
         ws.accept()
@@ -72,6 +89,9 @@ export const streamFromSocket = (ws: ClientSocket, request: ConnectRequest, opti
           )
         if (options.signal?.aborted) end()
         else options.signal?.addEventListener('abort', end)
+      },
+      pull() {
+        askIfRead()
       },
       cancel() {
         end()

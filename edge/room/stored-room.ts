@@ -1,9 +1,9 @@
 import type { PresenceSnapshot } from '../../shared/presence.ts'
-import { DEFAULTS, EVENTS } from '../../shared/protocol.ts'
+import { DEFAULTS, EVENTS, ROOM_SOCKET } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { encodeControl, frameText } from '../../shared/sse.ts'
 import { PresenceCounter, presenceKeys } from './presence.ts'
-import { planResume, type SubscribeOptions } from './room.ts'
+import { planResume, REPLAY_ROUND_BYTES, REPLAY_ROUND_EVENTS, type SubscribeOptions } from './room.ts'
 import { grantsAllow, topicMatcher, type TopicFilter } from './topics.ts'
 
 /**
@@ -48,11 +48,17 @@ interface Attachment {
   after: number
   /** Receives `event: presence` (its filter then keeps its grants, which limit what those events name). */
   presence?: true
+  /** Its replay was not finished: `after` is where it goes on from. */
+  catchingUp?: true
 }
 
 interface Subscriber {
   accepts: (topic: string) => boolean
   after: number
+  /** Still replaying: live events reach it through the history, in its rounds. */
+  catchingUp: boolean
+  /** How its attachment names its filter (inline, or a room_filters row). */
+  filter: { topics: TopicFilter } | { ref: number }
   ref?: number
   /** Presence keys it counts under. */
   keys: string[]
@@ -60,8 +66,6 @@ interface Subscriber {
   grants: readonly string[] | undefined
 }
 
-/** Largest message the room sends to one socket at once; a long replay goes out in several. */
-const MESSAGE_CHARS = 256 * 1024
 /** workerd refuses attachments over 16 KiB; a filter above this goes to SQLite instead (2 rows written a connection). */
 const ATTACHMENT_FILTER_CHARS = 8 * 1024
 
@@ -117,7 +121,8 @@ export class StoredRoom {
       const a = readAttachment(ws)
       const topics = a?.topics ?? (a?.ref !== undefined ? this.storedFilter(a.ref) : undefined)
       if (!a || !topics) continue
-      this.add(ws, topics, Math.max(a.after, this.lastSeq), a.presence === true, a.ref)
+      // A socket still replaying goes on from where its last round ended; any other had everything up to the head.
+      this.add(ws, topics, a.catchingUp ? a.after : Math.max(a.after, this.lastSeq), a.presence === true, a.ref, a.catchingUp === true)
       if (a.ref !== undefined) refs.push(a.ref)
     }
     // Presence was last broadcast for exactly these sockets (a pending broadcast keeps the object awake).
@@ -126,10 +131,13 @@ export class StoredRoom {
     sql.exec(`DELETE FROM room_filters WHERE id NOT IN (SELECT value FROM json_each(?))`, JSON.stringify(refs))
   }
 
-  private add(ws: RoomSocket, topics: TopicFilter, after: number, presence: boolean, ref: number | undefined) {
+  private add(ws: RoomSocket, topics: TopicFilter, after: number, presence: boolean, ref: number | undefined, catchingUp = false): Subscriber {
     const keys = presenceKeys(topics)
-    this.subscribers.set(ws, { accepts: topicMatcher(topics), after, keys, presence, grants: topics.grants, ...(ref !== undefined ? { ref } : {}) })
+    const filter = ref !== undefined ? { ref } : { topics }
+    const s: Subscriber = { accepts: topicMatcher(topics), after, catchingUp, filter, keys, presence, grants: topics.grants, ...(ref !== undefined ? { ref } : {}) }
+    this.subscribers.set(ws, s)
     this.counter.join(keys)
+    return s
   }
 
   /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
@@ -208,6 +216,7 @@ export class StoredRoom {
     // Subscribers positioned before a rebase gap would miss events silently: tell them to refetch (as Room does).
     const reset = gap ? controlText(EVENTS.reset, { head: start - 1, first: start }) : ''
     for (const [ws, s] of this.subscribers) {
+      if (s.catchingUp) continue // it reads these from the history, in its next round
       let out = ''
       if (gap && s.after > 0 && s.after < start - 1) (out += reset), (s.after = start - 1)
       for (const e of frames) {
@@ -221,44 +230,63 @@ export class StoredRoom {
   }
 
   /**
-   * Replays what the socket missed (or tells it to reset), then adds it to the live set. Synchronous, like SQLite
-   * in a Durable Object, so no publish can fall between the replay and going live.
+   * Replays what the socket missed (or tells it to reset) and adds it to the live set. The replay goes out one round
+   * at a time (see ROOM_SOCKET): the first now, each next one when the Worker asks, once its browser has read the
+   * last. Until the replay is done, live events reach this socket through the history, in its own rounds.
    */
   connect(ws: RoomSocket, options: SubscribeOptions, tenant?: string): void {
     this.tenant ??= tenant
     this.trim()
-    const accepts = topicMatcher(options.topics) // for the replay; add() compiles the stored filter for live events
     const plan = planResume(options.lastEventId, this.first, this.lastSeq)
-    let after = this.lastSeq
-    let out = ''
-    if (plan.kind === 'reset') {
-      out = controlText(EVENTS.reset, { head: this.lastSeq, first: this.first ?? null })
-    } else if (plan.kind === 'replay') {
-      after = plan.after
-      for (const row of this.sql.exec(`SELECT seq, topic, frame FROM room_events WHERE seq > ? ORDER BY seq`, plan.after)) {
-        after = Number(row.seq)
-        if (!accepts(String(row.topic))) continue
-        out += String(row.frame)
-        if (out.length >= MESSAGE_CHARS) {
-          if (!this.send(ws, out)) return
-          out = ''
-        }
-      }
-    }
+    const catchingUp = plan.kind === 'replay' && plan.after < this.lastSeq
+    const after = plan.kind === 'replay' ? Math.min(plan.after, this.lastSeq) : this.lastSeq
     const presence = options.presence === true
     // Presence events name only the topics a subscriber's grants allow: keep the grants for those subscribers.
     const topics = presence ? options.topics : compactFilter(options.topics)
     const json = JSON.stringify(topics)
-    let ref: number | undefined
-    const flag = presence ? { presence: true as const } : {}
-    if (json.length <= ATTACHMENT_FILTER_CHARS) ws.serializeAttachment({ topics, after, ...flag } satisfies Attachment)
-    else {
-      ref = Number(this.sql.exec(`INSERT INTO room_filters (filter) VALUES (?) RETURNING id`, json).toArray()[0]!.id)
-      ws.serializeAttachment({ ref, after, ...flag } satisfies Attachment)
-    }
-    this.add(ws, topics, after, presence, ref)
+    const ref =
+      json.length <= ATTACHMENT_FILTER_CHARS ? undefined : Number(this.sql.exec(`INSERT INTO room_filters (filter) VALUES (?) RETURNING id`, json).toArray()[0]!.id)
+    const s = this.add(ws, topics, after, presence, ref, catchingUp)
+    this.saveAttachment(ws, s)
+    let out = plan.kind === 'reset' ? controlText(EVENTS.reset, { head: this.lastSeq, first: this.first ?? null }) : ''
     if (presence) out += controlText(EVENTS.presence, this.presence(topics.grants))
-    if (out) this.send(ws, out)
+    if (out && !this.send(ws, out)) return
+    if (catchingUp) this.replayRound(ws)
+    else this.send(ws, ROOM_SOCKET.live)
+  }
+
+  /** The Worker read the last round (ROOM_SOCKET.more): send the next one. */
+  more(ws: RoomSocket): void {
+    if (this.subscribers.get(ws)?.catchingUp) this.replayRound(ws)
+  }
+
+  /** Sends the next round of a socket's replay, then `pause` (more to come) or `live` (done: live from here). */
+  private replayRound(ws: RoomSocket): void {
+    const s = this.subscribers.get(ws)!
+    const first = this.first
+    let out = ''
+    if (first === undefined || first > s.after + 1) {
+      // The history moved past it while it replayed (a slow reader of a busy room): it cannot resume exactly.
+      out = controlText(EVENTS.reset, { head: this.lastSeq, first: first ?? null })
+      s.after = this.lastSeq
+    } else {
+      let frames = 0
+      for (const row of this.sql.exec(`SELECT seq, topic, frame FROM room_events WHERE seq > ? ORDER BY seq LIMIT ?`, s.after, REPLAY_ROUND_EVENTS)) {
+        s.after = Number(row.seq)
+        if (!s.accepts(String(row.topic))) continue
+        out += String(row.frame)
+        if (++frames >= REPLAY_ROUND_EVENTS || out.length >= REPLAY_ROUND_BYTES) break
+      }
+    }
+    s.catchingUp = s.after < this.lastSeq
+    this.saveAttachment(ws, s)
+    if (out && !this.send(ws, out)) return
+    this.send(ws, s.catchingUp ? ROOM_SOCKET.pause : ROOM_SOCKET.live)
+  }
+
+  /** What the socket carries across hibernation (its filter unless stored in SQLite, position, replay state). */
+  private saveAttachment(ws: RoomSocket, s: Subscriber) {
+    ws.serializeAttachment({ ...s.filter, after: s.after, ...(s.presence ? { presence: true } : {}), ...(s.catchingUp ? { catchingUp: true } : {}) } satisfies Attachment)
   }
 
   /** The socket closed or failed. */
