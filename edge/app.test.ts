@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { mintToken } from '../test/support/tokens.ts'
+import { sign } from '../shared/sign.ts'
 import { createApp } from './app.ts'
 import { createAuth } from './auth.ts'
 import { memoryRooms, type Rooms } from './room/rooms.ts'
@@ -46,6 +47,25 @@ describe('createApp', () => {
     const again = await app.request('/v1/tenants/t1/events', { headers })
     expect(again.status).toBe(200)
     await again.body!.cancel()
+    rooms.close()
+  })
+
+  it('never refuses a fresh, validly signed publish for volume: past its capacity the replay cache forgets the oldest', async () => {
+    const rooms = memoryRooms()
+    const app = createApp({ rooms, auth, config: { ...config, replayCacheEntries: 100 } })
+    const post = async (body: string, signature?: string) =>
+      app.request('/internal/publish', { method: 'POST', headers: { 'content-type': 'application/json', 'x-relay-signature': signature ?? (await sign(config.relaySecret, body)) }, body })
+    // Empty batches: each is a full signed publish (verified, admitted to the cache) that just answers the head.
+    const statuses = new Set<number>()
+    for (let i = 0; i < 350; i++) statuses.add((await post(JSON.stringify({ tenant: `rc-${i % 7}`, events: [], nonce: `n${i}` }))).status)
+    expect([...statuses]).toEqual([200])
+    // An exact replay of a signature still held is refused.
+    const body = JSON.stringify({ tenant: 'rc', events: [], nonce: 'again' })
+    const signature = await sign(config.relaySecret, body)
+    expect((await post(body, signature)).status).toBe(200)
+    const replayed = await post(body, signature)
+    expect(replayed.status).toBe(401)
+    expect(((await replayed.json()) as { error: { code: string } }).error.code).toBe('SIGNATURE_REPLAYED')
     rooms.close()
   })
 
