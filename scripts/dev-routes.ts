@@ -19,7 +19,14 @@ import { Topic } from '../shared/schema.ts'
 const root = resolve(import.meta.dirname, '..')
 
 /** The only files the page may load: browser-safe modules with no dependencies. */
-const MODULES = new Set(['shared/client.ts', 'shared/client-transport.ts', 'shared/protocol.ts', 'shared/sse-parse.ts', 'web/tail.ts'])
+const MODULES = new Set([
+  'shared/client.ts',
+  'shared/client-transport.ts',
+  'shared/protocol.ts',
+  'shared/sse-parse.ts',
+  'shared/topics.ts',
+  'web/tail.ts',
+])
 
 const DevPublish = v.object({ topic: Topic, data: v.unknown() })
 

@@ -3,6 +3,7 @@
  * browsers never send to a server). It dogfoods the browser client in shared/client.ts.
  */
 import { connect, type RelayEvent, type Status } from '../shared/client.ts'
+import { grantsAllow } from '../shared/topics.ts'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const params = new URLSearchParams(location.search)
@@ -57,11 +58,10 @@ const jsonNode = (data: unknown): HTMLPreElement => {
   return pre
 }
 
-/** `orders, users*` → a predicate; empty = everything. */
+/** `orders, users*` → a predicate, read as the edge reads a token's grants; empty = everything. */
 const topicFilter = (raw: string): ((topic: string) => boolean) => {
   const parts = raw.split(',').map((s) => s.trim()).filter(Boolean)
-  if (parts.length === 0) return () => true
-  return (topic) => parts.some((p) => (p.endsWith('*') ? topic.startsWith(p.slice(0, -1)) : topic === p))
+  return (topic) => grantsAllow(parts.length ? parts : undefined, topic)
 }
 let accepts = topicFilter('')
 

@@ -1,3 +1,5 @@
+import { grantsAllow } from '../../shared/topics.ts'
+
 /**
  * Which topics a subscription receives: the topics it asked for (none = all), limited by the topics its token
  * grants (none = all; `prefix*` wildcards). Plain data so that it can travel to a Durable Object.
@@ -7,11 +9,8 @@ export interface TopicFilter {
   grants?: readonly string[]
 }
 
-export const grantAllows = (grant: string, topic: string): boolean =>
-  grant.endsWith('*') ? topic.startsWith(grant.slice(0, -1)) : grant === topic
-
-export const grantsAllow = (grants: readonly string[] | undefined, topic: string): boolean =>
-  grants === undefined || grants.some((g) => grantAllows(g, topic))
+// Grant matching lives in shared/ so that the browser matches grants exactly as the edge does.
+export { grantAllows, grantsAllow } from '../../shared/topics.ts'
 
 /** Compiles a filter into a predicate; exact topic sets become a Set lookup. */
 export const topicMatcher = (filter: TopicFilter): ((topic: string) => boolean) => {
