@@ -51,6 +51,17 @@ export const EVENTS = {
   undeliverable: 'undeliverable',
 } as const
 
+/** The `data` of an `event: reset`: the room's head, and the oldest seq it still holds (null when none). */
+export interface ResetPayload {
+  head: number
+  first: number | null
+}
+
+/** The `data` of an `event: reauth`: why the stream ended (fetch a new token, then resume). */
+export interface ReauthPayload {
+  reason: string
+}
+
 /** The `data` of an `event: oversize` / `event: undeliverable` marker. */
 export interface UndeliverableMarker {
   /** The topic of the event it stands for. */
