@@ -1,6 +1,7 @@
 import { backoffMs, sleep } from '../relay/backoff.ts'
-import { EVENTS, QUERY } from '../shared/protocol.ts'
-import { createSseParser, type SseMessage } from '../shared/sse-parse.ts'
+import { QUERY } from '../shared/protocol.ts'
+import { resume, type ResumeEffect, type ResumeState } from '../shared/resume.ts'
+import { createSseParser } from '../shared/sse-parse.ts'
 
 export interface TailOptions {
   /** Edge base URL. */
@@ -32,26 +33,29 @@ const paint = (on: boolean | undefined, code: number, text: string) => (on ? `\x
  * `signal` aborts (Ctrl-C), 1 when the edge refuses the request.
  */
 export const tail = async (o: TailOptions): Promise<number> => {
-  let last = o.from
+  // No gap detection: with --topics other topics' seqs lie between ours, and a tail has nothing to refetch.
+  let state: ResumeState = { lastSeq: o.from, detectGaps: false }
   let attempt = 0
-  const print = (m: SseMessage) => {
-    if (m.event === EVENTS.reset) {
-      const info = JSON.parse(m.data) as { head: number }
-      last = info.head
-      return o.json ? o.out(JSON.stringify({ reset: info })) : o.err(`reset: events up to seq ${info.head} are no longer held; live from here`)
-    }
-    if (m.id === undefined) return
-    const seq = Number(m.id)
-    if (last !== undefined && seq <= last) return
-    last = seq
-    if (o.json) return o.out(`{"seq":${seq},"topic":${JSON.stringify(m.event)},"data":${m.data}}`)
-    o.out(`${paint(o.color, 1, `#${seq}`)}  ${paint(o.color, 2, clock(new Date()))}  ${paint(o.color, 36, m.event)}  ${m.data}`)
+  /** `data` is the event's JSON text as the edge sent it, printed unchanged. */
+  const print = (seq: number, name: string, data: string) => {
+    if (o.json) return o.out(`{"seq":${seq},"topic":${JSON.stringify(name)},"data":${data}}`)
+    o.out(`${paint(o.color, 1, `#${seq}`)}  ${paint(o.color, 2, clock(new Date()))}  ${paint(o.color, 36, name)}  ${data}`)
+  }
+  /** Returns true when the token expired (`reauth`): this CLI cannot fetch a fresh one. */
+  const apply = (e: ResumeEffect): boolean => {
+    if (e.type === 'event') print(e.seq, e.topic, e.data)
+    // A marker prints as a line of its own kind, with the marker as its data.
+    else if (e.type === 'undeliverable') print(e.seq, e.event, JSON.stringify(e.marker))
+    else if (e.type === 'reset' && o.json) o.out(JSON.stringify({ reset: e.payload }))
+    else if (e.type === 'reset') o.err(`reset: events up to seq ${e.payload.head} are no longer held; live from here`)
+    else if (e.type === 'malformed') o.err(`ignored a malformed ${e.event} event: ${e.problem}`)
+    return e.type === 'reconnect'
   }
 
   while (!o.signal.aborted) {
     const url = new URL(`${o.url.replace(/\/+$/, '')}/v1/tenants/${encodeURIComponent(o.tenant)}/events`)
     if (o.topics?.length) url.searchParams.set(QUERY.topics, o.topics.join(','))
-    if (last !== undefined) url.searchParams.set(QUERY.lastEventId, String(last))
+    if (state.lastSeq !== undefined) url.searchParams.set(QUERY.lastEventId, String(state.lastSeq))
     try {
       const res = await fetch(url, {
         headers: { accept: 'text/event-stream', authorization: `Bearer ${o.token}` },
@@ -65,16 +69,17 @@ export const tail = async (o: TailOptions): Promise<number> => {
         throw new Error(why)
       }
       attempt = 0
-      o.err(`following ${o.tenant}${o.topics ? ` (${o.topics.join(', ')})` : ''} at ${o.url}${last !== undefined ? `, after seq ${last}` : ''}`)
+      o.err(`following ${o.tenant}${o.topics ? ` (${o.topics.join(', ')})` : ''} at ${o.url}${state.lastSeq !== undefined ? `, after seq ${state.lastSeq}` : ''}`)
       let reauth = false
       const feed = createSseParser((m) => {
-        if (m.event === EVENTS.reauth) reauth = true
-        else if (m.event !== EVENTS.presence) print(m)
+        const step = resume(state, m)
+        state = step.state
+        for (const e of step.effects) if (apply(e)) reauth = true
       })
       const decoder = new TextDecoder()
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) feed(decoder.decode(chunk, { stream: true }))
       if (reauth) {
-        o.err('the token expired: pass a fresh one with --token (resume with --from ' + (last ?? 0) + ')')
+        o.err('the token expired: pass a fresh one with --token (resume with --from ' + (state.lastSeq ?? 0) + ')')
         return 1
       }
       o.err('stream ended; reconnecting')

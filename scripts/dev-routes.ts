@@ -23,6 +23,7 @@ const MODULES = new Set([
   'shared/client.ts',
   'shared/client-transport.ts',
   'shared/protocol.ts',
+  'shared/resume.ts',
   'shared/sse-parse.ts',
   'shared/topics.ts',
   'web/tail.ts',

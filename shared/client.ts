@@ -2,7 +2,8 @@
  * The browser client: a small typed wrapper over the platform's streaming (native `EventSource`, or `fetch` for a
  * stream of every topic — see client-transport.ts). It fetches a token before every connection, resumes after the
  * last seq it saw across reconnects and token renewals (`event: reauth`), calls `onReset` when it cannot be sure it
- * has everything (`event: reset`, or a jump in seq), and reports its status. No dependencies.
+ * has everything (`event: reset`, or a jump in seq), and reports its status. No dependencies. What each message means
+ * for the resume point is decided in resume.ts; this file connects, reconnects and calls back.
  *
  * ```ts
  * import { connect, ticketFetcher } from 'edge-relay/client'
@@ -16,9 +17,11 @@
  * })
  * ```
  */
-import { EVENTS, QUERY, type UndeliverableMarker } from './protocol.ts'
+import { QUERY, type UndeliverableMarker } from './protocol.ts'
 import type { PresenceSnapshot } from './presence.ts'
 import { eventSourceTransport, fetchTransport, type Transport } from './client-transport.ts'
+import { CONTROL_EVENTS, MARKER_EVENTS, resume, type ResumeEffect, type ResumeState } from './resume.ts'
+import type { SseMessage } from './sse-parse.ts'
 
 export type Status = 'connecting' | 'live' | 'reconnecting' | 'closed'
 
@@ -107,22 +110,16 @@ export const ticketFetcher =
     return token
   }
 
-/** Event names that carry no `id:`. */
-const CONTROL = [EVENTS.reset, EVENTS.reauth, EVENTS.presence] as const
-/** Stand-ins for events the edge could not carry: they carry the event's seq as their `id:`. */
-const MARKERS = [EVENTS.oversize, EVENTS.undeliverable] as const
-
 /** Opens a stream and keeps it open until `close()`. */
 export const connect = (o: ClientOptions): RelayClient => {
-  const detectGaps = o.detectGaps ?? !o.topics?.length
   const maxRetryMs = o.maxRetryMs ?? 15_000
   const ES = o.EventSource ?? (globalThis as { EventSource?: typeof EventSource }).EventSource
   // EventSource hears only the event names it listens for: a stream of every topic needs fetch.
   const transport: Transport =
-    o.topics?.length && ES ? eventSourceTransport(ES, CONTROL) : fetchTransport(o.fetch ?? globalThis.fetch.bind(globalThis), o.staleMs)
+    o.topics?.length && ES ? eventSourceTransport(ES, CONTROL_EVENTS) : fetchTransport(o.fetch ?? globalThis.fetch.bind(globalThis), o.staleMs)
   const base = new URL(`${o.url.replace(/\/+$/, '')}/v1/tenants/${encodeURIComponent(o.tenant)}/events`, globalThis.location?.href)
   let status: Status = 'connecting'
-  let lastSeq = o.after
+  let resumeState: ResumeState = { lastSeq: o.after, detectGaps: o.detectGaps ?? !o.topics?.length }
   let attempt = 0
   let stop: (() => void) | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -134,22 +131,21 @@ export const connect = (o: ClientOptions): RelayClient => {
     o.onStatus?.(s)
   }
 
-  const onMessage = (m: { id?: string; event: string; data: string }) => {
-    if (m.event === EVENTS.reauth) return retry(true)
-    if (m.event === EVENTS.presence) return o.onPresence?.(JSON.parse(m.data) as PresenceSnapshot)
-    if (m.event === EVENTS.reset) {
-      const { head } = JSON.parse(m.data) as { head: number }
-      lastSeq = head
-      return o.onReset?.({ reason: 'reset', head })
-    }
-    if (m.id === undefined) return
-    const seq = Number(m.id)
-    if (lastSeq !== undefined && seq <= lastSeq) return // already seen (a resend across a reconnect)
-    const gap = detectGaps && lastSeq !== undefined && seq > lastSeq + 1 ? { expected: lastSeq + 1, got: seq } : undefined
-    lastSeq = seq
-    if (gap) o.onReset?.({ reason: 'gap', ...gap })
-    if ((MARKERS as readonly string[]).includes(m.event)) o.onUndeliverable?.({ seq, ...(JSON.parse(m.data) as UndeliverableMarker) })
-    else o.onEvent?.({ seq, topic: m.event, data: JSON.parse(m.data) as unknown })
+  const apply = (e: ResumeEffect) => {
+    if (e.type === 'event') o.onEvent?.({ seq: e.seq, topic: e.topic, data: JSON.parse(e.data) as unknown })
+    else if (e.type === 'undeliverable') o.onUndeliverable?.({ seq: e.seq, ...e.marker })
+    else if (e.type === 'gap') o.onReset?.({ reason: 'gap', expected: e.expected, got: e.got })
+    else if (e.type === 'reset') o.onReset?.({ reason: 'reset', head: e.payload.head })
+    else if (e.type === 'reconnect') retry(true)
+    else if (e.type === 'presence') o.onPresence?.(e.snapshot)
+    // `malformed`: ignored. The browser has no log of ours to write to, and a reset we could not read still shows
+    // as a gap where gaps are detected.
+  }
+
+  const onMessage = (m: SseMessage) => {
+    const step = resume(resumeState, m)
+    resumeState = step.state
+    for (const e of step.effects) apply(e)
   }
 
   const open = async () => {
@@ -165,8 +161,9 @@ export const connect = (o: ClientOptions): RelayClient => {
     const url = new URL(base)
     if (o.topics?.length) url.searchParams.set(QUERY.topics, o.topics.join(','))
     if (o.presence) url.searchParams.set(QUERY.presence, '1')
+    const { lastSeq } = resumeState
     if (lastSeq !== undefined) url.searchParams.set(QUERY.lastEventId, String(lastSeq))
-    const names = [...(o.topics ?? []), ...CONTROL, ...MARKERS]
+    const names = [...(o.topics ?? []), ...CONTROL_EVENTS, ...MARKER_EVENTS]
     stop = transport(url.toString(), token, names, {
       open: () => {
         if (mine !== generation) return
@@ -202,7 +199,7 @@ export const connect = (o: ClientOptions): RelayClient => {
       return status
     },
     get lastSeq() {
-      return lastSeq
+      return resumeState.lastSeq
     },
     reconnect: () => retry(true),
     close() {
