@@ -2,7 +2,7 @@ import * as v from 'valibot'
 import { ERROR_STATUS, RelayError, type ErrorCode } from '../shared/errors.ts'
 import { HEADERS, PATHS } from '../shared/protocol.ts'
 import { HelloReply, PublishReply, type PublishBody } from '../shared/schema.ts'
-import { nodeHmac } from '../edge/platform/node-hmac.ts'
+import { nodeHmac } from '../shared/node/hmac.ts'
 import { sign } from '../shared/sign.ts'
 import { post } from './http-post.ts'
 

@@ -1,7 +1,7 @@
 /**
  * Relay → edge request signing: `x-relay-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
  * Web Crypto by default, so the same code runs in Node, workerd and Deno; a runtime may pass a faster `Hmac`
- * (Node: edge/platform/node-hmac.ts).
+ * (Node: shared/node/hmac.ts).
  */
 
 const encoder = new TextEncoder()

@@ -57,10 +57,10 @@ describe('import graph', () => {
     expect(offenders).toEqual([])
   })
 
-  it('only edge/platform/* touches runtime-specific modules and globals', () => {
+  it('only edge/platform/* and shared/node/* touch runtime-specific modules and globals', () => {
     const runtime = /^(?:cloudflare:.*|@hono\/node-server.*|node:.*)$/
     const offenders = [...edgeAndShared]
-      .filter(([file]) => !relative(root, file).startsWith('edge/platform/'))
+      .filter(([file]) => !/^(?:edge\/platform|shared\/node)\//.test(relative(root, file)))
       .flatMap(([file, specs]) => {
         const text = readFileSync(file, 'utf8')
         const globals = /\b(?:process\.|Deno\.)/.test(text.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, '')) ? ['process/Deno global'] : []
@@ -68,4 +68,18 @@ describe('import graph', () => {
       })
     expect(offenders).toEqual([])
   })
+
+  it('only edge/platform/* reaches shared/node/ (Node-only helpers for the relay and the Node edge)', () => {
+    const imports = [...edgeAndShared].flatMap(([file, specs]) =>
+      specs
+        .filter((s) => s.startsWith('.'))
+        .map((s) => ({ from: relative(root, file), to: relative(root, resolve(dirname(file), s)) }))
+        .filter(({ to }) => to.startsWith('shared/node/')),
+    )
+    // The rule is exercised: the Node edge does take its HMAC from there.
+    expect(imports.some(({ from }) => from.startsWith('edge/platform/'))).toBe(true)
+    const offenders = imports.filter(({ from }) => !/^(?:edge\/platform|shared\/node)\//.test(from))
+    expect(offenders.map(({ from, to }) => `${from} imports ${to}`)).toEqual([])
+  })
+
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { sign, verify, webHmac } from '../../shared/sign.ts'
-import { nodeHmac } from './node-hmac.ts'
+import { sign, verify, webHmac } from '../sign.ts'
+import { nodeHmac } from './hmac.ts'
 
 const secret = 'relay-secret-0123456789abcdef'
 const body = JSON.stringify({ tenant: 'acme', events: [{ seq: 1, topic: 't', data: { é: '✓' } }] })

@@ -1,8 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { Hmac } from '../../shared/sign.ts'
+import type { Hmac } from '../sign.ts'
 
 /**
- * Relay signatures with node:crypto, for the relay and the Node edge. Web Crypto's HMAC runs on libuv's threadpool,
+ * Relay signatures with node:crypto, for the relay (signing) and the Node edge (verifying): here in shared/node/ so
+ * that each takes it without the relay importing the edge. Web Crypto's HMAC runs on libuv's threadpool,
  * a round trip of a thread wake-up and an event-loop wake-up per call, 47–67 µs of CPU each on the bench machine;
  * node:crypto computes the same MAC synchronously in 2–5 µs (docs/performance.md, change 5).
  */
