@@ -1,6 +1,6 @@
 /**
- * `edge-relay <command>`: the command-line entry (bin/edge-relay.mjs loads it through tsx). The only cli/ file that
- * touches `process`.
+ * `edge-relay <command>`: the command-line entry (bin/edge-relay.mjs loads it through tsx). The only file of the
+ * command that touches `process` (cli/serve.ts is `npm run serve`'s entry, apart from the command).
  */
 import { parseArgs } from 'node:util'
 import * as v from 'valibot'

@@ -51,7 +51,8 @@ const crashes: string[] = []
 const edgeSettings = () =>
   edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_EVENTS: '500', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
 
-const relay = async (args: string[] = [], extra: Record<string, string> = {}) => {
+/** `npm run relay` by default; `cli/serve.ts` for `npm run serve`. */
+const relay = async (entry?: string, extra: Record<string, string> = {}) => {
   const r = await spawnRelay({
     DATABASE_URL: url,
     EDGE_URL: proxy.url,
@@ -63,14 +64,14 @@ const relay = async (args: string[] = [], extra: Record<string, string> = {}) =>
     RELAY_RETENTION_AGE_S: '0',
     RELAY_RETENTION_INTERVAL_MS: '2000',
     ...extra,
-  }, args)
+  }, entry)
   relays.add(r)
   void r.exited.then(async () => {
     relays.delete(r)
     if (r.intentional || closing) return
     // A crash we did not cause: restart it as systemd's Restart=on-failure would, and say so in the report.
     crashes.push(`relay ${r.pid} exited unexpectedly`)
-    const next = await relay(args, extra)
+    const next = await relay(entry, extra)
     if (leader === r) leader = next
   })
   return r
@@ -304,7 +305,7 @@ describe('chaos: nothing committed is lost, duplicated or reordered', () => {
     const servePort = await freePort()
     const serveEnv = { PORT: String(servePort), HOST: '127.0.0.1', EDGE_JWT_SECRET: JWT_SECRET, RELAY_LOCAL_EDGE: 'serve' }
     await leader.stop()
-    leader = await relay(['--edge'], serveEnv)
+    leader = await relay('cli/serve.ts', serveEnv)
     const h = await db.heads()
     const served = TENANTS.flatMap((t) =>
       TOPIC_SETS.map((topics) =>
@@ -319,7 +320,7 @@ describe('chaos: nothing committed is lost, duplicated or reordered', () => {
         async () => {
           await leader.kill9()
           await sleep(500) // commits meanwhile; its clients retry against a closed port
-          leader = await relay(['--edge'], serveEnv)
+          leader = await relay('cli/serve.ts', serveEnv)
           return 'restarted after 0.5 s; its clients resumed from Last-Event-ID'
         },
         { clients: () => [...base, ...served] },

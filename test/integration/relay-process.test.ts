@@ -10,9 +10,9 @@ import { JWT_SECRET, mintToken, RELAY_SECRET } from '../support/tokens.ts'
 
 const root = resolve(import.meta.dirname, '../..')
 
-/** `npm run relay` (or `npm run serve`: args ['--edge']) as a real child process (tsx), with env. */
-const runRelay = (env: Record<string, string>, args: string[] = []) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts', ...args], {
+/** An entry point as a real child process (tsx), with env. */
+const run = (entry: string) => (env: Record<string, string>) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -23,6 +23,10 @@ const runRelay = (env: Record<string, string>, args: string[] = []) => {
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)))
   return { child, exited, output: () => output }
 }
+/** `npm run relay`: the relay alone. */
+const runRelay = run('relay/main.ts')
+/** `npm run serve`: the relay and the Node edge in one process. */
+const runServe = run('cli/serve.ts')
 
 let db: TestDb
 let edge: NodeEdge
@@ -78,11 +82,11 @@ describe('npm run relay', () => {
 
 describe('npm run serve (relay and Node edge in one process)', () => {
   it('refuses bad configuration naming each variable, and needs no EDGE_URL', async () => {
-    const r = runRelay({ DATABASE_URL: db.url, RELAY_SECRET: 'short', PORT: 'abc', RELAY_LOCAL_EDGE: 'two words' }, ['--edge'])
+    const r = runServe({ DATABASE_URL: db.url, RELAY_SECRET: 'short', PORT: 'abc', RELAY_LOCAL_EDGE: 'two words' })
     expect(await r.exited).toBe(1)
     for (const name of ['RELAY_SECRET', 'RELAY_LOCAL_EDGE', 'PORT']) expect(r.output()).toContain(name)
     expect(r.output().match(/RELAY_SECRET must be/g)).toHaveLength(1)
-    const same = runRelay({ DATABASE_URL: db.url, RELAY_SECRET, EDGE_JWT_SECRET: JWT_SECRET, EDGE_URL: edge.url, RELAY_LOCAL_EDGE: edge.url }, ['--edge'])
+    const same = runServe({ DATABASE_URL: db.url, RELAY_SECRET, EDGE_JWT_SECRET: JWT_SECRET, EDGE_URL: edge.url, RELAY_LOCAL_EDGE: edge.url })
     expect(await same.exited).toBe(1)
     expect(same.output()).toContain('RELAY_LOCAL_EDGE names this edge: it must not also be in EDGE_URL')
     expect(r.output()).not.toContain('EDGE_URL')
@@ -92,7 +96,7 @@ describe('npm run serve (relay and Node edge in one process)', () => {
   it('streams committed events from its own edge, posts to the edges in EDGE_URL too, and exits 0 on SIGTERM', async () => {
     const [port, relayPort] = [await freePort(), await freePort()]
     const env = { DATABASE_URL: db.url, EDGE_URL: edge.url, RELAY_SECRET, EDGE_JWT_SECRET: JWT_SECRET, HOST: '127.0.0.1' }
-    const r = runRelay({ ...env, PORT: String(port), RELAY_PORT: String(relayPort), RELAY_LOCAL_EDGE: 'serve-test' }, ['--edge'])
+    const r = runServe({ ...env, PORT: String(port), RELAY_PORT: String(relayPort), RELAY_LOCAL_EDGE: 'serve-test' })
     const health = await healthy(`http://127.0.0.1:${relayPort}/healthz`)
     expect(await health!.json()).toMatchObject({ ok: true, listening: true, edges: [{ url: edge.url }, { url: 'serve-test' }] })
     const token = await mintToken({ tenant: 'served' })

@@ -59,14 +59,16 @@ export interface RelayProcess {
 
 let relayCount = 0
 
-/** A relay as its own process (`node --import tsx relay/main.ts`), so that it can be killed by PID. */
-/** `npm run relay` as a child process; `args: ['--edge']` for `npm run serve` (relay and Node edge in one). */
-export const spawnRelay = async (env: Record<string, string>, args: string[] = []): Promise<RelayProcess> => {
+/**
+ * A relay as its own process (`node --import tsx relay/main.ts`, `npm run relay`), so that it can be killed by PID;
+ * `entry: 'cli/serve.ts'` for `npm run serve` (relay and Node edge in one).
+ */
+export const spawnRelay = async (env: Record<string, string>, entry = 'relay/main.ts'): Promise<RelayProcess> => {
   const port = await freePort()
   mkdirSync(RESULTS, { recursive: true })
   const log = `${RESULTS}chaos-relay-${++relayCount}.log`
   const logFd = openSync(log, 'w')
-  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: { ...process.env, RELAY_SECRET, RELAY_HOST: '127.0.0.1', RELAY_PORT: String(port), ...env },
     stdio: ['ignore', logFd, logFd],

@@ -1,0 +1,59 @@
+import { log } from '../shared/log.ts'
+
+/** EX_SOFTWARE (sysexits.h): an internal error; the supervisor restarts the process. */
+const CRASH_EXIT_CODE = 70
+
+/** "at fn (file:line:col)": where an error was thrown, from its stack. */
+const firstFrame = (stack: string | undefined) => stack?.split('\n').find((line) => /^\s+at /.test(line))?.trim()
+
+/**
+ * An uncaught exception or unhandled rejection leaves the process in an unknown state (one seen in practice: the
+ * postgres.js client throws "Cannot read properties of null (reading 'write')" from a timer when a connection dies
+ * during a Postgres restart). Nothing here tries to recover or to shut down gracefully — a graceful stop waits on
+ * connections and batches that may never settle, and a hung leader keeps its lock session, so no standby could take
+ * over. One line says what happened, then the process exits at once: its sockets close, Postgres frees the leader
+ * lock, a standby leads within one check, systemd restarts this one, and every relay catches up from the cursors.
+ */
+let crashed = false
+const crash = (origin: string) => (err: unknown) => {
+  if (crashed) return // a second error while exiting: the first one is the line that matters
+  crashed = true
+  try {
+    log('error', `relay crashed (${origin}); exiting with code ${CRASH_EXIT_CODE} so that systemd restarts it and a standby takes over`, {
+      err: err instanceof Error ? err.message : String(err),
+      at: err instanceof Error ? firstFrame(err.stack) : undefined,
+    })
+  } finally {
+    process.exit(CRASH_EXIT_CODE)
+  }
+}
+
+/**
+ * How every process that runs a relay lives and dies (`npm run relay`: relay/main.ts; `npm run serve`:
+ * cli/serve.ts): a crash exits 70 at once (above), a failed start exits 1 with one line, and SIGINT/SIGTERM stop
+ * what `start` started, then exit 0. `start` validates its configuration before it starts anything, so a bad
+ * variable costs no half-started process.
+ */
+export const runRelayProcess = (start: () => Promise<{ stop(): Promise<void> }>) => {
+  process.on('uncaughtException', crash('uncaught exception'))
+  process.on('unhandledRejection', crash('unhandled rejection'))
+  start().then(
+    (running) => {
+      let stopping = false
+      const stop = async (signal: string) => {
+        if (stopping) return
+        stopping = true
+        log('info', 'relay stopping', { signal })
+        await running.stop()
+        log('info', 'relay stopped')
+        process.exit(0)
+      }
+      process.once('SIGINT', () => void stop('SIGINT'))
+      process.once('SIGTERM', () => void stop('SIGTERM'))
+    },
+    (err: unknown) => {
+      log('error', 'relay failed', { err: err instanceof Error ? err.message : String(err) })
+      process.exit(1)
+    },
+  )
+}
