@@ -1,16 +1,13 @@
 /**
  * What `npm start` and `npm run dev:worker` share: development secrets, one ordered shutdown on Ctrl-C, the
- * database (embedded unless DATABASE_URL is set) with migrations, the relay with its HTTP port, and a dev token.
+ * database (embedded unless DATABASE_URL is set) with migrations, and a dev token.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import postgres from 'postgres'
 import { SignJWT } from 'jose'
-import { loadRelayConfig } from '../relay/config.ts'
 import { migrate } from '../relay/migrate.ts'
-import { startRelay, type LocalEdge } from '../relay/relay.ts'
-import { startRelayServer } from '../relay/server.ts'
 import { log } from '../shared/log.ts'
 
 export const say = (msg: string) => console.log(msg)
@@ -59,20 +56,6 @@ export const prepareDatabase = async (env: Record<string, string | undefined>, o
   await sql.end()
   say(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date')
   return { embedded, url: env.DATABASE_URL! }
-}
-
-/** The relay and its /healthz + /metrics port, against env.EDGE_URL and the edge in this process, if any. */
-export const startDevRelay = async (
-  env: Record<string, string | undefined>,
-  onStop: (fn: () => Promise<unknown>) => void,
-  local?: LocalEdge,
-) => {
-  const config = loadRelayConfig(env, { localEdge: local !== undefined })
-  const relay = await startRelay({ config, log, ...(local ? { local } : {}) })
-  onStop(() => relay.stop())
-  const server = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST)
-  onStop(() => server.close())
-  return { url: `http://${config.RELAY_HOST}:${server.port}` }
 }
 
 /** A 24-hour HS256 token for `tenant`, signed with this run's EDGE_JWT_SECRET. */

@@ -7,7 +7,11 @@
  * .data/wrangler next to the embedded database, else .wrangler/state).
  */
 import { resolve } from 'node:path'
-import { devEnv, lifecycle, mintDevToken, prepareDatabase, say, startDevRelay } from './dev-common.ts'
+import { loadRelayConfig } from '../relay/config.ts'
+import { startRelay } from '../relay/relay.ts'
+import { startRelayServer } from '../relay/server.ts'
+import { log } from '../shared/log.ts'
+import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
 import { startWranglerDev } from './wrangler-dev.ts'
 
 const env = devEnv()
@@ -29,7 +33,13 @@ try {
   onStop(() => worker.stop())
   env.EDGE_URL = worker.url
 
-  const relay = await startDevRelay(env, onStop)
+  // The relay posts to the Worker over signed HTTP, as `npm run relay` does.
+  const relayConfig = loadRelayConfig(env)
+  const relay = await startRelay({ config: relayConfig, log })
+  onStop(() => relay.stop())
+  const relayServer = await startRelayServer(relay, relayConfig.RELAY_PORT, relayConfig.RELAY_HOST)
+  onStop(() => relayServer.close())
+  const relayUrl = `http://${relayConfig.RELAY_HOST}:${relayServer.port}`
 
   const tenant = 'demo'
   const token = await mintDevToken(env.EDGE_JWT_SECRET, tenant)
@@ -37,7 +47,7 @@ try {
 edge-relay is running on the Workers runtime (wrangler dev).
 
   edge (Worker) ${worker.url}   (health: ${worker.url}/healthz)
-  relay         ${relay.url}/healthz
+  relay         ${relayUrl}/healthz
   DATABASE_URL  ${env.DATABASE_URL}
   dev token     ${token}
                 (tenant "${tenant}", valid 24 h, signed with this run's EDGE_JWT_SECRET)

@@ -4,10 +4,11 @@
  * Accepts the same variables as `npm run relay` / `npm run edge`; development secrets are generated for those unset.
  */
 import postgres from 'postgres'
+import { loadServeConfig, startServe } from '../cli/compose.ts'
 import { createAuth } from '../edge/auth.ts'
-import { authOptions, loadEdgeEnv } from '../edge/config.ts'
-import { startNodeEdge } from '../edge/platform/node.ts'
-import { devEnv, lifecycle, mintDevToken, prepareDatabase, say, startDevRelay } from './dev-common.ts'
+import { authOptions } from '../edge/config.ts'
+import { log } from '../shared/log.ts'
+import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
 import { devRoutes } from './dev-routes.ts'
 
 const env = devEnv()
@@ -16,16 +17,16 @@ const { onStop, stopAll } = lifecycle()
 
 try {
   const db = await prepareDatabase(env, onStop)
-  const edgeEnv = loadEdgeEnv(env)
+  const config = loadServeConfig(env)
   // The live-tail page and its publish form: development only, never part of `npm run edge`.
   const devSql = postgres(db.url, { max: 2, onnotice: () => {} })
   onStop(() => devSql.end({ timeout: 1 }))
-  const extend = devRoutes({ auth: createAuth(authOptions(edgeEnv)), sql: devSql })
-  const edge = await startNodeEdge(edgeEnv, env.HOST ?? '127.0.0.1', { extend })
-  onStop(() => edge.close())
-
-  // The relay delivers to this edge by a function call (as `npm run serve` does), and to EDGE_URL's edges if set.
-  const relay = await startDevRelay(env, onStop, edge)
+  const extend = devRoutes({ auth: createAuth(authOptions(config.edge)), sql: devSql })
+  // What `npm run serve` runs: the relay delivers to this edge by a function call, and to EDGE_URL's edges if set.
+  const served = await startServe({ config, log, host: env.HOST ?? '127.0.0.1', edge: { extend } })
+  onStop(() => served.stop())
+  const { edge } = served
+  const relayUrl = `http://${config.relay.RELAY_HOST}:${served.relayServer.port}`
 
   const tenant = 'demo'
   const token = await mintDevToken(env.EDGE_JWT_SECRET, tenant)
@@ -36,7 +37,7 @@ edge-relay is running. Open the live tail:
   ${edge.url}/?tenant=${tenant}#token=${token}
 
   edge          ${edge.url}   (health: ${edge.url}/healthz)
-  relay         ${relay.url}/healthz   (metrics: /metrics on both)
+  relay         ${relayUrl}/healthz   (metrics: /metrics on both)
   DATABASE_URL  ${env.DATABASE_URL}
   dev token     ${token}
                 (tenant "${tenant}", valid 24 h, signed with this run's EDGE_JWT_SECRET)

@@ -1,6 +1,5 @@
+import { loadServeConfig, startServe } from '../../cli/compose.ts'
 import { loadEdgeEnv } from '../../edge/config.ts'
-import { loadRelayConfig } from '../../relay/config.ts'
-import { startRelay } from '../../relay/relay.ts'
 import { startNodeEdge } from '../../edge/platform/node.ts'
 import { observeFlushes } from '../../edge/platform/node-sse.ts'
 import type { RoomStub } from '../../edge/room/rooms.ts'
@@ -11,11 +10,16 @@ import { memory } from '../lib/memory.ts'
 /**
  * Our Node edge in its own process (env: EDGE_JWT_SECRET, RELAY_SECRET; BENCH_FAST_PATH=0 for the portable path).
  * With BENCH_WITH_RELAY=1 (and DATABASE_URL), the relay runs in this process too and delivers to the edge by a
- * function call: `npm run serve`, the single-process deployment on Node.
+ * function call: `npm run serve`'s composition, the single-process deployment on Node.
  */
-const edge = await startNodeEdge(loadEdgeEnv({ ...process.env, PORT: '0' }), '127.0.0.1', {
-  fastPath: process.env.BENCH_FAST_PATH !== '0',
-})
+const env = { ...process.env, PORT: '0' }
+const edgeOptions = { fastPath: process.env.BENCH_FAST_PATH !== '0' }
+const served =
+  process.env.BENCH_WITH_RELAY === '1'
+    ? // The relay's /healthz port on any free port: a fixed one could clash with a relay child of the same run.
+      await startServe({ config: loadServeConfig({ RELAY_PORT: '0', ...env }), log: quiet, host: '127.0.0.1', edge: edgeOptions })
+    : undefined
+const edge = served?.edge ?? (await startNodeEdge(loadEdgeEnv(env), '127.0.0.1', edgeOptions))
 
 // Where the time goes: commit → the relay's batch reaching the room (the rest is edge → client), and how long the
 // edge takes to write one flush to 100 or more subscribers (the fan-out span of a hot event).
@@ -41,11 +45,6 @@ edge.rooms.get = (tenant) => {
 
 const T_FIELD = /"t": ?([0-9.]+)/
 
-const relay =
-  process.env.BENCH_WITH_RELAY === '1'
-    ? await startRelay({ config: loadRelayConfig(process.env, { localEdge: true }), log: quiet, local: edge })
-    : undefined
-
 serveChild(
   {
     memory,
@@ -56,5 +55,5 @@ serveChild(
       return h
     },
   },
-  async () => (await relay?.stop(), await edge.close()),
+  () => (served ? served.stop() : edge.close()),
 ).ready({ url: edge.url })

@@ -2,12 +2,11 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
-import { loadRelayConfig } from '../../relay/config.ts'
 import { startRelay, type Relay } from '../../relay/relay.ts'
 import { freshDatabase, type TestDb } from '../support/db.ts'
 import { openStream } from '../support/sse-client.ts'
-import { edgeEnv, relayConfig, testLog, type Shape } from '../support/stack.ts'
-import { mintToken, RELAY_SECRET } from '../support/tokens.ts'
+import { edgeEnv, launchRelay, relayConfig, type Shape } from '../support/stack.ts'
+import { mintToken } from '../support/tokens.ts'
 
 /** Nothing gets stuck: an edge restart, an unreachable edge or a refused signature never stalls a tenant silently. */
 let cleanup: (() => Promise<void>)[] = []
@@ -32,11 +31,11 @@ const resume = async (edge: NodeEdge, tenant: string, lastEventId: number) =>
     'last-event-id': String(lastEventId),
   })
 
-/** A relay for `edge`, over HTTP (split) or in the same process (serve). */
-const relayFor = (db: TestDb, edge: NodeEdge, shape: Shape, extra: Record<string, string> = {}): Promise<Relay> =>
-  shape === 'serve'
-    ? startRelay({ config: loadRelayConfig({ DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '300', ...extra }, { localEdge: true }), log: testLog, local: edge })
-    : startRelay({ config: relayConfig(db.url, edge.url, { RELAY_SWEEP_MS: '300', ...extra }), log: testLog })
+/** A relay for `edge`, over HTTP (split) or in the same process (serve); its stop also stops what came with it. */
+const relayFor = async (db: TestDb, edge: NodeEdge, shape: Shape, extra: Record<string, string> = {}): Promise<Relay> => {
+  const running = await launchRelay(shape, db, edge, { RELAY_SWEEP_MS: '300', ...extra })
+  return { ...running.relay, stop: running.stop }
+}
 
 describe.each<Shape>(['split', 'serve'])('a restarted edge gets its rooms back without new commits (%s)', (shape) => {
   it('a resume after the restart replays what the lost room held, while the tenant stays quiet', async () => {

@@ -1,3 +1,4 @@
+import { startLocalRelay } from '../../cli/compose.ts'
 import { loadEdgeEnv } from '../../edge/config.ts'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { loadRelayConfig } from '../../relay/config.ts'
@@ -21,31 +22,44 @@ export const relayConfig = (databaseUrl: string, edgeUrl: string, extra: Record<
 /** The two shapes a relay reaches a Node edge in: over signed HTTP (`npm run relay`), or by a call in one process (`npm run serve`). */
 export type Shape = 'split' | 'serve'
 
+/** A relay and what stops it (in the `serve` shape, its /healthz port too). */
+export interface RunningRelay {
+  relay: Relay
+  stop(): Promise<void>
+}
+
+/**
+ * A relay for `edge`, in either shape. `serve` is `npm run serve`'s own wiring (cli/compose.ts) around an edge the
+ * test started, so the relay can stop and start again while the edge and its streams stay up. Its /healthz port is
+ * a free one: test files run side by side.
+ */
+export const launchRelay = (shape: Shape, db: TestDb, edge: NodeEdge, extra: Record<string, string> = {}): Promise<RunningRelay> =>
+  shape === 'serve'
+    ? startLocalRelay({
+        config: loadRelayConfig({ DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '500', RELAY_PORT: '0', ...extra }, { localEdge: true }),
+        edge,
+        log: testLog,
+      })
+    : startRelay({ config: relayConfig(db.url, edge.url, extra), log: testLog }).then((relay) => ({ relay, stop: () => relay.stop() }))
+
 /** A real Postgres database, a Node edge and a relay, all in this process. */
 export const startStack = async (opts: { edge?: Record<string, string>; relay?: Record<string, string>; shape?: Shape } = {}) => {
   const db: TestDb = await freshDatabase()
   const edge: NodeEdge = await startNodeEdge(edgeEnv(opts.edge))
-  const launch = () =>
-    opts.shape === 'serve'
-      ? startRelay({
-          config: loadRelayConfig({ DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '500', ...opts.relay }, { localEdge: true }),
-          log: testLog,
-          local: edge,
-        })
-      : startRelay({ config: relayConfig(db.url, edge.url, opts.relay), log: testLog })
-  let relay: Relay | undefined = await launch()
+  const launch = () => launchRelay(opts.shape ?? 'split', db, edge, opts.relay)
+  let running: RunningRelay | undefined = await launch()
   const stack = {
     db,
     edge,
     get relay() {
-      return relay
+      return running?.relay
     },
     async startRelay() {
-      relay = await launch()
+      running = await launch()
     },
     async stopRelay() {
-      await relay?.stop()
-      relay = undefined
+      await running?.stop()
+      running = undefined
     },
     publish: async (tenant: string, topic: string, data: unknown) => {
       const [row] = await db.sql<{ seq: string }[]>`select relay.publish(${tenant}, ${topic}, ${db.sql.json(data as never)}) as seq`
@@ -61,7 +75,7 @@ export const startStack = async (opts: { edge?: Record<string, string>; relay?: 
       return openStream(`${edge.url}/v1/tenants/${tenant}/events?${params}`, headers)
     },
     async stop() {
-      await relay?.stop()
+      await running?.stop()
       await edge.close()
       await db.drop()
     },
