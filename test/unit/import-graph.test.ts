@@ -82,4 +82,21 @@ describe('import graph', () => {
     expect(offenders.map(({ from, to }) => `${from} imports ${to}`)).toEqual([])
   })
 
+  describe('the relay knows the edge only by the wire', () => {
+    const fromRelay = graph(sources(join(root, 'relay')))
+
+    it('follows imports out of relay/ (the scanner is not vacuous)', () => {
+      const files = [...fromRelay.keys()].map((f) => relative(root, f))
+      expect(files).toContain('relay/main.ts')
+      expect(files).toContain('relay/forward.ts')
+      expect(files).toContain('shared/schema.ts')
+      expect(files).toContain('shared/node/hmac.ts')
+      expect(fromRelay.get(join(root, 'relay/relay.ts'))).toContain('postgres')
+    })
+
+    it('nothing reachable from relay/ imports edge/ code', () => {
+      const offenders = [...fromRelay.keys()].map((f) => relative(root, f)).filter((f) => f.startsWith('edge/'))
+      expect(offenders).toEqual([])
+    })
+  })
 })
