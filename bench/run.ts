@@ -12,7 +12,7 @@ import { memoryPerConnection } from './workloads/memory.ts'
 
 /**
  * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
- * [--portable] [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
+ * [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
  * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
 const args = process.argv.slice(2)
@@ -26,7 +26,6 @@ const opts: Options = {
   quick,
   repeat: Number(value('repeat') ?? (quick ? 1 : 3)),
   cpuProf: flag('cpu-prof'),
-  portable: flag('portable'),
   only: value('only') ? new Set(value('only')!.split(',')) : undefined,
   oursOnly: flag('ours-only'),
   noSplit: flag('no-split'),
@@ -53,7 +52,7 @@ const median = (xs: (number | null)[]) => {
 }
 
 const main = async () => {
-  progress(`edge-relay bench (${quick ? 'quick' : 'full'}, ${opts.repeat}× each latency workload${opts.portable ? ', portable stream path' : ''}) on ${cpus().length} cores`)
+  progress(`edge-relay bench (${quick ? 'quick' : 'full'}, ${opts.repeat}× each latency workload) on ${cpus().length} cores`)
   const db = await benchDatabase(progress)
   progress(`database ${db.embedded ? 'embedded ' : ''}PostgreSQL ${db.version}`)
   const workers = await Promise.all([0, 1].map(() => startChild('children/clients.ts')))
@@ -116,7 +115,7 @@ const main = async () => {
   const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: db.version, embeddedPostgres: db.embedded }
   // The merged latency histograms (non-empty buckets only), so the chart can be redrawn: --chart-from file.json.
   const histograms = Object.fromEntries(Object.entries(hists).map(([name, h]) => [name, Object.fromEntries(WHO.map((who) => [who, sparse(h[who])]))]))
-  const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, portableStreamPath: opts.portable, machine, ...results, histograms }
+  const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, machine, ...results, histograms }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
   const panels = panelsOf(hists, results)

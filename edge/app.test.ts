@@ -3,7 +3,8 @@ import { mintToken } from '../test/support/tokens.ts'
 import { sign } from '../shared/sign.ts'
 import { createApp } from './app.ts'
 import { createAuth } from './auth.ts'
-import { memoryRooms, type Rooms } from './room/rooms.ts'
+import type { Rooms } from './room/rooms.ts'
+import { testRooms } from '../test/support/rooms.ts'
 
 const JWT_SECRET = 'test-jwt-secret-0123456789abcdef'
 const auth = createAuth({ jwtSecret: JWT_SECRET })
@@ -34,7 +35,7 @@ describe('createApp', () => {
   })
 
   it('counts a stream as live until it is cancelled (any Rooms implementation)', async () => {
-    const rooms = memoryRooms()
+    const rooms = testRooms()
     const app = createApp({ rooms, auth, config: { ...config, maxConnectionsPerTenant: 1 } })
     const headers = { authorization: `Bearer ${await mintToken({ tenant: 't1' })}` }
     const first = await app.request('/v1/tenants/t1/events', { headers })
@@ -51,7 +52,7 @@ describe('createApp', () => {
   })
 
   it('never refuses a fresh, validly signed publish for volume: past its capacity the replay cache forgets the oldest', async () => {
-    const rooms = memoryRooms()
+    const rooms = testRooms()
     const app = createApp({ rooms, auth, config: { ...config, replayCacheEntries: 100 } })
     const post = async (body: string, signature?: string) =>
       app.request('/internal/publish', { method: 'POST', headers: { 'content-type': 'application/json', 'x-relay-signature': signature ?? (await sign(config.relaySecret, body)) }, body })
@@ -70,7 +71,7 @@ describe('createApp', () => {
   })
 
   describe('CORS', () => {
-    const app = createApp({ rooms: memoryRooms(), auth, config: { ...config, corsOrigins: ['https://app.example'] } })
+    const app = createApp({ rooms: testRooms(), auth, config: { ...config, corsOrigins: ['https://app.example'] } })
 
     it('answers a preflight from an allowed origin only', async () => {
       const pre = (origin: string) =>

@@ -10,7 +10,7 @@ import { HelloBody, PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature, type Hmac } from '../shared/sign.ts'
 import { tokenWithSource, type Auth } from './auth.ts'
 import { checkBatch } from './batch.ts'
-import { ConnectionLimits, onStreamEnd, UNREAD_BODY } from './limits.ts'
+import { ConnectionLimits, UNREAD_BODY } from './limits.ts'
 import { ReplayCache } from './replay.ts'
 import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
@@ -46,19 +46,25 @@ export interface AppDeps {
   /** Called with every unexpected error (the response is a 500 either way). */
   log?: (level: 'error' | 'warn' | 'info', msg: string, fields?: Record<string, unknown>) => void
   /**
-   * A platform's own way to serve an authorised stream (Node writes bytes straight to the socket). Returns
-   * undefined to fall back to the portable path: a ReadableStream Response from the room stub.
+   * How an authorised stream is served, chosen once by the platform: Node writes bytes straight to the socket
+   * (node-sse.ts); the default is a ReadableStream Response from the room stub.
    */
-  serveStream?: StreamServer
+  streams?: StreamServer
   /** The relay signature's HMAC (default: Web Crypto; Node passes node:crypto's, which needs no threadpool hop). */
   hmac?: Hmac
 }
 
 /**
- * See AppDeps.serveStream. Called after auth and limits; throwing a RelayError still answers with the JSON error.
+ * See AppDeps.streams. Called after auth and limits; throwing a RelayError still answers with the JSON error.
  * `ended` must be called once when a stream it served ends, for any reason (it releases the connection slot).
  */
-export type StreamServer = (c: Context, tenant: string, request: ConnectRequest, ended: () => void) => Response | undefined
+export type StreamServer = (c: Context, tenant: string, request: ConnectRequest, ended: () => void) => Response | Promise<Response>
+
+/** The portable way: the room stub's ReadableStream as the response body. */
+const readableStreams =
+  (rooms: Rooms): StreamServer =>
+  async (c, tenant, request, ended) =>
+    new Response(await rooms.get(tenant).connect(request, { signal: c.req.raw.signal, ended }), { headers: SSE_HEADERS })
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -91,7 +97,7 @@ const parseLastEventId = (raw: string | undefined): number | undefined => {
 }
 
 /** The edge: routes, auth and one error handler. Runtime-neutral — the platform files choose rooms and serve it. */
-export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hmac }: AppDeps) => {
+export const createApp = ({ rooms, auth, config, log = () => {}, streams = readableStreams(rooms), hmac }: AppDeps) => {
   const retryMs = config.retryMs ?? DEFAULTS.retryMs
   const windowS = config.signatureWindowS ?? DEFAULTS.signatureWindowS
   const maxPublishBytes = config.maxPublishBytes ?? DEFAULTS.maxPublishBytes
@@ -159,10 +165,7 @@ export const createApp = ({ rooms, auth, config, log = () => {}, serveStream, hm
     const release = limits.acquire(tenant, claims.sub)
     const request: ConnectRequest = { topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.expiresAt, ...presence }
     try {
-      const served = serveStream?.(c, tenant, request, release)
-      if (served) return served
-      const stream = await rooms.get(tenant).connect(request, c.req.raw.signal)
-      return new Response(onStreamEnd(stream, release), { headers: SSE_HEADERS })
+      return await streams(c, tenant, request, release)
     } catch (err) {
       release()
       throw err

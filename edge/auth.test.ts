@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { mintToken } from '../test/support/tokens.ts'
 import { createApp } from './app.ts'
 import { createAuth } from './auth.ts'
-import { memoryRooms } from './room/rooms.ts'
+import { testRooms } from '../test/support/rooms.ts'
 
 const JWT_SECRET = 'test-jwt-secret-0123456789abcdef'
 const auth = createAuth({ jwtSecret: JWT_SECRET })
@@ -22,7 +22,7 @@ describe('createAuth', () => {
 })
 
 describe('a token granting no topics', () => {
-  const rooms = memoryRooms()
+  const rooms = testRooms()
   const app = createApp({ rooms, auth, config: { relaySecret: 'relay-secret-0123456789abcdef' } })
   afterAll(() => rooms.close())
 

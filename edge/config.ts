@@ -105,6 +105,14 @@ export const authOptions = (env: EdgeEnv): AuthOptions => ({
   ticketTtlS: env.EDGE_TICKET_TTL_S,
 })
 
+/** What rooms in memory (Node, Deno) need, from the env. */
+export const memoryRoomsSettings = (env: EdgeEnv) => ({
+  historyLimit: env.HISTORY_LIMIT,
+  historyBytes: env.HISTORY_MAX_BYTES,
+  heartbeatMs: env.HEARTBEAT_MS,
+  queue: { bytes: env.SUBSCRIBER_QUEUE_BYTES, events: env.SUBSCRIBER_QUEUE_EVENTS },
+})
+
 /** The app's limits and secrets, from the env. */
 export const edgeConfig = (env: EdgeEnv): EdgeConfig => ({
   relaySecret: env.RELAY_SECRET,

@@ -50,41 +50,6 @@ const bump = (m: Map<string, number>, key: string, by: number) => {
 }
 
 /**
- * The same bytes, plus a callback when the stream ends for any reason: drained, errored or cancelled by the client.
- * Pull-based with no queue of its own, so the inner stream's backpressure (and its slow-subscriber bound) still holds.
- */
-export const onStreamEnd = (inner: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> => {
-  const reader = inner.getReader()
-  let done = false
-  const finish = () => {
-    if (done) return
-    done = true
-    ended()
-  }
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const r = await reader.read()
-          if (r.done) {
-            finish()
-            controller.close()
-          } else controller.enqueue(r.value)
-        } catch (err) {
-          finish()
-          controller.error(err)
-        }
-      },
-      cancel(reason) {
-        finish()
-        return reader.cancel(reason)
-      },
-    },
-    { highWaterMark: 0 },
-  )
-}
-
-/**
  * Headers for a refusal sent before the request body was read: the unread rest of the body would otherwise be
  * parsed as the next request on a kept-alive connection, so the connection ends with this response.
  */

@@ -2,10 +2,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { mintToken } from '../test/support/tokens.ts'
 import { createApp } from './app.ts'
 import { createAuth } from './auth.ts'
-import { memoryRooms } from './room/rooms.ts'
+import { testRooms } from '../test/support/rooms.ts'
 
 const JWT_SECRET = 'test-jwt-secret-0123456789abcdef'
-const rooms = memoryRooms()
+const rooms = testRooms()
 // The default allowance (30 s) and a small topic limit, so that both edges of each rule are reachable.
 const app = createApp({ rooms, auth: createAuth({ jwtSecret: JWT_SECRET, clockToleranceS: 30 }), config: { relaySecret: 'relay-secret-0123456789abcdef', maxTopics: 3 } })
 afterAll(() => rooms.close())

@@ -95,6 +95,7 @@ export class Deliverer {
   private async run(tenant: string) {
     const { outbox, batchSize, batchBytes } = this.o
     let skipped = false
+    let readLimit = batchSize
     for (;;) {
       if (this.stopping) return // finish the batch in flight, start no other
       let cursor = await this.cursor(tenant)
@@ -112,8 +113,12 @@ export class Deliverer {
           skipped = from > reply.head
         }
       }
-      const { events, more } = await outbox.after(tenant, cursor, batchSize, batchBytes)
+      const { events, more } = await outbox.after(tenant, cursor, readLimit, batchBytes)
       if (events.length === 0) return
+      // Read about twice what fits the byte cap next time: large events otherwise cost a read of batchSize rows
+      // (each turned into text) for the few that fit.
+      const bytes = events.reduce((n, e) => n + e.data.length, 0)
+      readLimit = Math.max(1, Math.min(batchSize, Math.ceil((2 * batchBytes * events.length) / Math.max(1, bytes))))
       // Tell the room the events before this batch are gone for good (retention pruned them, or we skipped ahead
       // on purpose) so that it starts here instead of asking again for what no longer exists.
       const rebase = skipped || events[0]!.seq !== cursor + 1

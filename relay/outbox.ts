@@ -11,7 +11,8 @@ export const outbox = (sql: Sql) => ({
    */
   async after(tenant: string, after: number, limit: number, maxBytes: number): Promise<OutboxRead> {
     // The running sum is computed as rows stream through the limit: the scan stops at `limit` rows whatever the
-    // backlog. A row is kept while the bytes before it are under the cap, so the first row always is.
+    // backlog. A row is kept while the bytes before it are under the cap, so the first row always is. Rows past
+    // the cap were converted to text for nothing: the caller sizes `limit` from the events it has seen.
     const rows = await sql<{ seq: string; topic: string; data: string; ts: number; n: string }[]>`
       with e as (
         select seq, topic, data::text as data, created_at,

@@ -10,8 +10,6 @@ export interface Options {
   quick: boolean
   repeat: number
   cpuProf: boolean
-  /** Run our edge on Hono's portable ReadableStream path instead of the Node fast path (for before/after). */
-  portable: boolean
   only?: Set<string>
   /** Skip the baseline in the latency workloads (for before/after runs of our own changes). */
   oursOnly: boolean
@@ -113,7 +111,6 @@ export const startOurs = async (ctx: Ctx, { relay = true, split = false, gc = fa
     {
       EDGE_JWT_SECRET: JWT_SECRET,
       RELAY_SECRET,
-      BENCH_FAST_PATH: ctx.opts.portable ? '0' : '1',
       ...(inProcess ? { BENCH_WITH_RELAY: '1', DATABASE_URL: ctx.db.url } : {}),
     },
     [...(gc ? ['--expose-gc'] : []), ...profile],

@@ -27,7 +27,7 @@ export const fanout = async (ctx: Ctx, system: 'ours' | 'raw') => {
   try {
     ctx.progress(`fan-out · ${system} · connecting ${clients} clients`)
     await connectAll(ctx, server.url, await connections(system, ['fan'], clients))
-    // If even the first rate is too much (e.g. the portable stream path), step down until one is delivered.
+    // If even the first rate is too much , step down until one is delivered.
     const queue = [...rates]
     for (let rate = queue.shift(); rate !== undefined; rate = queue.shift()) {
       await openWindow(ctx, nowMs())

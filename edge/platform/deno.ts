@@ -5,7 +5,7 @@
  */
 import { createApp } from '../app.ts'
 import { createAuth } from '../auth.ts'
-import { authOptions, edgeConfig, loadEdgeEnv } from '../config.ts'
+import { authOptions, edgeConfig, loadEdgeEnv, memoryRoomsSettings } from '../config.ts'
 import { memoryRooms } from '../room/rooms.ts'
 import { log } from '../../shared/log.ts'
 
@@ -16,14 +16,7 @@ try {
   log('error', 'edge failed to start', { err: err instanceof Error ? err.message : String(err) })
   Deno.exit(1)
 }
-const rooms = memoryRooms({
-  historyLimit: env.HISTORY_LIMIT,
-  historyBytes: env.HISTORY_MAX_BYTES,
-  log,
-  heartbeatMs: env.HEARTBEAT_MS,
-  queueEvents: env.SUBSCRIBER_QUEUE_EVENTS,
-  queueBytes: env.SUBSCRIBER_QUEUE_BYTES,
-})
+const rooms = memoryRooms({ ...memoryRoomsSettings(env), log })
 const app = createApp({
   rooms,
   auth: createAuth(authOptions(env)),

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { MemoryRooms, Rooms } from '../room/rooms.ts'
+import type { Room } from '../room/room.ts'
+import type { RoomsObserver } from '../room/rooms.ts'
 
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const FLUSH_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
@@ -10,7 +11,7 @@ const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000]
  * rooms already keep (deliveries, slow drops) and subscriber counts are read from the rooms at scrape time, so the
  * hot path pays one integer increment per delivery and nothing else.
  */
-export const edgeMetrics = (rooms: MemoryRooms) => {
+export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }) => {
   const registry = new Registry()
   const registers = [registry]
   collectDefaultMetrics({ register: registry })
@@ -65,34 +66,19 @@ export const edgeMetrics = (rooms: MemoryRooms) => {
     },
   })
 
-  /** Wraps the rooms given to createApp so publishes are counted. */
-  const instrument = (inner: Rooms): Rooms => ({
-    instance: inner.instance,
-    get(tenant) {
-      const stub = inner.get(tenant)
-      return {
-        ...stub,
-        async publish(body) {
-          const before = rooms.rooms.get(tenant)?.head ?? 0
-          const reply = await stub.publish(body)
-          batch.observe(body.events.length)
-          const now = Date.now()
-          let fresh = 0
-          for (const e of body.events)
-            if (e.seq > before && e.seq <= reply.head) (fresh++, lag.observe(Math.max(0, now - e.ts) / 1000))
-          if (fresh > 0) received.inc({ tenant }, fresh)
-          return reply
-        },
-      }
+  /** Counted as it happens, by the rooms (see RoomsObserver). */
+  const observe: RoomsObserver = {
+    published(tenant, body, fresh) {
+      batch.observe(body.events.length)
+      const now = Date.now()
+      for (const e of fresh) lag.observe(Math.max(0, now - e.ts) / 1000)
+      if (fresh.length > 0) received.inc({ tenant }, fresh.length)
     },
-  })
-
-  /** Counts an SSE connection (called by the Node edge for every stream it serves, on either path). */
-  const connected = (tenant: string, request: { lastEventId?: number }) =>
-    connects.inc({ tenant, kind: request.lastEventId === undefined ? 'new' : 'resume' })
+    connected: (tenant, resume) => connects.inc({ tenant, kind: resume ? 'resume' : 'new' }),
+  }
 
   /** Records a fan-out flush (wired to node-sse.ts's observeFlushes by the Node edge). */
   const flushed = (_subscribers: number, ms: number) => flush.observe(ms / 1000)
 
-  return { registry, instrument, connected, flushed }
+  return { registry, observe, flushed }
 }

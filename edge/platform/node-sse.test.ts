@@ -114,7 +114,7 @@ describe('Node fast path (bytes straight to the socket)', () => {
   })
 
   it('drops a subscriber that stops reading once its unsent bytes pass the bound, and only that one', async () => {
-    await start({ queueBytes: 256 * 1024 })
+    await start({}, { SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
     const slow = await open('acme')
     const fast = await open('acme')
     await slow.until(() => slow.chunks.length === 1)

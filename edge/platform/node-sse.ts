@@ -2,9 +2,10 @@ import type { ServerResponse } from 'node:http'
 import type { Context } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { SSE_HEADERS, type StreamServer } from '../app.ts'
-import { attachSubscriber } from '../room/attach.ts'
-import type { Sink } from '../room/room.ts'
-import type { MemoryRooms } from '../room/rooms.ts'
+import { RelayError } from '../../shared/errors.ts'
+import type { QueueLimits } from '../room/queue.ts'
+import type { CloseReason, Sink } from '../room/room.ts'
+import type { LocalRooms } from '../room/rooms.ts'
 import { DEFAULTS } from '../../shared/protocol.ts'
 
 /**
@@ -91,8 +92,6 @@ export class NodeSink implements Sink {
   private pending: Uint8Array[] = []
   private pendingBytes = 0
   private open = true
-  /** Set when a write was refused: the close that follows is a drop, not a clean end. */
-  private overflowed = false
   /** The replay's next round, run once the socket has taken what we wrote (see whenDrained). */
   private drained: (() => void) | undefined
 
@@ -106,13 +105,10 @@ export class NodeSink implements Sink {
     private head: (() => void) | undefined = () => res.writeHead(200, SSE_HEADERS),
   ) {}
 
-  write(chunk: Uint8Array, replay = false): boolean {
+  write(chunk: Uint8Array, forced = false): boolean {
     if (!this.open) return false
     // Same rule as the ReadableStream path: refuse once the queue is over its bound (the room then drops us).
-    if (!replay && (this.backlog > this.queueBytes || this.pending.length >= this.queueEvents)) {
-      this.overflowed = true
-      return false
-    }
+    if (!forced && (this.backlog > this.queueBytes || this.pending.length >= this.queueEvents)) return false
     this.pending.push(chunk)
     this.pendingBytes += chunk.byteLength
     if (this.pending.length === 1) {
@@ -166,9 +162,9 @@ export class NodeSink implements Sink {
     if (this.drained) this.afterFlush()
   }
 
-  close(): void {
+  close(reason: CloseReason): void {
     if (!this.open) return
-    if (this.overflowed) {
+    if (reason === 'slow') {
       // Too slow: cut it now rather than make it read megabytes of stale frames first. Its client reconnects with
       // the Last-Event-ID it last parsed and resumes exactly from the room's history.
       this.gone()
@@ -190,15 +186,15 @@ export class NodeSink implements Sink {
 }
 
 /**
- * A StreamServer for createApp on @hono/node-server: writes the SSE response itself and tells the adapter so
- * (RESPONSE_ALREADY_SENT). Falls back to the portable path when there is no Node response to write to (e.g. a
- * direct `app.fetch` call).
+ * How the Node edge serves every stream (createApp's `streams`): it writes the SSE response itself and tells the
+ * adapter so (RESPONSE_ALREADY_SENT). Needs @hono/node-server's response object.
  */
-export const nodeStreamServer =
-  (rooms: MemoryRooms, queue: { bytes: number; events: number }): StreamServer =>
+export const nodeStreams =
+  (rooms: LocalRooms, queue: QueueLimits): StreamServer =>
   (c, tenant, request, ended) => {
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
-    if (!res || typeof res.writeHead !== 'function' || res.headersSent) return undefined
+    if (!res || typeof res.writeHead !== 'function' || res.headersSent)
+      throw new RelayError('INTERNAL', 'the Node edge serves streams through @hono/node-server only')
     // The client may have hung up while its token was checked: its 'close' has fired already and will not again.
     if (res.closed || res.destroyed) {
       ended()
@@ -212,7 +208,7 @@ export const nodeStreamServer =
       detach()
       ended()
     })
-    detach = attachSubscriber(rooms.room(tenant), request, sink)
+    detach = rooms.get(tenant).attach(request, sink)
     return RESPONSE_ALREADY_SENT
   }
 

@@ -4,11 +4,11 @@ import { pathToFileURL } from 'node:url'
 import { createApp } from '../app.ts'
 import { createAuth } from '../auth.ts'
 import { checkBatch } from '../batch.ts'
-import { authOptions, edgeConfig, loadEdgeEnv, type EdgeEnv } from '../config.ts'
+import { authOptions, edgeConfig, loadEdgeEnv, memoryRoomsSettings, type EdgeEnv } from '../config.ts'
 import { checkPublicKey } from '../keys.ts'
-import { memoryRooms } from '../room/rooms.ts'
+import { memoryRooms, type MemoryRooms } from '../room/rooms.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
-import { nodeStreamServer, observeFlushes } from './node-sse.ts'
+import { nodeStreams, observeFlushes } from './node-sse.ts'
 import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
@@ -18,7 +18,7 @@ import { metricsAuth } from './metrics-auth.ts'
 export interface NodeEdge {
   url: string
   port: number
-  rooms: ReturnType<typeof memoryRooms>
+  rooms: MemoryRooms
   /** Publishes a batch from a relay in this process (`npm run serve`, `npm start`): what POST /internal/publish does, minus HTTP. */
   publish(body: PublishBody): Promise<PublishReply>
   /** What POST /internal/hello answers: this edge's rooms start empty with each process. */
@@ -32,63 +32,41 @@ export interface NodeEdgeOptions {
    * win; an extension never sees Postgres through the edge (it brings its own, in its own module).
    */
   extend?: (app: Hono) => void
-  /** Bytes a subscriber may have unsent before it is dropped as too slow. */
-  queueBytes?: number
-  /** false: serve streams through Hono's portable ReadableStream path (for comparison in the benchmark). */
-  fastPath?: boolean
 }
 
 /**
  * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
- * here and not in the runtime-neutral app). Resolves once listening (port 0 picks a free port).
+ * here and not in the runtime-neutral app). Streams are written straight to the sockets (node-sse.ts). Resolves
+ * once listening (port 0 picks a free port).
  */
 export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
   await checkPublicKey(env.EDGE_JWT_PUBLIC_KEY)
-  const queue = { bytes: options.queueBytes ?? env.SUBSCRIBER_QUEUE_BYTES, events: env.SUBSCRIBER_QUEUE_EVENTS }
-  const rooms = memoryRooms({
-    historyLimit: env.HISTORY_LIMIT,
-    historyBytes: env.HISTORY_MAX_BYTES,
-    log,
-    heartbeatMs: env.HEARTBEAT_MS,
-    queueEvents: queue.events,
-    queueBytes: queue.bytes,
-  })
-  const metrics = edgeMetrics(rooms)
+  const settings = memoryRoomsSettings(env)
+  let rooms: MemoryRooms | undefined
+  const metrics = edgeMetrics({ get rooms() { return rooms!.rooms } })
+  rooms = memoryRooms({ ...settings, log, observe: metrics.observe })
   const unobserve = observeFlushes(metrics.flushed)
-  const fast = nodeStreamServer(rooms, queue)
-  const instrumented = metrics.instrument(rooms)
-  const app = createApp({
-    rooms: instrumented,
-    auth: createAuth(authOptions(env)),
-    config: edgeConfig(env),
-    log,
-    hmac: nodeHmac,
-    // Every authorised stream passes here (so it is counted here, on either path). Bytes straight to the socket,
-    // coalesced per turn (see node-sse.ts); undefined falls back to the portable ReadableStream path.
-    serveStream: (c, tenant, request, ended) => {
-      metrics.connected(tenant, request)
-      return options.fastPath === false ? undefined : fast(c, tenant, request, ended)
-    },
-  })
+  const app = createApp({ rooms, auth: createAuth(authOptions(env)), config: edgeConfig(env), log, hmac: nodeHmac, streams: nodeStreams(rooms, settings.queue) })
   app.get(PATHS.metrics, metricsAuth(env.EDGE_METRICS_TOKEN), async (c) =>
     c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
   )
   options.extend?.(app)
+  const local = rooms
   return new Promise((resolve) => {
     const server: ServerType = serve({ fetch: app.fetch, port: env.PORT, hostname: host }, (info: { port: number }) => {
       resolve({
         url: `http://${host}:${info.port}`,
         port: info.port,
-        rooms,
+        rooms: local,
         publish: async (body) => {
           checkBatch(body, env.EDGE_MAX_EVENT_BYTES)
-          return instrumented.get(body.tenant).publish(body)
+          return local.get(body.tenant).publish(body)
         },
-        instance: rooms.instance,
+        instance: local.instance,
         close: () =>
           new Promise<void>((done) => {
             unobserve()
-            rooms.close() // ends every SSE stream so the server can close
+            local.close() // ends every SSE stream so the server can close
             server.close(() => done())
             ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
           }),

@@ -8,8 +8,8 @@ import { DurableObject } from 'cloudflare:workers'
 import { createApp } from '../app.ts'
 import { createAuth } from '../auth.ts'
 import { authOptions, edgeConfig, loadRoomEnv, loadWorkersEnv } from '../config.ts'
-import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable.ts'
-import { StoredRoom } from '../room/stored-room.ts'
+import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable/rooms.ts'
+import { RoomObject } from '../room/durable/room-object.ts'
 import { RelayError } from '../../shared/errors.ts'
 import { HEADERS, ROOM_SOCKET } from '../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../shared/presence.ts'
@@ -38,7 +38,7 @@ const appFor = (env: Env) => {
   if (built?.env !== env) {
     const config = loadWorkersEnv(vars(env))
     const app = createApp({
-      rooms: durableRooms(env.ROOMS as unknown as RoomNamespace, { heartbeatMs: config.HEARTBEAT_MS }),
+      rooms: durableRooms(env.ROOMS as unknown as RoomNamespace, { heartbeatMs: config.HEARTBEAT_MS, queueBytes: config.SUBSCRIBER_QUEUE_BYTES }),
       auth: createAuth(authOptions(config)),
       config: edgeConfig(config),
       log: (level, msg, fields) => console[level === 'info' ? 'log' : level](JSON.stringify({ level, msg, ...fields })),
@@ -66,19 +66,19 @@ export default {
  * the object can be evicted from memory between events while every browser stays connected.
  */
 export class TenantRoom extends DurableObject<Env> {
-  private readonly room: StoredRoom
+  private readonly room: RoomObject
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     const config = loadRoomEnv(vars(env))
     // SQLite calls are synchronous: the room is fully loaded before any request or socket event is delivered,
     // so no blockConcurrencyWhile is needed.
-    this.room = new StoredRoom(
+    this.room = new RoomObject(
       ctx.storage.sql,
       {
         ...(ctx.id.name ? { tenant: ctx.id.name } : {}),
         historyLimit: config.HISTORY_LIMIT,
-        maxBytes: config.HISTORY_MAX_BYTES,
+        historyBytes: config.HISTORY_MAX_BYTES,
         maxAgeMs: config.HISTORY_MAX_AGE_S * 1000,
         transaction: (fn) => ctx.storage.transactionSync(fn),
       },
@@ -93,7 +93,7 @@ export class TenantRoom extends DurableObject<Env> {
 
   /** Subscriber counts per topic, naming only topics that `grants` allows (RPC from the Worker). */
   async presence(tenant: string, grants?: string[]): Promise<PresenceSnapshot> {
-    return this.room.presence(grants, tenant)
+    return this.room.presence(tenant, grants)
   }
 
   /** Subscribed sockets (tests and diagnostics). */
@@ -103,7 +103,7 @@ export class TenantRoom extends DurableObject<Env> {
 
   /** Oldest and newest seq held (tests and diagnostics). */
   get bounds(): { first: number | undefined; head: number } {
-    return { first: this.room.first, head: this.room.head }
+    return { first: this.room.history.first, head: this.room.history.head }
   }
 
   /** The WebSocket upgrade a Worker sends for each SSE subscriber. */

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest'
+import { ArrayHistory } from './history.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 import { createSseParser } from '../../shared/sse-parse.ts'
 import { boundedStream } from './queue.ts'
 import { Room } from './room.ts'
-import { memoryRooms, streamFromRoom } from './rooms.ts'
+import { testRooms } from '../../test/support/rooms.ts'
+import type { QueueLimits } from './queue.ts'
+import type { ConnectRequest } from './rooms.ts'
+import { readableSink, runStream } from './stream.ts'
 
 const bytes = (n: number) => new Uint8Array(n)
 const ev = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: 0 })
@@ -26,6 +30,10 @@ const drain = async (stream: ReadableStream<Uint8Array>) => {
   }
 }
 
+/** The portable path over one room, as memoryRooms wires it. */
+const streamFromRoom = (room: Room, request: ConnectRequest, limits: QueueLimits) =>
+  readableSink(limits, (sink) => runStream(sink, request, () => room.subscribe(request, sink)))
+
 describe('boundedStream', () => {
   it('refuses a push beyond the event bound or the byte bound; reading frees both', async () => {
     const q = boundedStream({ bytes: 100, events: 3 }, () => {})
@@ -45,20 +53,21 @@ describe('boundedStream', () => {
     expect((await reader.read()).done).toBe(true)
   })
 
-  it('abort discards the queue and errors the stream', async () => {
-    let cancelled = false
-    const q = boundedStream({ bytes: 100, events: 3 }, () => (cancelled = true))
+  it('abort discards the queue and errors the stream; it is told the stream ended, once', async () => {
+    let ended = 0
+    const q = boundedStream({ bytes: 100, events: 3 }, () => ended++)
     q.push(bytes(10))
     q.abort()
     await expect(q.stream.getReader().read()).rejects.toThrow(/too slow/)
     expect(q.push(bytes(1))).toBe(false)
-    expect(cancelled).toBe(false) // cancel is the consumer's side
+    q.abort()
+    expect(ended).toBe(1)
   })
 })
 
 describe('streamFromRoom', () => {
   it('drops a subscriber that reads nothing once it is `events` behind; the room and others go on', async () => {
-    const room = new Room('r', { historyLimit: 1000 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 1000 }) })
     const stalled = streamFromRoom(room, { topics: {}, retryMs: 1000 }, { bytes: 1 << 20, events: 10 })
     const fast = streamFromRoom(room, { topics: {}, retryMs: 1000 }, { bytes: 1 << 20, events: 10 })
     const fastDone = drain(fast)
@@ -76,14 +85,14 @@ describe('streamFromRoom', () => {
   })
 
   it('drops on the byte bound too', () => {
-    const room = new Room('r', { historyLimit: 1000 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 1000 }) })
     streamFromRoom(room, { topics: {}, retryMs: 1000 }, { bytes: 200, events: 1000 })
     room.publish({ tenant: 'r', events: batch(1, 20) }) // ~40 bytes a frame
     expect(room.slowDropped).toBe(1)
   })
 
   it('a resume that replays more than the bounds is not slowness', async () => {
-    const room = new Room('r', { historyLimit: 1000 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 1000 }) })
     room.publish({ tenant: 'r', events: batch(1, 500) })
     const s = streamFromRoom(room, { topics: {}, retryMs: 1000, lastEventId: 100 }, { bytes: 1000, events: 10 })
     const done = drain(s)
@@ -100,7 +109,7 @@ describe('streamFromRoom', () => {
 describe('memoryRooms', () => {
   it('logs a dropped slow subscriber with its tenant and the bytes it had queued, and counts it', async () => {
     const lines: { msg: string; fields?: Record<string, unknown> }[] = []
-    const rooms = memoryRooms({ queueBytes: 4096, queueEvents: 1000, log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
+    const rooms = testRooms({ queue: { bytes: 4096, events: 1000 }, log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
     const stream = await rooms.get('slowpoke').connect({ topics: {}, retryMs: 1000 })
     for (let seq = 1; seq <= 200 && rooms.room('slowpoke').size > 0; seq++) await rooms.get('slowpoke').publish({ tenant: 'slowpoke', events: [ev(seq)] })
     expect(rooms.room('slowpoke').slowDropped).toBe(1)

@@ -14,7 +14,14 @@ export interface QueueLimits {
  * `abort()`, which discards the queue and errors the stream so the connection is torn down at once (the client
  * reconnects with Last-Event-ID and resumes from the room's history). Nothing here can block the room.
  */
-export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
+export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
+  let over = false
+  /** Once, however the stream ends: read to its end, aborted as too slow, or cancelled by the consumer. */
+  const finish = () => {
+    if (over) return
+    over = true
+    onEnd()
+  }
   let queue: Uint8Array[] = []
   /** All bytes queued, forced or not. */
   let queuedBytes = 0
@@ -64,6 +71,7 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
         if (ending && queue.length === 0) {
           done = true
           c.close()
+          finish()
         }
       },
       cancel() {
@@ -71,7 +79,7 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
         queue = []
         drained = undefined
         wake?.()
-        onCancel()
+        finish()
       },
     },
     { highWaterMark: 0 },
@@ -127,6 +135,7 @@ export const boundedStream = (limits: QueueLimits, onCancel: () => void) => {
       queuedBytes = bytes = events = 0
       poke()
       controller.error(new Error(reason))
+      finish()
     },
     /** The bounded part of the queue (live frames not yet read by the consumer). */
     get queued() {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { ArrayHistory } from './history.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 import { encodeFrame } from '../../shared/sse.ts'
 import { planResume, REPLAY_ROUND_BYTES, REPLAY_ROUND_EVENTS, Room, type Sink } from './room.ts'
@@ -57,7 +58,7 @@ describe('planResume', () => {
 
 describe('Room', () => {
   it('ignores seqs it already has and answers its head', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     const sub = collect()
     room.subscribe({ topics: {} }, sub.sink)
     expect(room.publish({ tenant: 'r', events: batch(1, 3) }).head).toBe(3)
@@ -66,11 +67,11 @@ describe('Room', () => {
   })
 
   it('refuses a batch that would leave a gap, unless it is a rebase', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     room.publish({ tenant: 'r', events: batch(1, 3) })
     expect(room.publish({ tenant: 'r', events: batch(7, 8) }).head).toBe(3)
     expect(room.since(0).map((e) => e.seq)).toEqual([1, 2, 3])
-    const fresh = new Room('f', { historyLimit: 100 })
+    const fresh = new Room('f', { history: new ArrayHistory({ limit: 100 }) })
     expect(fresh.publish({ tenant: 'f', events: batch(7, 8) }).head).toBe(0) // an empty room asks for everything
     expect(fresh.publish({ tenant: 'f', events: batch(7, 8), rebase: true }).head).toBe(8)
     expect(room.publish({ tenant: 'r', events: batch(7, 8), rebase: true }).head).toBe(8)
@@ -78,7 +79,7 @@ describe('Room', () => {
   })
 
   it('tells subscribers positioned before a rebase gap to reset, instead of skipping silently', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     room.publish({ tenant: 'r', events: batch(1, 3) })
     const sub = collect()
     room.subscribe({ topics: {} }, sub.sink)
@@ -91,7 +92,7 @@ describe('Room', () => {
   })
 
   it('a resume waiting on a restarted room gets reset when the refill starts past it (retention pruned the rest)', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     const waiting = collect()
     room.subscribe({ topics: {}, lastEventId: 10 }, waiting.sink) // resumes on an empty room (it restarted)
     room.publish({ tenant: 'r', events: batch(46, 48), rebase: true }) // 11..45 were pruned
@@ -105,7 +106,7 @@ describe('Room', () => {
   })
 
   it('replays history then goes live without a gap or duplicate at the seam', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     room.publish({ tenant: 'r', events: batch(1, 5) })
     const sub = collect()
     room.subscribe({ topics: {}, lastEventId: 2 }, sub.sink)
@@ -114,7 +115,7 @@ describe('Room', () => {
   })
 
   it('keeps at most historyLimit events for resume and resets older resumes', () => {
-    const room = new Room('r', { historyLimit: 10 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 10 }) })
     for (let i = 1; i <= 100; i++) room.publish({ tenant: 'r', events: [ev(i)] })
     expect(room.first).toBe(91)
     const late = collect()
@@ -126,7 +127,7 @@ describe('Room', () => {
   })
 
   it('filters by requested topics and grants', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     const orders = collect()
     const granted = collect()
     room.subscribe({ topics: { requested: ['orders'] } }, orders.sink)
@@ -137,7 +138,7 @@ describe('Room', () => {
   })
 
   it('drops a subscriber whose queue is full, and only that one', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     const slow = collect(2)
     const fast = collect()
     room.subscribe({ topics: {} }, slow.sink)
@@ -150,7 +151,7 @@ describe('Room', () => {
   })
 
   it('replays in rounds as the connection takes them: one round held per subscriber, live events after the seam', () => {
-    const room = new Room('r', { historyLimit: 10_000 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 10_000 }) })
     room.publish({ tenant: 'r', events: batch(1, 1000) })
     const sub = collect(Infinity, { paced: true })
     room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)
@@ -168,7 +169,7 @@ describe('Room', () => {
   })
 
   it('a replay round is bounded in bytes too, and a subscriber that leaves mid-replay is never written again', () => {
-    const room = new Room('r', { historyLimit: 100 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
     const big = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ pad: 'x'.repeat(20_000) }), ts: 0 })
     room.publish({ tenant: 'r', events: Array.from({ length: 20 }, (_, i) => big(i + 1)) })
     const sub = collect(Infinity, { paced: true })
@@ -182,7 +183,7 @@ describe('Room', () => {
   })
 
   it('a slow replay that the history outruns gets reset, then live events', () => {
-    const room = new Room('r', { historyLimit: 300 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 300 }) })
     room.publish({ tenant: 'r', events: batch(1, 300) })
     const sub = collect(Infinity, { paced: true })
     room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)
@@ -195,7 +196,7 @@ describe('Room', () => {
 
   it('bounds the history in bytes as well as in events, keeping the newest event whatever its size', () => {
     const frame = encodeFrame(100, 't', JSON.stringify({ seq: 100 })).byteLength
-    const room = new Room('r', { historyLimit: 1000, historyBytes: frame * 10 })
+    const room = new Room('r', { history: new ArrayHistory({ limit: 1000, bytes: frame * 10 }) })
     room.publish({ tenant: 'r', events: batch(1, 100) })
     expect(room.first).toBe(91)
     expect(room.since(0)).toHaveLength(10)

@@ -1,27 +1,28 @@
-import type { PresenceSnapshot } from '../../shared/presence.ts'
-import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
-import { DEFAULTS } from '../../shared/protocol.ts'
-import { EVENTS } from '../../shared/protocol.ts'
 import type { Log } from '../../shared/log.ts'
-import { encodeControl, encodeRetry } from '../../shared/sse.ts'
-import { boundedStream, type QueueLimits } from './queue.ts'
+import type { PresenceSnapshot } from '../../shared/presence.ts'
+import type { PublishBody, PublishReply, TenantId, WireEvent } from '../../shared/schema.ts'
+import { ArrayHistory } from './history.ts'
+import type { QueueLimits } from './queue.ts'
 import { Room, type Sink, type SubscribeOptions } from './room.ts'
+import { readableSink, runStream, type StreamTerms } from './stream.ts'
 
 /** A subscription request as it travels to a room (plain data: it may cross into a Durable Object). */
-export interface ConnectRequest extends SubscribeOptions {
-  retryMs: number
-  /** When the token behind the stream expires (ms since epoch): the stream then ends with `event: reauth`. */
-  expiresAt?: number
+export interface ConnectRequest extends SubscribeOptions, StreamTerms {}
+
+export interface ConnectOptions {
+  /** The browser's request signal: aborts when the client leaves, where the runtime reports it. */
+  signal?: AbortSignal
+  /** Called once when the stream ends, for any reason (it releases the connection's slot). */
+  ended?: () => void
 }
 
 /** What an edge handler can do with a tenant's room, wherever the room lives. */
 export interface RoomStub {
   publish(body: PublishBody): Promise<PublishReply>
   /**
-   * The SSE byte stream for one subscriber; cancelling the stream unsubscribes. `signal` (the browser's request
-   * signal) aborts when the client leaves, where the runtime reports it.
+   * The SSE byte stream for one subscriber; cancelling the stream unsubscribes.
    */
-  connect(request: ConnectRequest, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>>
+  connect(request: ConnectRequest, opts?: ConnectOptions): Promise<ReadableStream<Uint8Array>>
   /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
   presence(grants?: readonly string[]): Promise<PresenceSnapshot>
 }
@@ -36,99 +37,84 @@ export interface Rooms {
   readonly instance: string
 }
 
-export interface MemoryRoomsOptions {
-  historyLimit?: number
-  /** Bytes of frames each room keeps for resume. */
-  historyBytes?: number
-  /** Where a dropped slow subscriber is reported (tenant, bytes it had queued). */
-  log?: Log
-  heartbeatMs?: number
-  /** Bytes a subscriber may have queued before it is dropped as too slow. */
-  queueBytes?: number
-  /** Frames (events, heartbeats) a subscriber may have queued before it is dropped as too slow. */
-  queueEvents?: number
+/** A room in this process: besides the stub, a stream can be written to any Sink (Node writes to its sockets). */
+export interface LocalRoomStub extends RoomStub {
+  /** Runs one stream into `sink` (see runStream); returns the function to call when the client leaves. */
+  attach(request: ConnectRequest, sink: Sink): () => void
 }
 
-/**
- * Turns a room subscription into a byte stream with a queue bounded in bytes and events (see queue.ts). A
- * subscriber that cannot keep up is dropped by the room and its connection closed; it never slows the room.
- */
-export const streamFromRoom = (room: Room, request: ConnectRequest, limits: QueueLimits): ReadableStream<Uint8Array> => {
-  let unsubscribe = () => {}
-  const out = boundedStream(limits, () => unsubscribe())
-  let overflowed = false
-  const sink: Sink = {
-    write(chunk, replay) {
-      if (out.push(chunk, replay)) return true
-      overflowed = true
-      return false
-    },
-    get backlog() {
-      return out.backlog
-    },
-    whenDrained: (fn) => out.whenDrained(fn),
-    close() {
-      // The room closes a sink for two reasons: it overflowed (drop now, the client resumes) or the room is
-      // shutting down (let the client read what is queued).
-      if (overflowed) out.abort()
-      else out.end()
-    },
-  }
-  out.push(encodeRetry(request.retryMs), true)
-  const stop = room.subscribe(request, sink)
-  let expiry: ReturnType<typeof setTimeout> | undefined
-  unsubscribe = () => (expiry !== undefined && clearTimeout(expiry), stop())
-  const untilExpiry = request.expiresAt === undefined ? Infinity : request.expiresAt - Date.now()
-  // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
-  if (untilExpiry <= 2 ** 31 - 1) {
-    // Streams must not outlive their token: tell the client to fetch a new one and resume.
-    expiry = setTimeout(() => {
-      stop()
-      out.push(encodeControl(EVENTS.reauth, { reason: 'token expired' }), true)
-      out.end()
-    }, Math.max(0, untilExpiry))
-  }
-  return out.stream
+/** Rooms in this process (Node, Deno). */
+export interface LocalRooms extends Rooms {
+  get(tenant: TenantId): LocalRoomStub
+}
+
+/** What the Node edge counts as it happens (the rest it reads from the rooms at scrape time). */
+export interface RoomsObserver {
+  /** A batch reached a room: `fresh` are its events the room took (the rest were resends it had). */
+  published(tenant: string, body: PublishBody, fresh: readonly WireEvent[]): void
+  /** A stream opened; `resume` when it carried a Last-Event-ID. */
+  connected(tenant: string, resume: boolean): void
+}
+
+export interface MemoryRoomsOptions {
+  /** Events each room keeps for resume. */
+  historyLimit: number
+  /** Bytes of frames each room keeps for resume. */
+  historyBytes: number
+  heartbeatMs: number
+  /** A subscriber this far behind (bytes, or frames) is dropped as too slow. */
+  queue: QueueLimits
+  /** Where a dropped slow subscriber is reported (tenant, bytes it had queued). */
+  log?: Log
+  observe?: RoomsObserver
 }
 
 /** In-process rooms for Node and Deno: one Room per tenant, created on first use, with one shared heartbeat. */
-export const memoryRooms = (options: MemoryRoomsOptions = {}) => {
-  const historyLimit = options.historyLimit ?? DEFAULTS.historyLimit
-  const historyBytes = options.historyBytes ?? DEFAULTS.historyBytes
+export const memoryRooms = (options: MemoryRoomsOptions) => {
+  const { observe } = options
   const onSlowDrop = (tenant: string, queuedBytes: number) =>
     options.log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
-  const queue: QueueLimits = {
-    bytes: options.queueBytes ?? DEFAULTS.subscriberQueueBytes,
-    events: options.queueEvents ?? DEFAULTS.subscriberQueueEvents,
-  }
   const rooms = new Map<TenantId, Room>()
   const room = (tenant: TenantId) => {
     let r = rooms.get(tenant)
-    if (!r) rooms.set(tenant, (r = new Room(tenant, { historyLimit, historyBytes, onSlowDrop })))
+    if (!r) rooms.set(tenant, (r = new Room(tenant, { history: new ArrayHistory({ limit: options.historyLimit, bytes: options.historyBytes }), onSlowDrop })))
     return r
+  }
+  const attach = (tenant: TenantId, request: ConnectRequest, sink: Sink) => {
+    observe?.connected(tenant, request.lastEventId !== undefined)
+    const r = room(tenant)
+    return runStream(sink, request, () => r.subscribe(request, sink))
   }
   const timer = setInterval(() => {
     for (const r of rooms.values()) r.heartbeat()
-  }, options.heartbeatMs ?? DEFAULTS.heartbeatMs)
+  }, options.heartbeatMs)
   // Do not keep a process alive just for heartbeats (Node/Deno timers both support unref).
   ;(timer as { unref?: () => void }).unref?.()
 
   return {
     instance: crypto.randomUUID(),
     get: (tenant) => ({
-      publish: async (body) => room(tenant).publish(body),
-      connect: async (request) => streamFromRoom(room(tenant), request, queue),
+      async publish(body) {
+        const r = room(tenant)
+        const before = r.head
+        const reply = r.publish(body)
+        if (observe) observe.published(tenant, body, body.events.filter((e) => e.seq > before && e.seq <= reply.head))
+        return reply
+      },
+      attach: (request, sink) => attach(tenant, request, sink),
+      connect: async (request: ConnectRequest, opts?: ConnectOptions) => readableSink(options.queue, (sink) => attach(tenant, request, sink), opts?.ended),
       // Asking must not create a room: an unknown tenant simply has nobody connected.
       presence: async (grants) => rooms.get(tenant)?.presence(grants) ?? { tenant, subscribers: 0, topics: {} },
     }),
-    /** Direct access for the Node fast path, metrics and tests. */
-    room,
+    /** The rooms that exist, for metrics read at scrape time, diagnostics and tests. */
     rooms,
+    /** A tenant's room itself, created if need be (diagnostics and tests: the edge goes through `get`). */
+    room,
     close() {
       clearInterval(timer)
       for (const r of rooms.values()) r.closeAll()
     },
-  } satisfies Rooms & Record<string, unknown>
+  } satisfies LocalRooms & Record<string, unknown>
 }
 
 export type MemoryRooms = ReturnType<typeof memoryRooms>

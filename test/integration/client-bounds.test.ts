@@ -1,7 +1,13 @@
 import { connect, type Socket } from 'node:net'
 import { request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import { startNodeEdge, type NodeEdge, type NodeEdgeOptions } from '../../edge/platform/node.ts'
+import type { AddressInfo } from 'node:net'
+import { serve, type ServerType } from '@hono/node-server'
+import { createApp } from '../../edge/app.ts'
+import { createAuth } from '../../edge/auth.ts'
+import { authOptions, edgeConfig } from '../../edge/config.ts'
+import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
+import { testRooms } from '../support/rooms.ts'
 import { mintWith, signingKey, startJwksServer } from '../support/jwks.ts'
 import { openStream } from '../support/sse-client.ts'
 import { edgeEnv, startStack, type Stack } from '../support/stack.ts'
@@ -14,18 +20,34 @@ afterEach(async () => {
   cleanup = []
 })
 
-const subscribers = (edge: NodeEdge, tenant: string) => edge.rooms.rooms.get(tenant)?.size ?? 0
+const subscribers = (edge: Pick<NodeEdge, 'rooms'>, tenant: string) => edge.rooms.rooms.get(tenant)?.size ?? 0
 
-describe.each<[string, NodeEdgeOptions]>([
-  ['Node fast path', {}],
-  ['portable stream path', { fastPath: false }],
-])('clients that hang up while their token is checked (%s)', (_, options) => {
+/** An edge on Node whose streams go out as ReadableStream bodies (how Deno and any `fetch` server serve them). */
+const startReadableEdge = async (env: Record<string, string>) => {
+  const rooms = testRooms()
+  const settings = edgeEnv(env)
+  const app = createApp({ rooms, auth: createAuth(authOptions(settings)), config: edgeConfig(settings) })
+  const server = await new Promise<ServerType>((resolve) => {
+    const s: ServerType = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s))
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    rooms,
+    close: () => new Promise<void>((done) => (rooms.close(), server.close(() => done()), (server as { closeAllConnections?: () => void }).closeAllConnections?.())),
+  }
+}
+
+describe.each<[string, (env: Record<string, string>) => Promise<Pick<NodeEdge, 'url' | 'rooms' | 'close'>>]>([
+  ['Node edge, bytes straight to the socket', (env) => startNodeEdge(edgeEnv(env))],
+  ['ReadableStream bodies', startReadableEdge],
+])('clients that hang up while their token is checked (%s)', (_, start) => {
   it('leave no subscriber, slot or presence behind: the same user then connects normally', async () => {
     const key = await signingKey('RS256', 'slow-1')
     const jwks = await startJwksServer([key])
     cleanup.push(() => jwks.close())
     jwks.state.delayMs = 400 // every request waits this long in authentication
-    const edge = await startNodeEdge(edgeEnv({ EDGE_JWKS_URL: jwks.url, EDGE_MAX_CONNECTIONS_PER_SUBJECT: '100' }), '127.0.0.1', options)
+    const edge = await start({ EDGE_JWKS_URL: jwks.url, EDGE_MAX_CONNECTIONS_PER_SUBJECT: '100' })
     cleanup.push(() => edge.close())
     const token = await mintWith(key, { tenant: 'ghosts', sub: 'u1' })
 

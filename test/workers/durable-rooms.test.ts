@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { CONTRACT_HISTORY_LIMIT, roomsContract } from '../../edge/room/rooms.contract.ts'
-import { durableRooms, type RoomNamespace } from '../../edge/room/durable.ts'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.ts'
 import type { Env } from '../../edge/platform/workers.ts'
 
 const ns = (env as unknown as Env).ROOMS
@@ -10,6 +10,6 @@ if (Number((env as unknown as Env).HISTORY_LIMIT) !== CONTRACT_HISTORY_LIMIT)
   throw new Error(`the workers test project must bind HISTORY_LIMIT=${CONTRACT_HISTORY_LIMIT} (vitest.config.ts)`)
 
 roomsContract('Durable Object rooms (workerd)', () => ({
-  rooms: durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000 }),
+  rooms: durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000, queueBytes: 4 << 20 }),
   subscribers: (tenant) => runInDurableObject(ns.get(ns.idFromName(tenant)), (room) => room.subscribers),
 }))

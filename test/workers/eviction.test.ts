@@ -1,14 +1,14 @@
 import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { durableRooms, type RoomNamespace } from '../../edge/room/durable.ts'
-import { StoredRoom } from '../../edge/room/stored-room.ts'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.ts'
+import { RoomObject } from '../../edge/room/durable/room-object.ts'
 import type { Env } from '../../edge/platform/workers.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 import { createSseParser, type SseMessage } from '../../shared/sse-parse.ts'
 
 const ns = (env as unknown as Env).ROOMS
-const rooms = durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000 })
+const rooms = durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000, queueBytes: 4 << 20 })
 const ev = (seq: number, ts = Date.now()): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts })
 const tenant = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`
 
@@ -80,11 +80,11 @@ describe('Durable Object rooms survive eviction', () => {
     await all.until('replay', () => all.seqs().length === 2)
     // What the constructor does after hibernation: a new room over the same storage and the surviving sockets.
     await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
-      const woken = new StoredRoom(state.storage.sql, { historyLimit: 5, maxAgeMs: 0 }, state.getWebSockets())
+      const woken = new RoomObject(state.storage.sql, { historyLimit: 5, maxAgeMs: 0 }, state.getWebSockets())
       expect(woken.size).toBe(3)
-      const counts = woken.presence(undefined, t)
+      const counts = woken.presence(t)
       expect([counts.subscribers, counts.topics['*'], counts.topics.orders]).toEqual([3, 1, 2]) // presence is rebuilt too
-      expect(woken.head).toBe(2)
+      expect(woken.history.head).toBe(2)
       woken.publish({ tenant: t, events: [{ ...ev(3), topic: 'orders' }, ev(4)] })
     })
     await all.until('live after wake', () => all.seqs().length === 4)
@@ -122,7 +122,7 @@ describe('Durable Object rooms survive eviction', () => {
         written += cursor.rowsWritten
         return { toArray: () => rows, [Symbol.iterator]: () => rows[Symbol.iterator]() }
       }
-      const room = new StoredRoom({ exec }, { historyLimit: 5, maxAgeMs: 86_400_000 })
+      const room = new RoomObject({ exec }, { historyLimit: 5, maxAgeMs: 86_400_000 })
       for (let seq = 2; seq <= 201; seq++) room.publish({ tenant: t, events: [ev(seq)] })
       return written / 200
     })

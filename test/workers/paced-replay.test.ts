@@ -3,8 +3,8 @@ import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../edge/platform/workers.ts'
 import { REPLAY_ROUND_EVENTS } from '../../edge/room/room.ts'
-import { streamFromSocket, type ClientSocket } from '../../edge/room/socket-stream.ts'
-import { StoredRoom, type RoomSocket } from '../../edge/room/stored-room.ts'
+import { streamFromSocket, type ClientSocket } from '../../edge/room/durable/socket-stream.ts'
+import { RoomObject, type RoomSocket } from '../../edge/room/durable/room-object.ts'
 import { ROOM_SOCKET } from '../../shared/protocol.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 
@@ -17,7 +17,7 @@ const roomSocket = () => {
   const sent: string[] = []
   let attachment: unknown = null
   const ws: RoomSocket = {
-    send: (m) => void sent.push(m),
+    send: (m) => void sent.push(typeof m === 'string' ? m : new TextDecoder().decode(m)),
     close: () => {},
     serializeAttachment: (v) => void (attachment = structuredClone(v)),
     deserializeAttachment: () => attachment,
@@ -26,15 +26,15 @@ const roomSocket = () => {
   return { ws, sent, seqs, last: () => sent.at(-1) }
 }
 
-/** A StoredRoom on a real Durable Object's SQLite (an object of its own, used by no other test). */
-const withStoredRoom = (name: string, fn: (sql: DurableObjectStorage['sql']) => void) =>
+/** A room object on a real Durable Object's SQLite (an object of its own, used by no other test). */
+const withRoomObject = (name: string, fn: (sql: DurableObjectStorage['sql']) => Promise<void>) =>
   runInDurableObject(ns.get(ns.idFromName(`paced-${name}-${crypto.randomUUID().slice(0, 8)}`)), (_, state) => fn(state.storage.sql))
 
 describe('Durable Object room: a replay goes out in rounds the Worker asks for', () => {
   it('one round per ask; live events wait behind the replay; then live, also across a wake from hibernation', async () => {
-    await withStoredRoom('rounds', (sql) => {
+    await withRoomObject('rounds', async (sql) => {
       const options = { historyLimit: 10_000, maxAgeMs: 0 }
-      const room = new StoredRoom(sql, options)
+      const room = new RoomObject(sql, options)
       room.publish({ tenant: 't', events: batch(1, 600) })
       const s = roomSocket()
       room.connect(s.ws, { topics: {}, lastEventId: 0 }, 't')
@@ -44,13 +44,14 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
       expect(s.seqs()).toHaveLength(REPLAY_ROUND_EVENTS)
 
       // The object sleeps and wakes mid-replay: the socket's attachment says where it was.
-      const woken = new StoredRoom(sql, options, [s.ws])
+      const woken = new RoomObject(sql, options, [s.ws])
       woken.more(s.ws)
       expect(s.seqs()).toHaveLength(2 * REPLAY_ROUND_EVENTS)
       expect(s.last()).toBe(ROOM_SOCKET.pause)
       woken.more(s.ws)
       expect(s.last()).toBe(ROOM_SOCKET.live)
       woken.publish({ tenant: 't', events: batch(602, 602) })
+      await flushed()
       expect(s.seqs()).toEqual(batch(1, 602).map((e) => e.seq))
       woken.more(s.ws) // an ask after the replay ended sends nothing
       expect(s.seqs()).toHaveLength(602)
@@ -58,8 +59,8 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
   })
 
   it('a socket that starts live is told so at once; one whose replay the history outran gets reset', async () => {
-    await withStoredRoom('outrun', (sql) => {
-      const room = new StoredRoom(sql, { historyLimit: 300, maxAgeMs: 0 })
+    await withRoomObject('outrun', async (sql) => {
+      const room = new RoomObject(sql, { historyLimit: 300, maxAgeMs: 0 })
       room.publish({ tenant: 't', events: batch(1, 300) })
       const live = roomSocket()
       room.connect(live.ws, { topics: {} }, 't')
@@ -68,12 +69,17 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
       room.connect(slow.ws, { topics: {}, lastEventId: 0 }, 't')
       room.publish({ tenant: 't', events: batch(301, 700) }) // 1..400 leave the history while it waits
       room.more(slow.ws)
+      await flushed()
       expect(slow.sent.slice(-2)).toEqual(['event: reset\ndata: {"head":700,"first":401}\n\n', ROOM_SOCKET.live])
       room.publish({ tenant: 't', events: batch(701, 701) })
+      await flushed()
       expect(slow.seqs().at(-1)).toBe(701)
     })
   })
 })
+
+/** Frames a room writes in one turn leave together, in a microtask: wait for it. */
+const flushed = () => Promise.resolve()
 
 /** The Worker's end of a room socket: the test plays the room. */
 const clientSocket = () => {
@@ -93,7 +99,7 @@ const clientSocket = () => {
 describe('Worker side: asks for the next round only once the browser has read', () => {
   it('a replay round larger than the queue is not slowness; `more` goes after a read; after `live` the bound holds', async () => {
     const room = clientSocket()
-    const stream = streamFromSocket(room.ws, { topics: {}, retryMs: 1000, lastEventId: 0 }, { heartbeatMs: 60_000, queueBytes: 1000 })
+    const stream = streamFromSocket(room.ws, { retryMs: 1000, heartbeatMs: 60_000 }, { queueBytes: 1000 })
     const reader = stream.getReader()
     const frame = (seq: number) => `id: ${seq}\nevent: t\ndata: ${JSON.stringify({ pad: 'x'.repeat(500) })}\n\n`
     room.emit(frame(1) + frame(2) + frame(3)) // ~1.6 KB: over the 1,000-byte queue

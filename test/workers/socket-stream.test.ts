@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../edge/platform/workers.ts'
-import { durableRooms, type RoomNamespace } from '../../edge/room/durable.ts'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 
 const ns = (env as unknown as Env).ROOMS
@@ -21,7 +21,7 @@ const readAll = async (stream: ReadableStream<Uint8Array>) => {
 describe('Worker-side SSE streams from room sockets', () => {
   it('heartbeats from the Worker, without the room', async () => {
     const t = tenant('hb')
-    const stream = await durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 50 }).get(t).connect({ topics: {}, retryMs: 1000 })
+    const stream = await durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 50, queueBytes: 4 << 20 }).get(t).connect({ topics: {}, retryMs: 1000 })
     const reader = stream.getReader()
     let text = ''
     while ((text.match(/: hb\n\n/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value)

@@ -1,11 +1,11 @@
 import * as v from 'valibot'
-import { RelayError } from '../../shared/errors.ts'
-import { DEFAULTS, HEADERS } from '../../shared/protocol.ts'
-import type { PresenceSnapshot } from '../../shared/presence.ts'
-import { TenantId, TopicGrant, Topic, type PublishBody, type PublishReply } from '../../shared/schema.ts'
-import type { ConnectRequest, Rooms, RoomStub } from './rooms.ts'
+import { RelayError } from '../../../shared/errors.ts'
+import { HEADERS } from '../../../shared/protocol.ts'
+import type { PresenceSnapshot } from '../../../shared/presence.ts'
+import { TenantId, TopicGrant, Topic, type PublishBody, type PublishReply } from '../../../shared/schema.ts'
+import type { ConnectOptions, ConnectRequest, Rooms, RoomStub } from '../rooms.ts'
+import { compactFilter } from './room-object.ts'
 import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
-import { compactFilter } from './stored-room.ts'
 
 /** What a room object's stub offers (RPC `publish`, and `fetch` for the WebSocket upgrade). Structural. */
 export interface RoomObjectStub {
@@ -56,8 +56,9 @@ const reachable = async <T>(what: string, call: () => Promise<T>): Promise<T> =>
 }
 
 export interface DurableRoomsOptions {
-  heartbeatMs?: number
-  queueBytes?: number
+  heartbeatMs: number
+  /** Bytes a browser may have queued before its stream is dropped as too slow (it then resumes). */
+  queueBytes: number
 }
 
 /**
@@ -65,16 +66,14 @@ export interface DurableRoomsOptions {
  * subscriber is a hibernatable WebSocket from this Worker request to the room, which the Worker turns into SSE —
  * so the room can sleep between events while browsers stay connected (see docs/cloudflare.md).
  */
-export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {}) => {
-  const heartbeatMs = options.heartbeatMs ?? DEFAULTS.heartbeatMs
-  const queueBytes = options.queueBytes ?? DEFAULTS.subscriberQueueBytes
+export const durableRooms = (ns: RoomNamespace, { heartbeatMs, queueBytes }: DurableRoomsOptions) => {
   const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)
   return {
     // History lives in each object's SQLite: a new Worker isolate finds every room as it was.
     instance: 'durable',
     get: (tenant): RoomStub => ({
       publish: (body) => reachable('publish', () => stub(tenant).publish(body)),
-      async connect(request: ConnectRequest, signal?: AbortSignal) {
+      async connect(request: ConnectRequest, opts: ConnectOptions = {}) {
         const { requested, grants } = request.topics
         const wire: RoomConnect = {
           tenant,
@@ -91,7 +90,7 @@ export const durableRooms = (ns: RoomNamespace, options: DurableRoomsOptions = {
         const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
         if (res.status !== 101 || !ws)
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
-        return streamFromSocket(ws, request, { heartbeatMs, queueBytes, ...(signal ? { signal } : {}) })
+        return streamFromSocket(ws, { ...request, heartbeatMs }, { queueBytes, ...opts })
       },
       presence: (grants) => reachable('presence', () => stub(tenant).presence(tenant, grants ? [...grants] : undefined)),
     }),

@@ -1,0 +1,103 @@
+import { DEFAULTS } from '../../shared/protocol.ts'
+
+/** One stored event: its frame is encoded once and shared by every subscriber. */
+export interface StoredEvent {
+  seq: number
+  /** What subscribers filter on (a marker keeps its event's topic). */
+  topic: string
+  /** Commit time, ms since epoch. */
+  ts: number
+  frame: Uint8Array
+}
+
+/**
+ * The events a room can replay: a contiguous run of seqs whose newest is the room's head. In memory on Node and
+ * Deno (ArrayHistory), in SQLite in a Durable Object (durable/sqlite-history.ts). Synchronous, so a room replays
+ * and goes live in one turn.
+ */
+export interface History {
+  /** Newest seq held (0 when none): the newest event is never trimmed, so this is the room's head. */
+  readonly head: number
+  /** Oldest seq served for resume (undefined when none). */
+  readonly first: number | undefined
+  /**
+   * Appends events that continue the head (or, with `restart`, replace everything: a rebase), then trims to the
+   * bounds. All or nothing: if it throws, the history is as it was.
+   */
+  append(events: readonly StoredEvent[], restart: boolean): void
+  /** At most `limit` events after `after`, oldest first. */
+  since(after: number, limit: number): StoredEvent[]
+}
+
+export interface HistoryBounds {
+  /** Events kept. */
+  limit: number
+  /** Bytes of frames kept (the newest event is kept whatever its size). */
+  bytes?: number
+}
+
+/** Index of the first event after `after` in a seq-ordered array, from index `lo` on (binary search). */
+const firstAfter = (events: readonly StoredEvent[], after: number, lo: number): number => {
+  let hi = events.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (events[mid]!.seq > after) hi = mid
+    else lo = mid + 1
+  }
+  return lo
+}
+
+/** A history in an array, bounded in events and bytes. */
+export class ArrayHistory implements History {
+  private events: StoredEvent[] = []
+  private bytes = 0
+  private readonly maxBytes: number
+
+  constructor(private readonly bounds: HistoryBounds) {
+    this.maxBytes = bounds.bytes ?? DEFAULTS.historyBytes
+  }
+
+  get head(): number {
+    return this.events.at(-1)?.seq ?? 0
+  }
+
+  get first(): number | undefined {
+    return this.events[this.oldest]?.seq
+  }
+
+  /** Index of the oldest event served: the newest `limit` are (the slack above is never served). */
+  private get oldest(): number {
+    return Math.max(0, this.events.length - this.bounds.limit)
+  }
+
+  append(events: readonly StoredEvent[], restart: boolean): void {
+    if (restart) {
+      this.events = []
+      this.bytes = 0
+    }
+    for (const e of events) {
+      this.events.push(e)
+      this.bytes += e.frame.byteLength
+    }
+    this.trim()
+  }
+
+  since(after: number, limit: number): StoredEvent[] {
+    const from = firstAfter(this.events, after, this.oldest)
+    return this.events.slice(from, from + limit)
+  }
+
+  private trim() {
+    const { limit } = this.bounds
+    // Splice in chunks rather than shifting per event: amortised O(1) per publish, at most 1/8 extra held.
+    let cut = this.events.length > limit + Math.max(1, limit >> 3) ? this.events.length - limit : 0
+    let bytes = this.bytes
+    for (let i = 0; i < cut; i++) bytes -= this.events[i]!.frame.byteLength
+    // The byte bound is exact: large events would otherwise hold many times the bound.
+    while (bytes > this.maxBytes && cut < this.events.length - 1) bytes -= this.events[cut++]!.frame.byteLength
+    if (cut > 0) {
+      this.events.splice(0, cut)
+      this.bytes = bytes
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { EVENTS, type ReauthPayload } from '../../shared/protocol.ts'
+import { encodeControl, encodeRetry, HEARTBEAT } from '../../shared/sse.ts'
+import { boundedStream, type QueueLimits } from './queue.ts'
+import type { Sink } from './room.ts'
+
+/** What the life of one stream needs to know beyond its subscription. */
+export interface StreamTerms {
+  /** `retry:` sent first: how long EventSource waits before reconnecting. */
+  retryMs: number
+  /** When the token behind the stream expires (ms since epoch): the stream then ends with `event: reauth`. */
+  expiresAt?: number
+  /**
+   * A comment line this often, when the stream beats on its own (a Worker's stream: its room sleeps between
+   * events). Rooms in memory beat all their subscribers at once instead (Room.heartbeat).
+   */
+  heartbeatMs?: number
+}
+
+const REAUTH = encodeControl(EVENTS.reauth, { reason: 'token expired' } satisfies ReauthPayload)
+
+/**
+ * The life of one SSE stream, whatever carries it (a Node response, a ReadableStream, a Worker's stream from a
+ * room's socket): `retry:` first, then what `subscribe` brings (replay, then live), heartbeats when asked, and at
+ * the token's expiry `event: reauth` — always delivered, however full the queue — and the end. Returns the
+ * function to call when the client leaves; `subscribe` returns the one that detaches it from its room.
+ */
+export const runStream = (sink: Sink, terms: StreamTerms, subscribe: () => () => void): (() => void) => {
+  sink.write(encodeRetry(terms.retryMs), true)
+  let detach: (() => void) | undefined = subscribe()
+  const timers: ReturnType<typeof setTimeout>[] = []
+  const stop = () => {
+    timers.forEach(clearTimeout)
+    detach?.()
+    detach = undefined
+  }
+  const untilExpiry = terms.expiresAt === undefined ? Infinity : terms.expiresAt - Date.now()
+  // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
+  if (untilExpiry <= 2 ** 31 - 1)
+    // Streams must not outlive their token: tell the client to fetch a new one and resume.
+    timers.push(
+      setTimeout(() => {
+        stop()
+        sink.write(REAUTH, true)
+        sink.close('reauth')
+      }, Math.max(0, untilExpiry)),
+    )
+  if (terms.heartbeatMs !== undefined)
+    timers.push(
+      setInterval(() => {
+        // A write is also how a client that left is noticed where nothing else reports it.
+        if (sink.write(HEARTBEAT)) return
+        stop()
+        sink.close('slow')
+      }, terms.heartbeatMs),
+    )
+  return stop
+}
+
+/**
+ * A stream as a ReadableStream (the portable path: Deno, and anything served by `fetch`), with a queue bounded in
+ * bytes and events (see queue.ts). `attach` is given the sink and returns the function that detaches it; when the
+ * stream ends for any reason (read to its end, dropped, cancelled because the client left) that runs, then `ended`.
+ */
+export const readableSink = (limits: QueueLimits, attach: (sink: Sink) => () => void, ended?: () => void): ReadableStream<Uint8Array> => {
+  let leave = () => {}
+  let over = false
+  const out = boundedStream(limits, () => {
+    over = true
+    leave()
+    ended?.()
+  })
+  const sink: Sink = {
+    write: (chunk, forced) => out.push(chunk, forced),
+    close(reason) {
+      // Dropped as too slow: cut it now. Ended by the server or by its token: let it read what is queued first.
+      if (reason === 'slow') out.abort()
+      else out.end()
+    },
+    get backlog() {
+      return out.backlog
+    },
+    whenDrained: (fn) => out.whenDrained(fn),
+  }
+  leave = attach(sink)
+  if (over) leave() // it ended while attaching (dropped during its first writes)
+  return out.stream
+}
