@@ -4,8 +4,8 @@ import { FIXTURE_PUBLIC_JWK } from './test/support/fixture-key.ts'
 import { JWT_SECRET, RELAY_SECRET } from './test/support/tokens.ts'
 
 /**
- * postgres.js 3.4.9 can throw from a setImmediate when a connection dies with a small write pending
- * (porsager/postgres#1154, #1208; no release fixes it yet). The chaos suite restarts Postgres under load on purpose,
+ * postgres.js 3.4.9 can throw from a setImmediate when a connection dies with a small write pending (a known
+ * upstream bug; no release fixes it yet). The chaos suite restarts Postgres under load on purpose,
  * so its own client pool may hit it; that error alone is not a failure of what we test. Everything else still is.
  */
 const isPostgresJsNullSocketBug = (e: { message?: string; stack?: string }) =>

@@ -173,7 +173,7 @@ export class Deliverer {
 
   /**
    * Cursors are written behind delivery, batched: a commit per delivered batch would queue the latency-critical
-   * reads behind fsyncs (measured: light load, 100 tenants — see docs/performance.md). Saving late is safe: after a
+   * reads behind fsyncs (measured: light load, 100 tenants). Saving late is safe: after a
    * crash the relay resends from the older cursor and the room ignores what it has. Saves run one at a time, so a
    * tenant's cursor is written in the order it moved.
    */

@@ -4,7 +4,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 /**
  * A POST over node:http(s) with keep-alive connections. The relay posts one batch per tenant per nudge, so this is
  * its hot path: undici's fetch cost ~1.6 ms of relay CPU and ~1.2 ms of edge CPU per post here, node:http ~0.4
- * and ~0.5 ms (measured on the bench machine under load; see docs/performance.md).
+ * and ~0.5 ms (measured on the bench machine under load).
  */
 const agents = {
   http: new HttpAgent({ keepAlive: true, maxFreeSockets: 64 }),

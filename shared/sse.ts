@@ -1,7 +1,7 @@
 /**
  * Server-Sent Events framing. A room encodes each event once and writes the same bytes to every subscriber,
  * which is why we frame by hand here instead of using Hono's `streamSSE` (it re-encodes per subscriber, ~50 µs a
- * write on Node — measured, see DESIGN.md).
+ * write on Node, measured).
  */
 
 const encoder = new TextEncoder()

@@ -11,7 +11,7 @@ import { DEFAULTS } from '../../shared/protocol.ts'
 /**
  * The Node fast path for SSE. The portable path hands Hono a ReadableStream, and @hono/node-server pumps it into
  * the ServerResponse through a Web-Streams reader: ~12–22 µs per subscriber write, against ~3–10 µs for a plain
- * `res.write` (measured, see docs/performance.md). Here a room's frames — encoded once per room — leave with one
+ * `res.write` (measured with `npm run bench`). Here a room's frames — encoded once per room — leave with one
  * socket write per client per event-loop turn, the bytes (chunk framing included) built once for all the clients
  * that get the same frames.
  */
