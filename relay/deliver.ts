@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events'
 import { RelayError } from '../shared/errors.ts'
 import type { Log } from '../shared/log.ts'
-import { EVENTS, type UndeliverableMarker } from '../shared/protocol.ts'
+import { BATCH_BYTES, BATCH_EVENTS, EVENTS, type UndeliverableMarker } from '../shared/protocol.ts'
 import type { PublishBody, PublishReply, WireEvent } from '../shared/schema.ts'
 import { backoffMs, sleep } from './backoff.ts'
 import type { Outbox } from './outbox.ts'
@@ -10,17 +10,21 @@ export interface DelivererOptions {
   edge: string
   outbox: Outbox
   post: (body: PublishBody, signal: AbortSignal) => Promise<PublishReply>
-  batchSize: number
-  /** Event data bytes per batch (past the first event). */
-  batchBytes: number
-  retryCapMs: number
-  resendMax: number
   log: Log
   /** Called after each confirmed batch (metrics, tests). */
   onDelivered?: (tenant: string, events: number, head: number) => void
   /** Called when an event the edge refused was delivered as a marker instead (metrics). */
   onUndeliverable?: (tenant: string, seq: number, reason: string) => void
 }
+
+/** Longest wait between retries to an edge that does not answer (or whose database writes fail). */
+const RETRY_CAP_MS = 5_000
+
+/**
+ * A room behind the relay's cursor is refilled with at most this many events (older ones are announced as a
+ * rebase): what a room keeps by default (HISTORY_LIMIT), which the relay cannot read from the edge.
+ */
+const RESEND_MAX = 10_000
 
 /**
  * A refusal of the events themselves (too large, invalid): the same batch can never succeed, so retrying it would
@@ -93,9 +97,9 @@ export class Deliverer {
   }
 
   private async run(tenant: string) {
-    const { outbox, batchSize, batchBytes } = this.o
+    const { outbox } = this.o
     let skipped = false
-    let readLimit = batchSize
+    let readLimit = BATCH_EVENTS
     for (;;) {
       if (this.stopping) return // finish the batch in flight, start no other
       let cursor = await this.cursor(tenant)
@@ -107,18 +111,18 @@ export class Deliverer {
         const reply = cursor > 0 ? await this.send({ tenant, events: [] }) : undefined
         check()
         if (reply && reply.head < cursor) {
-          const from = Math.max(reply.head, cursor - this.o.resendMax)
+          const from = Math.max(reply.head, cursor - RESEND_MAX)
           this.o.log('info', 'room restarted behind relay cursor; refilling', { edge: this.o.edge, tenant, head: reply.head, from })
           this.cursors.set(tenant, (cursor = from))
           skipped = from > reply.head
         }
       }
-      const { events, more } = await outbox.after(tenant, cursor, readLimit, batchBytes)
+      const { events, more } = await outbox.after(tenant, cursor, readLimit, BATCH_BYTES)
       if (events.length === 0) return
-      // Read about twice what fits the byte cap next time: large events otherwise cost a read of batchSize rows
+      // Read about twice what fits the byte cap next time: large events otherwise cost a read of BATCH_EVENTS rows
       // (each turned into text) for the few that fit.
       const bytes = events.reduce((n, e) => n + e.data.length, 0)
-      readLimit = Math.max(1, Math.min(batchSize, Math.ceil((2 * batchBytes * events.length) / Math.max(1, bytes))))
+      readLimit = Math.max(1, Math.min(BATCH_EVENTS, Math.ceil((2 * BATCH_BYTES * events.length) / Math.max(1, bytes))))
       // Tell the room the events before this batch are gone for good (retention pruned them, or we skipped ahead
       // on purpose) so that it starts here instead of asking again for what no longer exists.
       const rebase = skipped || events[0]!.seq !== cursor + 1
@@ -135,8 +139,8 @@ export class Deliverer {
         if (!more) return
       } else {
         // The room is behind what we sent (it restarted, or our cursor ran ahead): resend from its head, but no
-        // further back than resendMax — older events are then announced as a rebase.
-        const from = Math.max(reply.head, last - this.o.resendMax)
+        // further back than RESEND_MAX — older events are then announced as a rebase.
+        const from = Math.max(reply.head, last - RESEND_MAX)
         this.o.log('warn', 'room behind relay cursor; resending', { edge: this.o.edge, tenant, head: reply.head, from })
         this.cursors.set(tenant, from)
         this.saveLater(tenant, from)
@@ -194,7 +198,7 @@ export class Deliverer {
         for (const [t, c] of batch) if (!this.unsaved.has(t)) this.unsaved.set(t, c)
         if (this.abort.signal.aborted) return
         this.o.log('warn', 'saving cursors failed; retrying', { edge: this.o.edge, err: String(err) })
-        await sleep(backoffMs(attempt++, 100, this.o.retryCapMs), this.abort.signal)
+        await sleep(backoffMs(attempt++, 100, RETRY_CAP_MS), this.abort.signal)
       }
     }
   }
@@ -214,7 +218,7 @@ export class Deliverer {
         if (refusesEvents(err) && !final) throw err
         this.failures++
         if (this.abort.signal.aborted) return undefined
-        const wait = backoffMs(attempt, 100, this.o.retryCapMs)
+        const wait = backoffMs(attempt, 100, RETRY_CAP_MS)
         if (attempt === 0 || attempt % 10 === 0)
           this.o.log('warn', describeFailure(err), { edge: this.o.edge, tenant: body.tenant, attempt, waitMs: wait, err: String(err) })
         await sleep(wait, this.abort.signal)

@@ -11,10 +11,14 @@ export interface Term {
   stop(immediate: boolean): Promise<void>
 }
 
+/**
+ * How often a standby tries the lock and the leader proves it still holds it: a standby leads within about this
+ * long of a leader's death, for one tiny query a second per relay.
+ */
+const CHECK_MS = 1_000
+
 export interface ElectionOptions {
   url: string
-  /** How often a standby tries the lock and the leader proves it still holds it. */
-  checkMs: number
   log: Log
   /** Called once per term after the lock is taken; the returned term is stopped when the lock is lost. */
   lead: () => Promise<Term>
@@ -24,16 +28,17 @@ export type Role = 'leader' | 'standby'
 
 /**
  * Hot standby by a session-level advisory lock on a dedicated connection. Whoever holds the lock leads; the others
- * try it every `checkMs`. Postgres releases the lock the moment the holder's session ends (crash, kill -9,
+ * try it every CHECK_MS. Postgres releases the lock the moment the holder's session ends (crash, kill -9,
  * terminated backend, restart), so a standby takes over within one check.
  *
- * Never two leaders: the leader stops its term as soon as its lock connection closes, and every `checkMs` it
+ * Never two leaders: the leader stops its term as soon as its lock connection closes, and every CHECK_MS it
  * proves the session that took the lock is still the one it talks to (same backend pid, answered in time). A
  * silent network cut is bounded by TCP keepalives set on the lock session: the server drops the dead session (and
  * with it the lock) only after the old leader's own check has already timed out and stopped it.
  */
 export const startElection = (o: ElectionOptions) => {
-  const timeoutMs = Math.max(2_000, o.checkMs * 2)
+  // A lock check unanswered for two intervals counts as a lost session (a silent network cut).
+  const timeoutMs = 2 * CHECK_MS
   let role: Role = 'standby'
   let term: Term | undefined
   let lockSql: Sql | undefined
@@ -112,7 +117,7 @@ export const startElection = (o: ElectionOptions) => {
 
   const loop = async () => {
     for (let first = true; !closed; first = false) {
-      if (!first) await sleep(o.checkMs, wake.signal)
+      if (!first) await sleep(CHECK_MS, wake.signal)
       if (closed) break
       await deposing
       if (role === 'leader') await check()

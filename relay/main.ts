@@ -1,4 +1,4 @@
-import { log } from '../shared/log.ts'
+import { log, setLogLevel } from '../shared/log.ts'
 import { loadRelayConfig } from './config.ts'
 import { runRelayProcess } from './process.ts'
 import { startRelay } from './relay.ts'
@@ -10,6 +10,7 @@ import { startRelayServer } from './server.ts'
  */
 const startRelayOnly = async () => {
   const config = loadRelayConfig(process.env)
+  setLogLevel(config.LOG_LEVEL)
   const relay = await startRelay({ config, log })
   const server = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST)
   log('info', 'relay started', { edges: config.EDGE_URL, port: server.port })

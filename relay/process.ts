@@ -1,3 +1,4 @@
+import { startFailureLines } from '../shared/env.ts'
 import { log } from '../shared/log.ts'
 
 /** EX_SOFTWARE (sysexits.h): an internal error; the supervisor restarts the process. */
@@ -30,9 +31,9 @@ const crash = (origin: string) => (err: unknown) => {
 
 /**
  * How every process that runs a relay lives and dies (`npm run relay`: relay/main.ts; `npm run serve`:
- * cli/serve.ts): a crash exits 70 at once (above), a failed start exits 1 with one line, and SIGINT/SIGTERM stop
- * what `start` started, then exit 0. `start` validates its configuration before it starts anything, so a bad
- * variable costs no half-started process.
+ * cli/serve.ts): a crash exits 70 at once (above), a failed start exits 1 saying why (a line per bad variable),
+ * and SIGINT/SIGTERM stop what `start` started, then exit 0. `start` validates its configuration before it starts
+ * anything, so a bad variable costs no half-started process.
  */
 export const runRelayProcess = (start: () => Promise<{ stop(): Promise<void> }>) => {
   process.on('uncaughtException', crash('uncaught exception'))
@@ -52,7 +53,9 @@ export const runRelayProcess = (start: () => Promise<{ stop(): Promise<void> }>)
       process.once('SIGTERM', () => void stop('SIGTERM'))
     },
     (err: unknown) => {
-      log('error', 'relay failed', { err: err instanceof Error ? err.message : String(err) })
+      // A refused configuration: one line per bad variable.
+      for (const line of startFailureLines(err)) log('error', line)
+      log('error', 'relay failed to start')
       process.exit(1)
     },
   )

@@ -9,7 +9,7 @@ import { fenceListeners, startListener, type Listener } from './listener.ts'
 import { attachSources, observeRead, relayMetrics } from './metrics.ts'
 import { outbox as makeOutbox } from './outbox.ts'
 import { every } from './poll.ts'
-import { startRetention } from './retention.ts'
+import { RETENTION_EVERY_CHECKS, startRetention } from './retention.ts'
 
 export interface RelayOptions {
   config: RelayConfig
@@ -36,6 +36,9 @@ export interface LocalEdge {
  * hold the lock is a hot standby: no LISTEN, no deliveries.
  */
 export const startRelay = async ({ config, log, local }: RelayOptions) => {
+  // The checks that ask something of every edge or read every head keep the notify-mode pace in poll mode, where
+  // the sweep is the poll (20 times as frequent at the defaults): an edge check is a request to each edge.
+  const checkMs = config.RELAY_SWEEP_MS * (config.RELAY_MODE === 'poll' ? POLL_SWEEPS_PER_CHECK : 1)
   const sql = postgres(config.DATABASE_URL, {
     max: 4,
     onnotice: () => {},
@@ -96,10 +99,6 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
           post: (body, signal) => timedPost(target, body, signal),
           onDelivered: (tenant, events) => metrics.delivered.inc({ tenant, edge: target.edge }, events),
           onUndeliverable: (tenant, _seq, reason) => metrics.undeliverable.inc({ tenant, edge: target.edge, reason }),
-          batchSize: config.RELAY_BATCH_SIZE,
-          batchBytes: config.RELAY_BATCH_BYTES,
-          retryCapMs: config.RELAY_RETRY_CAP_MS,
-          resendMax: config.RELAY_RESEND_MAX,
           log,
         }),
     )
@@ -127,7 +126,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
         try {
           instance = await target.hello(termAbort.signal)
         } catch (err) {
-          // Said when it changes, and once a minute while it lasts (the check repeats every sweep).
+          // Said when it changes, and once a minute while it lasts (the check repeats every few seconds).
           const msg = `${describeFailure(err)} (edge check)`
           const last = complaints.get(d.edge)
           if (last?.msg !== msg || Date.now() - last.at > 60_000) {
@@ -153,14 +152,14 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     }
     const checkEdges = () => deliverers.forEach((d, i) => void safely('edge check', checkEdge(d, targets[i]!)))
     checkEdges()
-    const edgeChecks = setInterval(checkEdges, config.RELAY_SWEEP_MS)
+    const edgeChecks = setInterval(checkEdges, checkMs)
 
     let listener: Listener | undefined
     let poller: ReturnType<typeof every> | undefined
     if (config.RELAY_MODE === 'poll') {
-      // No LISTEN at all: every RELAY_POLL_MS compare relay.heads with the cursors. One query per edge per interval
+      // No LISTEN at all: every sweep compares relay.heads with the cursors. One query per edge per interval
       // whatever the traffic, and up to one interval of latency; in exchange writers never take NOTIFY's lock.
-      poller = every(config.RELAY_POLL_MS, catchUp, (err) => log('warn', 'poll failed', { err: String(err) }), { immediate: true })
+      poller = every(config.RELAY_SWEEP_MS, catchUp, (err) => log('warn', 'poll failed', { err: String(err) }), { immediate: true })
     } else {
       const fenced = await safely('fencing old listeners', fenceListeners(sql))
       if (fenced) log('warn', 'ended LISTEN sessions left by a previous leader', { sessions: fenced })
@@ -191,7 +190,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
       edges: targets.map((t) => t.edge),
       ageS: config.RELAY_RETENTION_AGE_S,
       count: config.RELAY_RETENTION_COUNT,
-      intervalMs: config.RELAY_RETENTION_INTERVAL_MS,
+      intervalMs: checkMs * RETENTION_EVERY_CHECKS,
       log,
     })
     current = { deliverers, listener, retention }
@@ -220,7 +219,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     for (const t of targets) lags.set(t.edge, await plainOutbox.lagSeconds(t.edge))
   }
   await safely('notification queue sample', sample())
-  const sampler = setInterval(() => void safely('notification queue sample', sample()), config.RELAY_SWEEP_MS)
+  const sampler = setInterval(() => void safely('notification queue sample', sample()), checkMs)
 
   const edgeStates = () =>
     (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy, lagSeconds: lags.get(d.edge) ?? 0 }))
@@ -232,7 +231,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     lag: () => lags,
   })
 
-  const election = startElection({ url: config.DATABASE_URL, checkMs: config.RELAY_LEADER_CHECK_MS, log, lead })
+  const election = startElection({ url: config.DATABASE_URL, log, lead })
   await election.ready
 
   let stopped: Promise<void> | undefined
@@ -269,6 +268,9 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
 }
 
 export type Relay = Awaited<ReturnType<typeof startRelay>>
+
+/** In poll mode, edge checks and lag samples run every this many sweeps (every sweep in notify mode). */
+const POLL_SWEEPS_PER_CHECK = 20
 
 /** An edge whose oldest unconfirmed event is older than this is listed as lagging in /healthz. */
 const LAGGING_S = 10

@@ -10,12 +10,18 @@ export interface RetentionOptions {
   ageS: number
   /** Keep at most this many newest events per tenant (0 = no count limit). */
   count: number
-  /** How often to prune (0 = never). */
+  /** How often to prune. */
   intervalMs: number
   log: Log
 }
 
 const BATCH = 10_000
+
+/**
+ * Retention runs at every this many edge checks (see relay.ts): once a minute at the default RELAY_SWEEP_MS, in
+ * either mode. Each run reads every tenant's head and cursors.
+ */
+export const RETENTION_EVERY_CHECKS = 12
 
 /**
  * Prunes relay.events outside the retention window, in batches so no delete holds locks for long. `relay.prune`
@@ -37,7 +43,7 @@ export const pruneOnce = async ({ sql, edges, ageS, count }: Pick<RetentionOptio
 export const startRetention = (o: RetentionOptions) => {
   const state = { pruned: 0, lastRunAt: 0 }
   const loop =
-    o.intervalMs > 0 && (o.ageS > 0 || o.count > 0)
+    o.ageS > 0 || o.count > 0
       ? every(o.intervalMs, async () => {
           const n = await pruneOnce(o)
           state.pruned += n

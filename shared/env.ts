@@ -1,32 +1,108 @@
 import * as v from 'valibot'
 import { RelayError } from './errors.ts'
+import type { Level } from './log.ts'
 
-/** Env values are strings: parse an optional integer with bounds, with the variable's name in the error. */
-export const intVar = (min: number, max: number, fallback: number) =>
+/*
+ * The pieces every process's configuration schema is built from (edge/config.ts, relay/config.ts). Each variable's
+ * default is written once, where its schema entry is. A refusal reads "<VARIABLE>: <problem>".
+ */
+
+/** A whole number within bounds. */
+export const wholeNumber = (min: number, max: number) =>
   v.pipe(
-    v.optional(v.string(), String(fallback)),
+    v.string(),
     v.regex(/^\d+$/, 'must be a whole number'),
     v.transform(Number),
     v.minValue(min, `must be at least ${min}`),
     v.maxValue(max, `must be at most ${max}`),
   )
 
-export const secretVar = (name: string) =>
-  v.pipe(v.string(`${name} is required`), v.minLength(16, `${name} must be at least 16 characters`))
+/** An optional whole number within bounds, `fallback` when unset. */
+export const intVar = (min: number, max: number, fallback: number) => v.optional(wholeNumber(min, max), String(fallback))
 
-/** A configuration refused: one line per problem, each naming its variable. */
+/** A secret of 16 characters or more; required unless wrapped in v.optional. */
+export const secretVar = (name: string) =>
+  v.pipe(v.string('required'), v.minLength(16, `${name} must be at least 16 characters`))
+
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
+
+const IP = v.pipe(v.string(), v.ip())
+
+/** A DNS name of RFC 1123 labels (`localhost`, `edge.internal`); dotted digits are taken as an IPv4 address. */
+const isHostname = (s: string) => s.length <= 253 && s.split('.').every((label) => LABEL.test(label)) && !/^[\d.]+$/.test(s)
+
+/** An address to listen on: a hostname, or an IPv4 or IPv6 address (`0.0.0.0`, `::`). */
+export const hostVar = (fallback: string) =>
+  v.pipe(
+    v.optional(v.string(), fallback),
+    v.check((s) => isHostname(s) || v.is(IP, s), 'must be a hostname or an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)'),
+  )
+
+/** Comma-separated values, blanks dropped. */
+export const listVar = v.pipe(
+  v.string(),
+  v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+)
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly Level[]
+
+/** LOG_LEVEL: lines below it are not written (shared/log.ts). */
+export const logLevelVar = v.optional(v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`), 'info')
+
+/**
+ * A check across variables, for the end of a schema's pipe: `ok` sees the values of `names` (and only runs when
+ * none of them was refused on its own); a failure is reported under `name`, so it is listed with every other bad
+ * variable.
+ */
+export const acrossVars = <T extends object>(names: readonly (keyof T & string)[], ok: (values: Partial<T>) => boolean, name: keyof T & string, message: string) =>
+  v.rawCheck<T>(({ dataset, addIssue }) => {
+    const refused = new Set(dataset.issues?.map((issue) => v.getDotPath(issue)))
+    if (names.some((n) => refused.has(n))) return
+    const values = dataset.value as Partial<T>
+    if (!ok(values)) addIssue({ message, path: [{ type: 'object', origin: 'value', input: values as Record<string, unknown>, key: name, value: values[name] }] })
+  })
+
+/** A configuration refused: `issues` has one line per bad variable, "<NAME>: <problem>". */
 export class ConfigError extends RelayError {
   constructor(readonly issues: readonly string[]) {
     super('CONFIG_INVALID', `invalid configuration:\n  ${issues.join('\n  ')}`)
   }
 }
 
-/** Validates env against a schema; the error names every bad variable and says what it must be. */
-export const parseEnv = <S extends v.GenericSchema>(schema: S, env: Record<string, string | undefined>): v.InferOutput<S> => {
-  const parsed = v.safeParse(schema, env)
-  if (!parsed.success) {
-    const lines = parsed.issues.map((i) => `${v.getDotPath(i) ?? '(env)'}: ${i.message}`)
-    throw new ConfigError(lines)
+/** The variables' schemas of a process's schema (an object schema, or a pipe that starts with one). */
+const entriesOf = (schema: v.GenericSchema): Record<string, v.GenericSchema> => {
+  const s = schema as { entries?: Record<string, v.GenericSchema>; pipe?: readonly { entries?: Record<string, v.GenericSchema> }[] }
+  return s.entries ?? s.pipe?.[0]?.entries ?? {}
+}
+
+/** One line per variable: "<NAME>: <problem>; <problem>". */
+const linesOf = (schema: v.GenericSchema, issues: readonly v.BaseIssue<unknown>[]): string[] => {
+  const entries = entriesOf(schema)
+  const byName = new Map<string, string[]>()
+  for (const issue of issues) {
+    const name = v.getDotPath(issue) ?? '(environment)'
+    // A variable that is missing: valibot reports the key; the variable's own schema says what to set.
+    const missing = issue.kind === 'schema' && issue.input === undefined
+    const message = missing ? (entries[name] && v.safeParse(entries[name], undefined).issues?.[0]?.message) || 'required' : issue.message
+    const list = byName.get(name) ?? []
+    if (!list.includes(message)) list.push(message)
+    byName.set(name, list)
   }
+  return [...byName].map(([name, messages]) => `${name}: ${messages.join('; ')}`)
+}
+
+/**
+ * Validates `env` against a process's schema and returns its complete settings (every default applied). An empty
+ * variable counts as unset (docker-compose and CI often pass `VAR=` for "not configured").
+ * @throws ConfigError naming every bad variable at once
+ */
+export const parseEnv = <S extends v.GenericSchema>(schema: S, env: Readonly<Record<string, unknown>>): v.InferOutput<S> => {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
+  const parsed = v.safeParse(schema, present)
+  if (!parsed.success) throw new ConfigError(linesOf(schema, parsed.issues))
   return parsed.output
 }
+
+/** The lines to print for a failed start: one per bad variable for a ConfigError, else the error's message. */
+export const startFailureLines = (err: unknown): string[] =>
+  err instanceof ConfigError ? err.issues.map((line) => `invalid configuration: ${line}`) : [err instanceof Error ? err.message : String(err)]

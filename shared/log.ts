@@ -5,11 +5,15 @@ export type Log = (level: Level, msg: string, fields?: Record<string, unknown>) 
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 let threshold: Level = 'info'
 
+/** Lines below `level` are dropped from here on: each process sets its LOG_LEVEL once, at start. */
 export const setLogLevel = (level: Level) => {
   threshold = level
 }
 
+/** Whether a line at `level` is written (for logs that do not go through `log`, as on Workers). */
+export const logs = (level: Level): boolean => order[level] >= order[threshold]
+
 export const log: Log = (level, msg, fields) => {
-  if (order[level] < order[threshold]) return
+  if (!logs(level)) return
   console.error(JSON.stringify({ t: new Date().toISOString(), level, msg, ...fields }))
 }

@@ -93,6 +93,15 @@ export const PATHS = {
   metrics: '/metrics',
 } as const
 
+/** A relay batch holds at most this many events. */
+export const BATCH_EVENTS = 500
+
+/**
+ * …and, past its first event, at most this many bytes of event data (a larger single event goes alone). Well under
+ * the edge's maxPublishBytes, which must also hold JSON string escaping (at worst ~2x for quote-heavy data).
+ */
+export const BATCH_BYTES = 1024 * 1024
+
 export const DEFAULTS = {
   /** Comment heartbeat interval on every SSE stream. */
   heartbeatMs: 15_000,
@@ -107,13 +116,6 @@ export const DEFAULTS = {
   /** Per-subscriber queue before a slow subscriber is dropped. */
   subscriberQueueEvents: 1_000,
   subscriberQueueBytes: 4 * 1024 * 1024,
-  /** Rows the relay reads and posts at once. */
-  batchSize: 500,
-  /**
-   * Event data bytes the relay puts in one batch (a single larger event still goes alone). Well under
-   * maxPublishBytes, which must also hold JSON string escaping (at worst ~2x for quote-heavy data).
-   */
-  batchBytes: 1024 * 1024,
   /** Bytes of frames a room keeps for resume (the count bound, historyLimit, applies too). */
   historyBytes: 16 * 1024 * 1024,
   /** Presence events are coalesced to at most one per this interval per room. */

@@ -57,12 +57,9 @@ const relay = async (entry?: string, extra: Record<string, string> = {}) => {
     DATABASE_URL: url,
     EDGE_URL: proxy.url,
     RELAY_SWEEP_MS: '1000',
-    RELAY_LEADER_CHECK_MS: '250',
-    RELAY_RETRY_CAP_MS: '1000',
-    // Exercise the prune query under load without pruning anything the ledger still needs.
+    // Exercise the prune query under load (every 12th sweep) without pruning anything the ledger still needs.
     RELAY_RETENTION_COUNT: '1000000',
     RELAY_RETENTION_AGE_S: '0',
-    RELAY_RETENTION_INTERVAL_MS: '2000',
     ...extra,
   }, entry)
   relays.add(r)

@@ -18,7 +18,7 @@ beforeAll(async () => {
   e2 = await startNodeEdge(edgeEnv())
   proxy = await startProxy(e2.port) // the relay reaches edge 2 only through this proxy, which we can cut
   relay = await startRelay({
-    config: relayConfig(db.url, `${e1.url},${proxy.url}`, { RELAY_RETRY_CAP_MS: '300', RELAY_SWEEP_MS: '500' }),
+    config: relayConfig(db.url, `${e1.url},${proxy.url}`, { RELAY_SWEEP_MS: '500' }),
     log: testLog,
   })
 })

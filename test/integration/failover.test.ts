@@ -7,7 +7,7 @@ import { relayConfig, startStack, testLog, type Stack } from '../support/stack.t
 
 let s: Stack
 beforeAll(async () => {
-  s = await startStack({ relay: { RELAY_LEADER_CHECK_MS: '200' } })
+  s = await startStack()
 })
 afterAll(() => s?.stop())
 
@@ -37,7 +37,7 @@ describe('hot standby', () => {
     let b: Relay | undefined
     let c: Relay | undefined
     try {
-      b = await startRelay({ config: relayConfig(s.db.url, s.edge.url, { RELAY_LEADER_CHECK_MS: '200' }), log: testLog })
+      b = await startRelay({ config: relayConfig(s.db.url, s.edge.url), log: testLog })
       expect(a.health()).toMatchObject({ role: 'leader', ok: true, listening: true })
       expect(b.health()).toMatchObject({ role: 'standby', ok: true, listening: false })
       expect(typeof a.health().notificationQueueUsage).toBe('number')
@@ -53,7 +53,7 @@ describe('hot standby', () => {
       await sub.waitFor((m) => m.filter((x) => x.id).length === 20)
 
       // 2. The leader's lock session is cut: it stops at once, and the new standby takes over.
-      c = await startRelay({ config: relayConfig(s.db.url, s.edge.url, { RELAY_LEADER_CHECK_MS: '200' }), log: testLog })
+      c = await startRelay({ config: relayConfig(s.db.url, s.edge.url), log: testLog })
       expect(c.health().role).toBe('standby')
       await sql`select pg_terminate_backend(pid) from pg_stat_activity
                 where datname = current_database() and application_name = 'edge-relay-leader'
@@ -77,7 +77,7 @@ describe('hot standby', () => {
 
 describe('poll mode', () => {
   it('RELAY_MODE=poll with relay.notify = off: no LISTEN, no NOTIFY, every event arrives', async () => {
-    const stack = await startStack({ relay: { RELAY_MODE: 'poll', RELAY_POLL_MS: '100' } })
+    const stack = await startStack({ relay: { RELAY_MODE: 'poll', RELAY_SWEEP_MS: '100' } })
     const probe = postgres(stack.db.url, { max: 1, onnotice: () => {} })
     let writer: ReturnType<typeof postgres> | undefined
     try {
@@ -143,7 +143,7 @@ describe('retention', () => {
   })
 
   it('the relay prunes on its own timer', async () => {
-    const stack = await startStack({ relay: { RELAY_RETENTION_COUNT: '5', RELAY_RETENTION_INTERVAL_MS: '200' } })
+    const stack = await startStack({ relay: { RELAY_RETENTION_COUNT: '5' } })
     try {
       const sub = await stack.subscribe('auto')
       for (let i = 1; i <= 20; i++) await stack.publish('auto', 't', { i })
@@ -159,13 +159,13 @@ describe('retention', () => {
 
 describe('a silent network cut between the leader and Postgres', () => {
   it('the leader stops on its own (lock check times out) before the standby takes over; nothing is lost', async () => {
-    const stack = await startStack({ relay: { RELAY_LEADER_CHECK_MS: '200' } })
+    const stack = await startStack()
     await stack.stopRelay() // replaced by one that reaches Postgres through a proxy we can freeze
     const pgUrl = new URL(stack.db.url)
     const proxy = await startProxy(Number(pgUrl.port))
     const viaProxy = new URL(stack.db.url)
     viaProxy.port = new URL(proxy.url).port
-    const config = (url: string) => relayConfig(url, stack.edge.url, { RELAY_LEADER_CHECK_MS: '200' })
+    const config = (url: string) => relayConfig(url, stack.edge.url)
     const a = await startRelay({ config: config(viaProxy.toString()), log: testLog })
     const b = await startRelay({ config: config(stack.db.url), log: testLog })
     let twoLeaders = false

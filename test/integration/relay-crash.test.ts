@@ -106,7 +106,7 @@ afterAll(async () => {
 describe('relay process crash', () => {
   it('the leader crashes: one error line, exit 70, the standby takes over, every seq arrives once and in order', async () => {
     const tenant = 'crash'
-    const base = { DATABASE_URL: db.url, EDGE_URL: edge.url, RELAY_LEADER_CHECK_MS: '250', RELAY_SWEEP_MS: '500' }
+    const base = { DATABASE_URL: db.url, EDGE_URL: edge.url, RELAY_SWEEP_MS: '500' }
     // Long enough for both relays to start (tsx) and for events to flow through the leader first.
     const crashAfterMs = 8_000
     const leader = await spawnRelay({

@@ -16,8 +16,7 @@ export const startDevStack = async (edgeExtra: Record<string, string> = {}) => {
   const extend = devRoutes({ auth: createAuth({ jwtSecret: JWT_SECRET }), sql: db.sql })
   let edge: NodeEdge = await startNodeEdge(env, '127.0.0.1', { extend })
   const port = edge.port
-  // Short retry cap: the relay notices a restarted edge quickly.
-  const relay: Relay = await startRelay({ config: relayConfig(db.url, edge.url, { RELAY_RETRY_CAP_MS: '300' }), log: testLog })
+  const relay: Relay = await startRelay({ config: relayConfig(db.url, edge.url), log: testLog })
   return {
     db,
     url: edge.url,
