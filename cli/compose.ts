@@ -4,7 +4,7 @@
  * the relay reaches this edge through its LocalEdge interface — a batch by a function call, no HTTP, no signature —
  * and knows every other edge only by the wire.
  */
-import { loadEdgeEnv, type EdgeEnv } from '../edge/config.ts'
+import { loadEdgeEnv, type EdgeSettings } from '../edge/config.ts'
 import { startNodeEdge, type NodeEdge, type NodeEdgeOptions } from '../edge/platform/node.ts'
 import { loadRelayConfig, type RelayConfig } from '../relay/config.ts'
 import { startRelay, type LocalEdge } from '../relay/relay.ts'
@@ -14,7 +14,7 @@ import type { Log } from '../shared/log.ts'
 
 export interface ServeConfig {
   relay: RelayConfig
-  edge: EdgeEnv
+  edge: EdgeSettings
 }
 
 /**
@@ -61,8 +61,8 @@ export interface ServeOptions {
   config: ServeConfig
   /** The relay's log (the edge logs through shared/log.ts). */
   log: Log
-  /** The edge's listening address. */
-  host: string
+  /** The edge's listening address (default: its HOST). */
+  host?: string
   edge?: NodeEdgeOptions
 }
 
@@ -71,7 +71,7 @@ export interface ServeOptions {
  * that batches in flight still reach the rooms; then the relay's port; then the edge, which ends every stream.
  */
 export const startServe = async ({ config, log, host, edge: options = {} }: ServeOptions) => {
-  const edge: NodeEdge = await startNodeEdge(config.edge, host, options)
+  const edge: NodeEdge = await startNodeEdge(config.edge, host ?? config.edge.HOST, options)
   const local = await startLocalRelay({ config: config.relay, edge, log }).catch(async (err: unknown) => {
     await edge.close()
     throw err

@@ -5,12 +5,13 @@
  * process does (relay/process.ts): exit 70 on a crash, 1 on a failed start, 0 after SIGINT/SIGTERM.
  */
 import { runRelayProcess } from '../relay/process.ts'
-import { log } from '../shared/log.ts'
+import { log, setLogLevel } from '../shared/log.ts'
 import { loadServeConfig, startServe } from './compose.ts'
 
 runRelayProcess(async () => {
   const config = loadServeConfig(process.env)
-  const served = await startServe({ config, log, host: process.env.HOST ?? '0.0.0.0' })
+  setLogLevel(config.relay.LOG_LEVEL)
+  const served = await startServe({ config, log })
   log('info', 'relay started', { edges: config.relay.EDGE_URL, edge: served.edge.url, port: served.relayServer.port })
   return served
 })

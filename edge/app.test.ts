@@ -1,14 +1,19 @@
 import { describe, expect, it } from 'vitest'
 import { mintToken } from '../test/support/tokens.ts'
+import { SIGNATURE_WINDOW_S } from '../shared/protocol.ts'
 import { sign } from '../shared/sign.ts'
 import { createApp } from './app.ts'
 import { createAuth } from './auth.ts'
+import { createEdge, readableStreams } from './create.ts'
+import { ConnectionLimits } from './limits.ts'
+import { ReplayCache } from './replay.ts'
 import type { Rooms } from './room/rooms.ts'
 import { testRooms } from '../test/support/rooms.ts'
+import { edgeSettings } from '../test/support/settings.ts'
 
-const JWT_SECRET = 'test-jwt-secret-0123456789abcdef'
-const auth = createAuth({ jwtSecret: JWT_SECRET })
-const config = { relaySecret: 'relay-secret-0123456789abcdef' }
+const settings = edgeSettings()
+const quiet = () => {}
+const corsApp = await createEdge(edgeSettings({ EDGE_CORS_ORIGINS: 'https://app.example' }), { rooms: testRooms(), log: quiet })
 
 describe('createApp', () => {
   it('never logs a token: the access_token in the URL is redacted', async () => {
@@ -23,7 +28,7 @@ describe('createApp', () => {
         },
       }),
     }
-    const app = createApp({ rooms: broken, auth, config, log: (...args) => lines.push(args) })
+    const app = await createEdge(settings, { rooms: broken, log: (...args) => lines.push(args) })
     const token = await mintToken({ tenant: 't1' })
     const res = await app.request(`/v1/tenants/t1/events?topics=a&access_token=${token}`)
     expect(res.status).toBe(500)
@@ -36,7 +41,7 @@ describe('createApp', () => {
 
   it('counts a stream as live until it is cancelled (any Rooms implementation)', async () => {
     const rooms = testRooms()
-    const app = createApp({ rooms, auth, config: { ...config, maxConnectionsPerTenant: 1 } })
+    const app = await createEdge(edgeSettings({ EDGE_MAX_CONNECTIONS_PER_TENANT: '1' }), { rooms, log: quiet })
     const headers = { authorization: `Bearer ${await mintToken({ tenant: 't1' })}` }
     const first = await app.request('/v1/tenants/t1/events', { headers })
     expect(first.status).toBe(200)
@@ -53,16 +58,24 @@ describe('createApp', () => {
 
   it('never refuses a fresh, validly signed publish for volume: past its capacity the replay cache forgets the oldest', async () => {
     const rooms = testRooms()
-    const app = createApp({ rooms, auth, config: { ...config, replayCacheEntries: 100 } })
+    // The app as createEdge builds it, but with a cache of 100 entries: a few hundred publishes pass its capacity.
+    const app = createApp(settings, {
+      rooms,
+      auth: createAuth(settings),
+      limits: new ConnectionLimits({ perTenant: settings.EDGE_MAX_CONNECTIONS_PER_TENANT, perSubject: settings.EDGE_MAX_CONNECTIONS_PER_SUBJECT }),
+      replays: new ReplayCache(100, SIGNATURE_WINDOW_S),
+      streams: readableStreams(rooms),
+      log: quiet,
+    })
     const post = async (body: string, signature?: string) =>
-      app.request('/internal/publish', { method: 'POST', headers: { 'content-type': 'application/json', 'x-relay-signature': signature ?? (await sign(config.relaySecret, body)) }, body })
+      app.request('/internal/publish', { method: 'POST', headers: { 'content-type': 'application/json', 'x-relay-signature': signature ?? (await sign(settings.RELAY_SECRET, body)) }, body })
     // Empty batches: each is a full signed publish (verified, admitted to the cache) that just answers the head.
     const statuses = new Set<number>()
     for (let i = 0; i < 350; i++) statuses.add((await post(JSON.stringify({ tenant: `rc-${i % 7}`, events: [], nonce: `n${i}` }))).status)
     expect([...statuses]).toEqual([200])
     // An exact replay of a signature still held is refused.
     const body = JSON.stringify({ tenant: 'rc', events: [], nonce: 'again' })
-    const signature = await sign(config.relaySecret, body)
+    const signature = await sign(settings.RELAY_SECRET, body)
     expect((await post(body, signature)).status).toBe(200)
     const replayed = await post(body, signature)
     expect(replayed.status).toBe(401)
@@ -71,7 +84,7 @@ describe('createApp', () => {
   })
 
   describe('CORS', () => {
-    const app = createApp({ rooms: testRooms(), auth, config: { ...config, corsOrigins: ['https://app.example'] } })
+    const app = corsApp
 
     it('answers a preflight from an allowed origin only', async () => {
       const pre = (origin: string) =>

@@ -4,67 +4,48 @@ import { cors } from 'hono/cors'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
 import { parseJsonBody } from '../shared/json.ts'
-import { DEFAULTS, HEADERS, PATHS, QUERY } from '../shared/protocol.ts'
+import type { Log } from '../shared/log.ts'
+import { HEADERS, MAX_QUERY_BYTES, maxPublishBytes, PATHS, QUERY, RETRY_MS, SIGNATURE_WINDOW_S } from '../shared/protocol.ts'
 import { redactUrl } from '../shared/redact.ts'
 import { HelloBody, PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature, type Hmac } from '../shared/sign.ts'
 import { tokenWithSource, type Auth } from './auth.ts'
 import { checkBatch } from './batch.ts'
-import { ConnectionLimits, UNREAD_BODY } from './limits.ts'
-import { ReplayCache } from './replay.ts'
+import type { EdgeSettings } from './config.ts'
+import { UNREAD_BODY, type ConnectionLimits } from './limits.ts'
+import type { ReplayCache } from './replay.ts'
 import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
 import type { ConnectRequest, Rooms } from './room/rooms.ts'
 import type { Context } from 'hono'
 
-export interface EdgeConfig {
-  relaySecret: string
-  retryMs?: number
-  signatureWindowS?: number
-  maxPublishBytes?: number
-  /** Most topics one connection may ask for. */
-  maxTopics?: number
-  /** Live streams per tenant / per token subject on this instance (429 past them). */
-  maxConnectionsPerTenant?: number
-  maxConnectionsPerSubject?: number
-  /** Longest query string (414 past it). */
-  maxQueryBytes?: number
-  /** Largest single event's JSON data in a publish body (413 past it). */
-  maxEventBytes?: number
-  /** Browser origins allowed by CORS (none: no CORS headers). */
-  corsOrigins?: readonly string[]
-  /** Relay signatures remembered against replay. */
-  replayCacheEntries?: number
-  /** Refuse app tokens in `?access_token=`: URLs (which end up in logs and histories) may carry tickets only. */
-  queryTicketsOnly?: boolean
-}
+/** What the routes read of the edge's settings. */
+export type AppSettings = Pick<EdgeSettings, 'RELAY_SECRET' | 'EDGE_MAX_TOPICS' | 'EDGE_MAX_EVENT_BYTES' | 'EDGE_CORS_ORIGINS' | 'EDGE_QUERY_TOKENS'>
 
-export interface AppDeps {
+/** What the routes work with: built from the settings by createEdge (edge/create.ts), or one by one in a test. */
+export interface AppParts {
   rooms: Rooms
   auth: Auth
-  config: EdgeConfig
-  /** Called with every unexpected error (the response is a 500 either way). */
-  log?: (level: 'error' | 'warn' | 'info', msg: string, fields?: Record<string, unknown>) => void
+  /** Live streams per tenant and subject (429 past them). */
+  limits: ConnectionLimits
+  /** Relay signatures remembered against replay. */
+  replays: ReplayCache
   /**
    * How an authorised stream is served, chosen once by the platform: Node writes bytes straight to the socket
-   * (node-sse.ts); the default is a ReadableStream Response from the room stub.
+   * (node-sse.ts); elsewhere the room stub's ReadableStream is the response body.
    */
-  streams?: StreamServer
-  /** The relay signature's HMAC (default: Web Crypto; Node passes node:crypto's, which needs no threadpool hop). */
+  streams: StreamServer
+  /** The relay signature's HMAC (unset: Web Crypto; Node passes node:crypto's, which needs no threadpool hop). */
   hmac?: Hmac
+  /** Told of every unexpected error (the response is a 500 either way). */
+  log: Log
 }
 
 /**
- * See AppDeps.streams. Called after auth and limits; throwing a RelayError still answers with the JSON error.
+ * See AppParts.streams. Called after auth and limits; throwing a RelayError still answers with the JSON error.
  * `ended` must be called once when a stream it served ends, for any reason (it releases the connection slot).
  */
 export type StreamServer = (c: Context, tenant: string, request: ConnectRequest, ended: () => void) => Response | Promise<Response>
-
-/** The portable way: the room stub's ReadableStream as the response body. */
-const readableStreams =
-  (rooms: Rooms): StreamServer =>
-  async (c, tenant, request, ended) =>
-    new Response(await rooms.get(tenant).connect(request, { signal: c.req.raw.signal, ended }), { headers: SSE_HEADERS })
 
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -96,25 +77,20 @@ const parseLastEventId = (raw: string | undefined): number | undefined => {
   return n
 }
 
-/** The edge: routes, auth and one error handler. Runtime-neutral — the platform files choose rooms and serve it. */
-export const createApp = ({ rooms, auth, config, log = () => {}, streams = readableStreams(rooms), hmac }: AppDeps) => {
-  const retryMs = config.retryMs ?? DEFAULTS.retryMs
-  const windowS = config.signatureWindowS ?? DEFAULTS.signatureWindowS
-  const maxPublishBytes = config.maxPublishBytes ?? DEFAULTS.maxPublishBytes
-  const maxTopics = config.maxTopics ?? DEFAULTS.maxTopics
-  const maxQueryBytes = config.maxQueryBytes ?? DEFAULTS.maxQueryBytes
-  const maxEventBytes = config.maxEventBytes ?? DEFAULTS.maxEdgeEventBytes
-  const limits = new ConnectionLimits({
-    perTenant: config.maxConnectionsPerTenant ?? DEFAULTS.maxConnectionsPerTenant,
-    perSubject: config.maxConnectionsPerSubject ?? DEFAULTS.maxConnectionsPerSubject,
-  })
-  const replays = new ReplayCache(config.replayCacheEntries ?? DEFAULTS.replayCacheEntries, windowS)
+/**
+ * The edge's routes and one error handler, runtime-neutral: createEdge builds the parts from the settings, and the
+ * platform files serve the result.
+ */
+export const createApp = (settings: AppSettings, { rooms, auth, limits, replays, streams, hmac, log }: AppParts) => {
+  const maxTopics = settings.EDGE_MAX_TOPICS
+  const maxEventBytes = settings.EDGE_MAX_EVENT_BYTES
+  const maxBodyBytes = maxPublishBytes(maxEventBytes)
   const app = new Hono()
 
   /** A relay request's body, once its signature is verified and was not seen before. */
   const signedBody = async (c: Context, notJson: string): Promise<unknown> => {
     const text = await c.req.text()
-    const check = await verifySignature(config.relaySecret, c.req.header(HEADERS.signature), text, windowS, undefined, hmac)
+    const check = await verifySignature(settings.RELAY_SECRET, c.req.header(HEADERS.signature), text, SIGNATURE_WINDOW_S, undefined, hmac)
     if (!check.ok) throw new RelayError('SIGNATURE_INVALID', check.reason)
     replays.admit(check.mac, check.t)
     return parseJsonBody(text, notJson)
@@ -124,17 +100,17 @@ export const createApp = ({ rooms, auth, config, log = () => {}, streams = reada
   const principalFor = async (req: Parameters<typeof tokenWithSource>[0], tenant: string) => {
     const { token, from } = tokenWithSource(req)
     const claims = await auth.verify(token)
-    if (from === 'query' && claims.kind !== 'ticket' && config.queryTicketsOnly)
+    if (from === 'query' && claims.kind !== 'ticket' && settings.EDGE_QUERY_TOKENS === 'ticket')
       throw new RelayError('TOKEN_INVALID', 'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token')
     if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
     return claims
   }
 
-  if (config.corsOrigins?.length)
+  if (settings.EDGE_CORS_ORIGINS.length)
     app.use(
       '/v1/*',
       cors({
-        origin: [...config.corsOrigins],
+        origin: [...settings.EDGE_CORS_ORIGINS],
         allowMethods: ['GET', 'POST', 'OPTIONS'],
         allowHeaders: ['authorization', 'content-type', 'last-event-id'],
         credentials: true, // the token cookie
@@ -145,8 +121,8 @@ export const createApp = ({ rooms, auth, config, log = () => {}, streams = reada
   // Before anything parses the query: an absurd query string costs nothing past this point.
   app.use('*', async (c, next) => {
     const q = c.req.url.indexOf('?')
-    if (q !== -1 && c.req.url.length - q - 1 > maxQueryBytes)
-      throw new RelayError('QUERY_TOO_LONG', `query string over ${maxQueryBytes} bytes: ask for fewer topics, or send the token in a header`)
+    if (q !== -1 && c.req.url.length - q - 1 > MAX_QUERY_BYTES)
+      throw new RelayError('QUERY_TOO_LONG', `query string over ${MAX_QUERY_BYTES} bytes: ask for fewer topics, or send the token in a header`)
     await next()
   })
 
@@ -163,7 +139,7 @@ export const createApp = ({ rooms, auth, config, log = () => {}, streams = reada
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
     const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
     const release = limits.acquire(tenant, claims.sub)
-    const request: ConnectRequest = { topics: { requested, grants: claims.topics }, lastEventId, retryMs, expiresAt: claims.expiresAt, ...presence }
+    const request: ConnectRequest = { topics: { requested, grants: claims.topics }, lastEventId, retryMs: RETRY_MS, expiresAt: claims.expiresAt, ...presence }
     try {
       return await streams(c, tenant, request, release)
     } catch (err) {
@@ -184,9 +160,9 @@ export const createApp = ({ rooms, auth, config, log = () => {}, streams = reada
   app.post(
     PATHS.publish,
     bodyLimit({
-      maxSize: maxPublishBytes,
+      maxSize: maxBodyBytes,
       onError: () => {
-        throw new RelayError('TOO_LARGE', `publish body over ${maxPublishBytes} bytes: send smaller batches`, UNREAD_BODY)
+        throw new RelayError('TOO_LARGE', `publish body over ${maxBodyBytes} bytes: send smaller batches`, UNREAD_BODY)
       },
     }),
     async (c) => {

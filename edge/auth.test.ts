@@ -1,11 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { mintToken } from '../test/support/tokens.ts'
-import { createApp } from './app.ts'
 import { createAuth } from './auth.ts'
+import { createEdge } from './create.ts'
 import { testRooms } from '../test/support/rooms.ts'
+import { edgeSettings } from '../test/support/settings.ts'
 
-const JWT_SECRET = 'test-jwt-secret-0123456789abcdef'
-const auth = createAuth({ jwtSecret: JWT_SECRET })
+const auth = createAuth(edgeSettings())
 
 describe('createAuth', () => {
   it('refuses a token whose topics claim is an empty list, app token or ticket', async () => {
@@ -21,9 +21,10 @@ describe('createAuth', () => {
   })
 })
 
+const rooms = testRooms()
+const app = await createEdge(edgeSettings(), { rooms, log: () => {} })
+
 describe('a token granting no topics', () => {
-  const rooms = testRooms()
-  const app = createApp({ rooms, auth, config: { relaySecret: 'relay-secret-0123456789abcdef' } })
   afterAll(() => rooms.close())
 
   it('cannot open the event stream (403 TOPIC_FORBIDDEN), in a header or the query', async () => {

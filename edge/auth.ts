@@ -1,30 +1,17 @@
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
-import { DEFAULTS, QUERY, TICKET_TYP, TOKEN_COOKIE } from '../shared/protocol.ts'
+import { QUERY, TICKET_TYP, TOKEN_COOKIE } from '../shared/protocol.ts'
 import { Claims, TicketClaims } from '../shared/schema.ts'
+import type { EdgeSettings } from './config.ts'
 import { asymmetricKeys } from './keys.ts'
 import { ticketKey, signTicket } from './ticket.ts'
 
-export interface AuthOptions {
-  /** HS256 shared secret (EDGE_JWT_SECRET). */
-  jwtSecret?: string
-  /** RS256/ES256 keys from a JWKS (EDGE_JWKS_URL): cached, refetched on an unknown `kid`. */
-  jwksUrl?: string
-  /** An inline RS256/ES256 public key (EDGE_JWT_PUBLIC_KEY): SPKI PEM or a JWK as JSON. */
-  publicKey?: string
-  /** Required `iss` / `aud` when set. */
-  issuer?: string
-  audience?: string
-  /** Allowed clock skew in seconds for exp/nbf/iat. */
-  clockToleranceS?: number
-  jwksCooldownS?: number
-  jwksMaxAgeS?: number
-  /** Secret the ticket key is derived from (EDGE_TICKET_SECRET); defaults to jwtSecret. */
-  ticketSecret?: string
-  /** Ticket lifetime in seconds (≤ 60). */
-  ticketTtlS?: number
-}
+/** What createAuth reads of the edge's settings. */
+export type AuthSettings = Pick<
+  EdgeSettings,
+  'EDGE_JWT_SECRET' | 'EDGE_JWKS_URL' | 'EDGE_JWT_PUBLIC_KEY' | 'EDGE_JWT_ISSUER' | 'EDGE_JWT_AUDIENCE' | 'EDGE_TICKET_SECRET' | 'EDGE_TICKET_TTL_S'
+>
 
 /** Who is asking: validated claims, what kind of token carried them, and when a stream opened with it must end. */
 export type Principal = Claims & {
@@ -50,6 +37,9 @@ export interface Auth {
 }
 
 const ASYMMETRIC = ['RS256', 'ES256']
+/** Clock skew allowed on an app token's exp/nbf/iat: the identity provider's clock is not ours. */
+const CLOCK_SKEW_S = 30
+/** Edges issue and check tickets themselves: only their own clocks' drift to allow for. */
 const TICKET_SKEW_S = 2
 
 /** Maps jose's failures to our codes (key-set fetch failures arrive as NOT_READY from keys.ts). */
@@ -86,21 +76,14 @@ const headerOf = (token: string) => {
  * only against the public keys. `alg: none` and HS/RS confusion (an HS256 token "signed" with the public key) find no
  * key and fail.
  */
-export const createAuth = (options: AuthOptions): Auth => {
-  const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined
-  const publicKeys: JWTVerifyGetKey | undefined = asymmetricKeys(options)
-  const ticketSecret = options.ticketSecret ?? options.jwtSecret
+export const createAuth = (settings: AuthSettings): Auth => {
+  const { EDGE_JWT_SECRET: jwtSecret, EDGE_JWT_ISSUER: issuer, EDGE_JWT_AUDIENCE: audience } = settings
+  const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined
+  const publicKeys: JWTVerifyGetKey | undefined = asymmetricKeys({ jwksUrl: settings.EDGE_JWKS_URL, publicKey: settings.EDGE_JWT_PUBLIC_KEY })
+  const ticketSecret = settings.EDGE_TICKET_SECRET ?? jwtSecret
   const ticketKeyP = ticketSecret ? ticketKey(ticketSecret) : undefined
-  const ttlS = Math.min(60, options.ticketTtlS ?? DEFAULTS.ticketTtlS)
-  const common: JWTVerifyOptions = {
-    requiredClaims: ['exp'],
-    clockTolerance: options.clockToleranceS ?? DEFAULTS.clockSkewS,
-  }
-  const appOptions: JWTVerifyOptions = {
-    ...common,
-    ...(options.issuer ? { issuer: options.issuer } : {}),
-    ...(options.audience ? { audience: options.audience } : {}),
-  }
+  const common: JWTVerifyOptions = { requiredClaims: ['exp'], clockTolerance: CLOCK_SKEW_S }
+  const appOptions: JWTVerifyOptions = { ...common, ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) }
   const accepted = [...(secret ? ['HS256'] : []), ...(publicKeys ? ASYMMETRIC : [])]
 
   const verifyApp = async (token: string): Promise<Principal> => {
@@ -124,7 +107,6 @@ export const createAuth = (options: AuthOptions): Auth => {
     if (!ticketKeyP) throw new RelayError('TOKEN_INVALID', 'this edge issues no tickets')
     let payload: unknown
     try {
-      // Edges issue and check tickets themselves: only their own clock drift to allow for, not an app's.
       ;({ payload } = await jwtVerify(token, await ticketKeyP, { ...common, clockTolerance: TICKET_SKEW_S, algorithms: ['HS256'], typ: TICKET_TYP }))
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired)
@@ -144,7 +126,7 @@ export const createAuth = (options: AuthOptions): Auth => {
     },
     async issueTicket(principal, topics) {
       if (!ticketKeyP) throw new RelayError('NOT_FOUND', 'this edge issues no tickets (set EDGE_TICKET_SECRET)')
-      return signTicket(await ticketKeyP, principal, topics, ttlS)
+      return signTicket(await ticketKeyP, principal, topics, settings.EDGE_TICKET_TTL_S)
     },
   }
 }

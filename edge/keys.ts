@@ -1,6 +1,5 @@
 import { createRemoteJWKSet, errors as joseErrors, importJWK, importSPKI, type JWK, type JWTVerifyGetKey } from 'jose'
 import { RelayError } from '../shared/errors.ts'
-import { DEFAULTS } from '../shared/protocol.ts'
 
 interface InlineKey {
   alg: string
@@ -35,26 +34,22 @@ const importInline = async (text: string): Promise<InlineKey> => {
   throw invalid('is not an RSA or P-256 EC public key in SPKI PEM ("-----BEGIN PUBLIC KEY-----")')
 }
 
+/** The JWKS is refetched on an unknown kid at most this often (a forger cannot hammer the identity provider)… */
+const JWKS_COOLDOWN_MS = 30_000
+/** …and in any case at least this often (a revoked key stops working within it). */
+const JWKS_MAX_AGE_MS = 600_000
+
 /**
  * The RS256/ES256 key resolver for jose: the inline key when its alg (and kid, if both have one) match the token,
- * else the remote JWKS, which jose caches and refetches on an unknown kid (at most once per cooldown).
+ * else the remote JWKS, which jose caches and refetches on an unknown kid (at most once per JWKS_COOLDOWN_MS).
  * Undefined when neither is configured.
  */
-export const asymmetricKeys = (options: {
-  jwksUrl?: string
-  publicKey?: string
-  jwksCooldownS?: number
-  jwksMaxAgeS?: number
-}): JWTVerifyGetKey | undefined => {
+export const asymmetricKeys = (options: { jwksUrl: string | undefined; publicKey: string | undefined }): JWTVerifyGetKey | undefined => {
   const remote = options.jwksUrl
-    ? createRemoteJWKSet(new URL(options.jwksUrl), {
-        cooldownDuration: (options.jwksCooldownS ?? DEFAULTS.jwksCooldownS) * 1000,
-        cacheMaxAge: (options.jwksMaxAgeS ?? DEFAULTS.jwksMaxAgeS) * 1000,
-        timeoutDuration: 5_000,
-      })
+    ? createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: 5_000 })
     : undefined
   const inline = options.publicKey ? importInline(options.publicKey) : undefined
-  inline?.catch(() => {}) // reported on first use (and checked at startup by the platform)
+  inline?.catch(() => {}) // reported at start by createEdge (checkPublicKey), and on use
   if (!remote && !inline) return undefined
   return async (header, token) => {
     if (inline) {

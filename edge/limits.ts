@@ -4,9 +4,10 @@ export interface ConnectionLimitOptions {
   perTenant: number
   /** Per token subject (`sub`) within a tenant; tokens without `sub` count only against the tenant. */
   perSubject: number
-  /** Retry-After (seconds) sent with a 429. */
-  retryAfterS?: number
 }
+
+/** Retry-After (seconds) sent with a 429: a slot frees when some stream ends, which no one can predict. */
+const RETRY_AFTER_S = 5
 
 /**
  * Live stream counts on this edge instance, per tenant and per subject. Counted in the app layer, around whatever
@@ -25,7 +26,7 @@ export class ConnectionLimits {
 
   /** Takes a slot or throws TOO_MANY; returns the (idempotent) release. */
   acquire(tenant: string, sub: string | undefined): () => void {
-    const retry = { 'retry-after': String(this.o.retryAfterS ?? 5) }
+    const retry = { 'retry-after': String(RETRY_AFTER_S) }
     const subject = sub === undefined ? undefined : `${tenant}\u0000${sub}`
     if (this.count(tenant) >= this.o.perTenant)
       throw new RelayError('TOO_MANY', `tenant has ${this.o.perTenant} live streams, the most allowed: close one or retry later`, retry)

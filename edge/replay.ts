@@ -1,5 +1,8 @@
 import { RelayError } from '../shared/errors.ts'
 
+/** Signatures an edge instance remembers (~100 bytes each): far more than a signature window of deliveries. */
+export const REPLAY_CACHE_ENTRIES = 100_000
+
 /**
  * Relay signatures seen within the signature window: a signed request captured on the wire and sent again while
  * its signature is still held is refused (SIGNATURE_REPLAYED).

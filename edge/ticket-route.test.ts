@@ -1,13 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { mintToken } from '../test/support/tokens.ts'
-import { createApp } from './app.ts'
-import { createAuth } from './auth.ts'
+import { createEdge } from './create.ts'
 import { testRooms } from '../test/support/rooms.ts'
+import { edgeSettings } from '../test/support/settings.ts'
 
-const JWT_SECRET = 'test-jwt-secret-0123456789abcdef'
 const rooms = testRooms()
-// The default allowance (30 s) and a small topic limit, so that both edges of each rule are reachable.
-const app = createApp({ rooms, auth: createAuth({ jwtSecret: JWT_SECRET, clockToleranceS: 30 }), config: { relaySecret: 'relay-secret-0123456789abcdef', maxTopics: 3 } })
+// The clock-skew allowance (30 s) and a small topic limit, so that both edges of each rule are reachable.
+const app = await createEdge(edgeSettings({ EDGE_MAX_TOPICS: '3' }), { rooms, log: () => {} })
 afterAll(() => rooms.close())
 
 const nowS = () => Math.floor(Date.now() / 1000)

@@ -7,13 +7,14 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import type { Sql } from 'postgres'
 import ts from 'typescript'
 import * as v from 'valibot'
 import { tokenFrom, type Auth } from '../edge/auth.ts'
+import { UNREAD_BODY } from '../edge/limits.ts'
 import { RelayError } from '../shared/errors.ts'
 import { parseJsonBody } from '../shared/json.ts'
-import { MAX_EVENT_BYTES } from '../shared/protocol.ts'
 import { Topic } from '../shared/schema.ts'
 
 const root = resolve(import.meta.dirname, '..')
@@ -49,11 +50,16 @@ export interface DevRoutesOptions {
   auth: Auth
   /** The relay's pool: the form publishes with `relay.publish()`, as an app would. */
   sql: Sql
+  /**
+   * The edge's EDGE_MAX_EVENT_BYTES: a body past it (plus room for the topic) is refused unread. The database
+   * refuses what is over its own relay.max_event_bytes, with its message.
+   */
+  maxEventBytes: number
 }
 
 /** Adds the development page and its publish endpoint to an edge app (see NodeEdgeOptions.extend). */
 export const devRoutes =
-  ({ auth, sql }: DevRoutesOptions) =>
+  ({ auth, sql, maxEventBytes }: DevRoutesOptions) =>
   (app: Hono) => {
     for (const path of ['/', '/tail'])
       app.get(path, async (c) => c.html(await readFile(join(root, 'web/tail.html'), 'utf8'), 200, { 'cache-control': 'no-store' }))
@@ -66,10 +72,15 @@ export const devRoutes =
       return c.body(await transpile(file), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' })
     })
 
-    app.post('/dev/publish', async (c) => {
+    const limit = bodyLimit({
+      maxSize: maxEventBytes + 1024,
+      onError: () => {
+        throw new RelayError('TOO_LARGE', `event over ${maxEventBytes} bytes (EDGE_MAX_EVENT_BYTES)`, UNREAD_BODY)
+      },
+    })
+    app.post('/dev/publish', limit, async (c) => {
       const claims = await auth.verify(tokenFrom(c.req))
       const text = await c.req.text()
-      if (text.length > MAX_EVENT_BYTES + 1024) throw new RelayError('TOO_LARGE', `event over ${MAX_EVENT_BYTES} bytes`)
       const body = v.safeParse(DevPublish, parseJsonBody(text, 'send JSON: {"topic": "greetings", "data": {…}}'))
       if (!body.success)
         throw new RelayError('INVALID_BODY', body.issues.map((i) => `${v.getDotPath(i) ?? 'body'}: ${i.message}`).join('; '))

@@ -2,15 +2,17 @@
  * `npm run dev:worker`: the Cloudflare flavour on one machine. The edge runs under `wrangler dev` (local workerd
  * with real Durable Object rooms, no Cloudflare login, no metrics), and the relay runs here against it. With no
  * DATABASE_URL, the embedded PostgreSQL under .data/ starts as for `npm start`. Ctrl-C stops everything.
- * Variables: DATABASE_URL, PORT (the Worker, default 8787), RELAY_PORT (8788), EDGE_JWT_SECRET and RELAY_SECRET
- * (development values are generated for those not set), WRANGLER_PERSIST_TO (Durable Object storage; default
- * .data/wrangler next to the embedded database, else .wrangler/state).
+ * Variables: the relay's and the Worker's (docs/configuration.md; the Worker's set here are passed to it as vars,
+ * development values are generated for EDGE_JWT_SECRET and RELAY_SECRET when not set), and WRANGLER_PERSIST_TO
+ * (Durable Object storage; default .data/wrangler next to the embedded database, else .wrangler/state).
  */
 import { resolve } from 'node:path'
+import { loadWorkersEnv, workersVariables } from '../edge/config.ts'
 import { loadRelayConfig } from '../relay/config.ts'
 import { startRelay } from '../relay/relay.ts'
 import { startRelayServer } from '../relay/server.ts'
-import { log } from '../shared/log.ts'
+import { startFailureLines } from '../shared/env.ts'
+import { log, setLogLevel } from '../shared/log.ts'
 import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
 import { startWranglerDev } from './wrangler-dev.ts'
 
@@ -18,6 +20,9 @@ const env = devEnv()
 const { onStop, stopAll } = lifecycle()
 
 try {
+  // The Worker's variables, checked here so that a bad one is named before wrangler starts.
+  const workerSettings = loadWorkersEnv(env)
+  const workerVars = Object.fromEntries(Object.keys(workersVariables).flatMap((k) => (env[k] ? [[k, env[k]]] : [])))
   const { embedded } = await prepareDatabase(env, onStop)
 
   // Rooms remember their head: their storage must live and die with the database it mirrors, or a fresh database's
@@ -25,9 +30,9 @@ try {
   const persistTo = env.WRANGLER_PERSIST_TO ?? (embedded ? resolve('.data/wrangler') : undefined)
   say(`starting the Worker under wrangler dev (local workerd; room storage in ${persistTo ?? '.wrangler/state'})…`)
   const worker = await startWranglerDev({
-    port: Number(env.PORT ?? 8787),
+    port: workerSettings.PORT,
     ...(persistTo ? { persistTo } : {}),
-    vars: { EDGE_JWT_SECRET: env.EDGE_JWT_SECRET, RELAY_SECRET: env.RELAY_SECRET },
+    vars: workerVars,
     onOutput: (line) => say(`[wrangler] ${line}`),
   })
   onStop(() => worker.stop())
@@ -35,6 +40,7 @@ try {
 
   // The relay posts to the Worker over signed HTTP, as `npm run relay` does.
   const relayConfig = loadRelayConfig(env)
+  setLogLevel(relayConfig.LOG_LEVEL)
   const relay = await startRelay({ config: relayConfig, log })
   onStop(() => relay.stop())
   const relayServer = await startRelayServer(relay, relayConfig.RELAY_PORT, relayConfig.RELAY_HOST)
@@ -60,6 +66,6 @@ Publish (in another terminal):
 
 Ctrl-C stops everything.`)
 } catch (err) {
-  console.error(`npm run dev:worker failed: ${err instanceof Error ? err.message : String(err)}`)
+  for (const line of startFailureLines(err)) console.error(`npm run dev:worker failed: ${line}`)
   await stopAll(1)
 }

@@ -6,24 +6,26 @@
 import postgres from 'postgres'
 import { loadServeConfig, startServe } from '../cli/compose.ts'
 import { createAuth } from '../edge/auth.ts'
-import { authOptions } from '../edge/config.ts'
-import { log } from '../shared/log.ts'
+import { startFailureLines } from '../shared/env.ts'
+import { log, setLogLevel } from '../shared/log.ts'
 import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
 import { devRoutes } from './dev-routes.ts'
 
 const env = devEnv()
-env.PORT ??= '8787'
+// On a development machine the edge answers this machine only, unless HOST says otherwise.
+env.HOST ??= '127.0.0.1'
 const { onStop, stopAll } = lifecycle()
 
 try {
   const db = await prepareDatabase(env, onStop)
   const config = loadServeConfig(env)
+  setLogLevel(config.relay.LOG_LEVEL)
   // The live-tail page and its publish form: development only, never part of `npm run edge`.
   const devSql = postgres(db.url, { max: 2, onnotice: () => {} })
   onStop(() => devSql.end({ timeout: 1 }))
-  const extend = devRoutes({ auth: createAuth(authOptions(config.edge)), sql: devSql })
+  const extend = devRoutes({ auth: createAuth(config.edge), sql: devSql, maxEventBytes: config.edge.EDGE_MAX_EVENT_BYTES })
   // What `npm run serve` runs: the relay delivers to this edge by a function call, and to EDGE_URL's edges if set.
-  const served = await startServe({ config, log, host: env.HOST ?? '127.0.0.1', edge: { extend } })
+  const served = await startServe({ config, log, edge: { extend } })
   onStop(() => served.stop())
   const { edge } = served
   const relayUrl = `http://${config.relay.RELAY_HOST}:${served.relayServer.port}`
@@ -53,6 +55,6 @@ Publish (in another terminal):
 
 Ctrl-C stops everything.`)
 } catch (err) {
-  console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`)
+  for (const line of startFailureLines(err)) console.error(`npm start failed: ${line}`)
   await stopAll(1)
 }

@@ -9,9 +9,6 @@ export const CHANNEL = 'relay'
 export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
 
-/** Default maximum size of one event's JSON data (bytes); the SQL side enforces it too. */
-export const MAX_EVENT_BYTES = 64 * 1024
-
 export const HEADERS = {
   signature: 'x-relay-signature',
   lastEventId: 'last-event-id',
@@ -40,7 +37,7 @@ export const TICKET_TYP = 'edge-relay-ticket+jwt'
 export const EVENTS = {
   reset: 'reset',
   reauth: 'reauth',
-  /** Subscriber counts per topic (opt-in with `presence=1`), at most one per `presenceIntervalMs` per room. */
+  /** Subscriber counts per topic (opt-in with `presence=1`), at most one per PRESENCE_INTERVAL_MS per room. */
   presence: 'presence',
   /**
    * Stands in for an event larger than the edge accepts, with the event's own `id:` (its seq), so the sequence
@@ -93,49 +90,33 @@ export const PATHS = {
   metrics: '/metrics',
 } as const
 
+/*
+ * Fixed limits: what both ends of a wire must agree on, and bounds no deployment has needed to tune. What an
+ * operator sets is in the configuration schemas (edge/config.ts, relay/config.ts; docs/configuration.md).
+ */
+
+/** `retry:` sent first on every stream: how long EventSource waits before reconnecting. */
+export const RETRY_MS = 1_000
+
+/** Signed relay requests older or newer than this are refused. */
+export const SIGNATURE_WINDOW_S = 300
+
+/** Longest query string the edge reads (a ticket in `access_token` and a few topics fit easily). */
+export const MAX_QUERY_BYTES = 4_096
+
+/** Presence events are coalesced to at most one per this interval per room. */
+export const PRESENCE_INTERVAL_MS = 1_000
+
 /** A relay batch holds at most this many events. */
 export const BATCH_EVENTS = 500
 
-/**
- * …and, past its first event, at most this many bytes of event data (a larger single event goes alone). Well under
- * the edge's maxPublishBytes, which must also hold JSON string escaping (at worst ~2x for quote-heavy data).
- */
+/** …and, past its first event, at most this many bytes of event data (a larger single event goes alone). */
 export const BATCH_BYTES = 1024 * 1024
 
-export const DEFAULTS = {
-  /** Comment heartbeat interval on every SSE stream. */
-  heartbeatMs: 15_000,
-  /** `retry:` sent first on every stream: how long EventSource waits before reconnecting. */
-  retryMs: 1_000,
-  /** Events a room keeps for `Last-Event-ID` resume. */
-  historyLimit: 10_000,
-  /** Signed publish requests older or newer than this are refused. */
-  signatureWindowS: 300,
-  /** Largest relay → edge publish body. */
-  maxPublishBytes: 8 * 1024 * 1024,
-  /** Per-subscriber queue before a slow subscriber is dropped. */
-  subscriberQueueEvents: 1_000,
-  subscriberQueueBytes: 4 * 1024 * 1024,
-  /** Bytes of frames a room keeps for resume (the count bound, historyLimit, applies too). */
-  historyBytes: 16 * 1024 * 1024,
-  /** Presence events are coalesced to at most one per this interval per room. */
-  presenceIntervalMs: 1_000,
-  /** Ticket lifetime: how long a ticket may be used to open a stream (the stream then lives as long as the app token). */
-  ticketTtlS: 60,
-  /** Allowed clock skew for a token's exp/nbf/iat. */
-  clockSkewS: 30,
-  /** Live streams per tenant, and per token subject (`sub`) within a tenant, on one edge instance. */
-  maxConnectionsPerTenant: 10_000,
-  maxConnectionsPerSubject: 100,
-  /** Topics one connection (or ticket) may ask for. */
-  maxTopics: 64,
-  /** Longest query string accepted (a ticket in `access_token` fits easily). */
-  maxQueryBytes: 4_096,
-  /** Largest single event the edge accepts from the relay (keep it ≥ the database's relay.max_event_bytes). */
-  maxEdgeEventBytes: 1024 * 1024,
-  /** Relay signatures remembered to refuse replays within the signature window. */
-  replayCacheEntries: 100_000,
-  /** JWKS: refetch at most this often on an unknown kid, and at least this often in any case. */
-  jwksCooldownS: 30,
-  jwksMaxAgeS: 600,
-} as const
+/**
+ * The largest publish body an edge accepts, given the largest event it accepts: a batch's data (BATCH_BYTES, plus
+ * the event that crosses it, up to `maxEventBytes`), each byte escaped to at most two in the body's JSON, and up to
+ * 512 bytes of seq, topic and time around each of BATCH_EVENTS events. A body over it is refused as a whole
+ * (413), which the relay answers by halving the batch, so the bound never stalls a tenant.
+ */
+export const maxPublishBytes = (maxEventBytes: number): number => 2 * (BATCH_BYTES + maxEventBytes) + 512 * BATCH_EVENTS

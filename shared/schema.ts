@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { EVENTS, MAX_EVENT_BYTES, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
+import { EVENTS, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
 
 export const TenantId = v.pipe(
   v.string(),
@@ -109,5 +109,3 @@ export const TicketReply = v.object({
   streamExpiresAt: v.number(),
 })
 export type TicketReply = v.InferOutput<typeof TicketReply>
-
-export const maxEventBytes = MAX_EVENT_BYTES

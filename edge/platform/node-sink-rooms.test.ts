@@ -11,7 +11,7 @@ import { NodeSink } from './node-sse.ts'
  * socket), not the ReadableStream path memory-rooms.test.ts covers. Each `connect` is an HTTP request to a server
  * in this process whose handler attaches a NodeSink; the contract reads the response body.
  */
-const rooms = testRooms({ historyLimit: CONTRACT_HISTORY_LIMIT })
+const rooms = testRooms({ HISTORY_LIMIT: CONTRACT_HISTORY_LIMIT })
 let server: Server
 let base = ''
 

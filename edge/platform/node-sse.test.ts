@@ -1,9 +1,9 @@
 import { request, type IncomingMessage } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import { loadEdgeEnv } from '../config.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import { sign } from '../../shared/sign.ts'
-import { JWT_SECRET, mintToken, RELAY_SECRET } from '../../test/support/tokens.ts'
+import { edgeSettings } from '../../test/support/settings.ts'
+import { mintToken, RELAY_SECRET } from '../../test/support/tokens.ts'
 import { startNodeEdge, type NodeEdge, type NodeEdgeOptions } from './node.ts'
 import { observeFlushes } from './node-sse.ts'
 
@@ -16,7 +16,7 @@ afterEach(async () => {
 })
 
 const start = async (options: NodeEdgeOptions = {}, env: Record<string, string> = {}) =>
-  (edge = await startNodeEdge(loadEdgeEnv({ PORT: '0', EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, ...env }), '127.0.0.1', options))
+  (edge = await startNodeEdge(edgeSettings(env), '127.0.0.1', options))
 
 const publish = async (tenant: string, events: { seq: number; topic: string; data: unknown }[]) => {
   const body = JSON.stringify({ tenant, events: events.map((e) => ({ ...e, data: JSON.stringify(e.data), ts: 0 })) })

@@ -3,10 +3,10 @@ import type { Context } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { SSE_HEADERS, type StreamServer } from '../app.ts'
 import { RelayError } from '../../shared/errors.ts'
-import type { QueueLimits } from '../room/queue.ts'
+import type { EdgeSettings } from '../config.ts'
+import { SUBSCRIBER_QUEUE_EVENTS } from '../room/queue.ts'
 import type { CloseReason, Sink } from '../room/room.ts'
 import type { LocalRooms } from '../room/rooms.ts'
-import { DEFAULTS } from '../../shared/protocol.ts'
 
 /**
  * The Node fast path for SSE. The portable path hands Hono a ReadableStream, and @hono/node-server pumps it into
@@ -100,7 +100,7 @@ export class NodeSink implements Sink {
     /** Bytes the response may hold unsent (Node's buffer + our pending frames) before the subscriber is dropped. */
     private readonly queueBytes: number,
     /** Frames that may wait for the next flush (a turn that owes one client more than this is a runaway). */
-    private readonly queueEvents: number = DEFAULTS.subscriberQueueEvents,
+    private readonly queueEvents: number,
     /** Sends the response head; called once, before the first body byte (default: plain SSE headers). */
     private head: (() => void) | undefined = () => res.writeHead(200, SSE_HEADERS),
   ) {}
@@ -190,7 +190,7 @@ export class NodeSink implements Sink {
  * adapter so (RESPONSE_ALREADY_SENT). Needs @hono/node-server's response object.
  */
 export const nodeStreams =
-  (rooms: LocalRooms, queue: QueueLimits): StreamServer =>
+  (rooms: LocalRooms, settings: Pick<EdgeSettings, 'SUBSCRIBER_QUEUE_BYTES'>): StreamServer =>
   (c, tenant, request, ended) => {
     const res = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
     if (!res || typeof res.writeHead !== 'function' || res.headersSent)
@@ -200,7 +200,7 @@ export const nodeStreams =
       ended()
       return RESPONSE_ALREADY_SENT
     }
-    const sink = new NodeSink(res, queue.bytes, queue.events, headFrom(c, res))
+    const sink = new NodeSink(res, settings.SUBSCRIBER_QUEUE_BYTES, SUBSCRIBER_QUEUE_EVENTS, headFrom(c, res))
     let detach = () => {}
     // Listen before attaching: a subscriber is never in a room without a way to leave it.
     res.once('close', () => {

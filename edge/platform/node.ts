@@ -1,19 +1,18 @@
 import { serve, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
 import { pathToFileURL } from 'node:url'
-import { createApp } from '../app.ts'
-import { createAuth } from '../auth.ts'
 import { checkBatch } from '../batch.ts'
-import { authOptions, edgeConfig, loadEdgeEnv, memoryRoomsSettings, type EdgeEnv } from '../config.ts'
-import { checkPublicKey } from '../keys.ts'
+import { loadEdgeEnv, type EdgeSettings } from '../config.ts'
+import { createEdge } from '../create.ts'
 import { memoryRooms, type MemoryRooms } from '../room/rooms.ts'
+import { startFailureLines } from '../../shared/env.ts'
+import { log, setLogLevel } from '../../shared/log.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
-import { nodeStreams, observeFlushes } from './node-sse.ts'
-import { log } from '../../shared/log.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
-import { edgeMetrics } from './node-metrics.ts'
 import { metricsAuth } from './metrics-auth.ts'
+import { edgeMetrics } from './node-metrics.ts'
+import { nodeStreams, observeFlushes } from './node-sse.ts'
 
 export interface NodeEdge {
   url: string
@@ -34,39 +33,42 @@ export interface NodeEdgeOptions {
   extend?: (app: Hono) => void
 }
 
+/** A URL for an address to listen on (an IPv6 address goes in brackets). */
+const urlFor = (host: string, port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+
 /**
  * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
- * here and not in the runtime-neutral app). Streams are written straight to the sockets (node-sse.ts). Resolves
- * once listening (port 0 picks a free port).
+ * here and not in the runtime-neutral app). Streams are written straight to the sockets (node-sse.ts). Listens on
+ * `host` (default: the settings' HOST) and resolves once listening (PORT 0 picks a free port).
+ * @throws RelayError CONFIG_INVALID for a configured public key that does not import
  */
-export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
-  await checkPublicKey(env.EDGE_JWT_PUBLIC_KEY)
-  const settings = memoryRoomsSettings(env)
-  let rooms: MemoryRooms | undefined
-  const metrics = edgeMetrics({ get rooms() { return rooms!.rooms } })
-  rooms = memoryRooms({ ...settings, log, observe: metrics.observe })
-  const unobserve = observeFlushes(metrics.flushed)
-  const app = createApp({ rooms, auth: createAuth(authOptions(env)), config: edgeConfig(env), log, hmac: nodeHmac, streams: nodeStreams(rooms, settings.queue) })
-  app.get(PATHS.metrics, metricsAuth(env.EDGE_METRICS_TOKEN), async (c) =>
+export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST, options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
+  const metrics = edgeMetrics({ get rooms() { return rooms.rooms } })
+  const rooms = memoryRooms(settings, { log, observe: metrics.observe })
+  const app = await createEdge(settings, { rooms, streams: nodeStreams(rooms, settings), hmac: nodeHmac, log }).catch((err: unknown) => {
+    rooms.close()
+    throw err
+  })
+  app.get(PATHS.metrics, metricsAuth(settings.EDGE_METRICS_TOKEN), async (c) =>
     c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }),
   )
   options.extend?.(app)
-  const local = rooms
+  const unobserve = observeFlushes(metrics.flushed)
   return new Promise((resolve) => {
-    const server: ServerType = serve({ fetch: app.fetch, port: env.PORT, hostname: host }, (info: { port: number }) => {
+    const server: ServerType = serve({ fetch: app.fetch, port: settings.PORT, hostname: host }, (info: { port: number }) => {
       resolve({
-        url: `http://${host}:${info.port}`,
+        url: urlFor(host, info.port),
         port: info.port,
-        rooms: local,
+        rooms,
         publish: async (body) => {
-          checkBatch(body, env.EDGE_MAX_EVENT_BYTES)
-          return local.get(body.tenant).publish(body)
+          checkBatch(body, settings.EDGE_MAX_EVENT_BYTES)
+          return rooms.get(body.tenant).publish(body)
         },
-        instance: local.instance,
+        instance: rooms.instance,
         close: () =>
           new Promise<void>((done) => {
             unobserve()
-            local.close() // ends every SSE stream so the server can close
+            rooms.close() // ends every SSE stream so the server can close
             server.close(() => done())
             ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
           }),
@@ -75,8 +77,11 @@ export const startNodeEdge = async (env: EdgeEnv, host = '127.0.0.1', options: N
   })
 }
 
+/** `npm run edge`: the settings from process.env, every bad variable on a line of its own. */
 const main = async () => {
-  const edge = await startNodeEdge(loadEdgeEnv(process.env), process.env.HOST ?? '0.0.0.0')
+  const settings = loadEdgeEnv(process.env)
+  setLogLevel(settings.LOG_LEVEL)
+  const edge = await startNodeEdge(settings)
   log('info', 'edge listening', { url: edge.url })
   const stop = async (signal: string) => {
     log('info', 'edge stopping', { signal })
@@ -89,7 +94,8 @@ const main = async () => {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((err) => {
-    log('error', 'edge failed to start', { err: err instanceof Error ? err.message : String(err) })
+    for (const line of startFailureLines(err)) log('error', line)
+    log('error', 'edge failed to start')
     process.exit(1)
   })
 }

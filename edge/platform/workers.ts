@@ -5,58 +5,58 @@
  * docs/cloudflare.md.
  */
 import { DurableObject } from 'cloudflare:workers'
-import { createApp } from '../app.ts'
-import { createAuth } from '../auth.ts'
-import { authOptions, edgeConfig, loadRoomEnv, loadWorkersEnv } from '../config.ts'
+import { loadWorkersEnv, type WorkersSettings } from '../config.ts'
+import { createEdge, type Edge } from '../create.ts'
 import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable/rooms.ts'
 import { RoomObject } from '../room/durable/room-object.ts'
+import { startFailureLines } from '../../shared/env.ts'
 import { RelayError } from '../../shared/errors.ts'
+import { logs, setLogLevel, type Log } from '../../shared/log.ts'
 import { HEADERS, ROOM_SOCKET } from '../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 
-export interface Env {
-  ROOMS: DurableObjectNamespace<TenantRoom>
-  /** At least one of EDGE_JWT_SECRET, EDGE_JWKS_URL, EDGE_JWT_PUBLIC_KEY; the EDGE_* settings of README.md. */
-  EDGE_JWT_SECRET?: string
-  EDGE_JWKS_URL?: string
-  EDGE_JWT_PUBLIC_KEY?: string
-  EDGE_TICKET_SECRET?: string
-  RELAY_SECRET: string
-  HEARTBEAT_MS?: string
-  RETRY_MS?: string
-  HISTORY_LIMIT?: string
-  HISTORY_MAX_AGE_S?: string
+/** The Worker's bindings: its rooms, and every variable of the Worker's schema (docs/configuration.md). */
+export type Env = { ROOMS: DurableObjectNamespace<TenantRoom> } & { readonly [K in keyof WorkersSettings]?: string }
+
+/** Workers Logs take the level from the console method. */
+const log: Log = (level, msg, fields) => {
+  if (logs(level)) console[level === 'info' || level === 'debug' ? 'log' : level](JSON.stringify({ level, msg, ...fields }))
 }
 
-const vars = (env: Env) => env as unknown as Record<string, string | undefined>
+/**
+ * Built once per isolate (bindings do not change while it lives), on the first request: a Worker has no start-up
+ * of its own. A failed build is kept too, so a bad variable or public key is answered the same way every time.
+ */
+let built: { env: Env; edge: Promise<Edge> } | undefined
 
-/** Built once per isolate: bindings do not change while it lives. */
-let built: { env: Env; app: ReturnType<typeof createApp> } | undefined
-
-const appFor = (env: Env) => {
-  if (built?.env !== env) {
-    const config = loadWorkersEnv(vars(env))
-    const app = createApp({
-      rooms: durableRooms(env.ROOMS as unknown as RoomNamespace, { heartbeatMs: config.HEARTBEAT_MS, queueBytes: config.SUBSCRIBER_QUEUE_BYTES }),
-      auth: createAuth(authOptions(config)),
-      config: edgeConfig(config),
-      log: (level, msg, fields) => console[level === 'info' ? 'log' : level](JSON.stringify({ level, msg, ...fields })),
-    })
-    built = { env, app }
+const build = async (env: Env): Promise<Edge> => {
+  try {
+    const settings = loadWorkersEnv(env)
+    setLogLevel(settings.LOG_LEVEL)
+    return await createEdge(settings, { rooms: durableRooms(env.ROOMS as unknown as RoomNamespace, settings), log })
+  } catch (err) {
+    for (const line of startFailureLines(err)) log('error', line)
+    throw err
   }
-  return built.app
+}
+
+const edgeFor = (env: Env) => {
+  if (built?.env !== env) built = { env, edge: build(env) }
+  return built.edge
 }
 
 export default {
-  fetch(request, env, ctx) {
+  async fetch(request, env, ctx) {
+    let edge: Edge
     try {
-      return appFor(env).fetch(request, env, ctx)
+      edge = await edgeFor(env)
     } catch (err) {
-      // A missing secret or a bad var: say which, on every request, rather than a bare 500.
+      // A missing secret, a bad var or key: say which, on every request, rather than a bare 500.
       const e = err instanceof RelayError ? err : new RelayError('INTERNAL', 'internal error')
       return Response.json(e.toJSON(), { status: e.status })
     }
+    return edge.fetch(request, env, ctx)
   },
 } satisfies ExportedHandler<Env>
 
@@ -70,18 +70,13 @@ export class TenantRoom extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
-    const config = loadRoomEnv(vars(env))
+    // The same settings as the Worker's (the Worker refuses every request before a room is reached if they are bad).
+    const settings = loadWorkersEnv(env)
     // SQLite calls are synchronous: the room is fully loaded before any request or socket event is delivered,
     // so no blockConcurrencyWhile is needed.
     this.room = new RoomObject(
       ctx.storage.sql,
-      {
-        ...(ctx.id.name ? { tenant: ctx.id.name } : {}),
-        historyLimit: config.HISTORY_LIMIT,
-        historyBytes: config.HISTORY_MAX_BYTES,
-        maxAgeMs: config.HISTORY_MAX_AGE_S * 1000,
-        transaction: (fn) => ctx.storage.transactionSync(fn),
-      },
+      { ...settings, ...(ctx.id.name ? { tenant: ctx.id.name } : {}), transaction: (fn) => ctx.storage.transactionSync(fn) },
       ctx.getWebSockets(),
     )
   }

@@ -1,5 +1,3 @@
-import { DEFAULTS } from '../../shared/protocol.ts'
-
 /** One stored event: its frame is encoded once and shared by every subscriber. */
 export interface StoredEvent {
   seq: number
@@ -33,7 +31,7 @@ export interface HistoryBounds {
   /** Events kept. */
   limit: number
   /** Bytes of frames kept (the newest event is kept whatever its size). */
-  bytes?: number
+  bytes: number
 }
 
 /** Index of the first event after `after` in a seq-ordered array, from index `lo` on (binary search). */
@@ -51,11 +49,8 @@ const firstAfter = (events: readonly StoredEvent[], after: number, lo: number): 
 export class ArrayHistory implements History {
   private events: StoredEvent[] = []
   private bytes = 0
-  private readonly maxBytes: number
 
-  constructor(private readonly bounds: HistoryBounds) {
-    this.maxBytes = bounds.bytes ?? DEFAULTS.historyBytes
-  }
+  constructor(private readonly bounds: HistoryBounds) {}
 
   get head(): number {
     return this.events.at(-1)?.seq ?? 0
@@ -94,7 +89,7 @@ export class ArrayHistory implements History {
     let bytes = this.bytes
     for (let i = 0; i < cut; i++) bytes -= this.events[i]!.frame.byteLength
     // The byte bound is exact: large events would otherwise hold many times the bound.
-    while (bytes > this.maxBytes && cut < this.events.length - 1) bytes -= this.events[cut++]!.frame.byteLength
+    while (bytes > this.bounds.bytes && cut < this.events.length - 1) bytes -= this.events[cut++]!.frame.byteLength
     if (cut > 0) {
       this.events.splice(0, cut)
       this.bytes = bytes

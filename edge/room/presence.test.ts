@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ArrayHistory } from './history.ts'
+import { testHistory } from '../../test/support/rooms.ts'
 import { PresenceCounter, presenceKeys } from './presence.ts'
 import { Room, type Sink } from './room.ts'
 
@@ -56,7 +56,7 @@ describe('Room presence', () => {
   afterEach(() => vi.useRealTimers())
 
   it('counts joins and leaves per topic', () => {
-    const room = new Room('p', { history: new ArrayHistory({ limit: 10 }) })
+    const room = new Room('p', { history: testHistory(10) })
     const stopA = room.subscribe({ topics: { requested: ['a'] } }, sink())
     room.subscribe({ topics: { requested: ['a', 'b'] } }, sink())
     room.subscribe({ topics: {} }, sink())
@@ -68,7 +68,7 @@ describe('Room presence', () => {
   })
 
   it('sends presence on joining, then coalesces a thousand joins into one event per second', () => {
-    const room = new Room('p', { history: new ArrayHistory({ limit: 10 }) })
+    const room = new Room('p', { history: testHistory(10) })
     const watcher = sink()
     room.subscribe({ topics: {}, presence: true }, watcher)
     expect(watcher.presence).toEqual([{ tenant: 'p', subscribers: 1, topics: { '*': 1 } }])
@@ -88,7 +88,7 @@ describe('Room presence', () => {
   })
 
   it('skips the event when joins and leaves cancel out, and stops its timer on closeAll', () => {
-    const room = new Room('p', { history: new ArrayHistory({ limit: 10 }) })
+    const room = new Room('p', { history: testHistory(10) })
     const watcher = sink()
     room.subscribe({ topics: {}, presence: true }, watcher)
     vi.advanceTimersByTime(2000)

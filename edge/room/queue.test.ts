@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { ArrayHistory } from './history.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 import { createSseParser } from '../../shared/sse-parse.ts'
 import { boundedStream } from './queue.ts'
 import { Room } from './room.ts'
-import { testRooms } from '../../test/support/rooms.ts'
+import { testHistory, testRooms } from '../../test/support/rooms.ts'
 import type { QueueLimits } from './queue.ts'
 import type { ConnectRequest } from './rooms.ts'
 import { readableSink, runStream } from './stream.ts'
@@ -67,7 +66,7 @@ describe('boundedStream', () => {
 
 describe('streamFromRoom', () => {
   it('drops a subscriber that reads nothing once it is `events` behind; the room and others go on', async () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 1000 }) })
+    const room = new Room('r', { history: testHistory(1000) })
     const stalled = streamFromRoom(room, { topics: {}, retryMs: 1000 }, { bytes: 1 << 20, events: 10 })
     const fast = streamFromRoom(room, { topics: {}, retryMs: 1000 }, { bytes: 1 << 20, events: 10 })
     const fastDone = drain(fast)
@@ -85,14 +84,14 @@ describe('streamFromRoom', () => {
   })
 
   it('drops on the byte bound too', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 1000 }) })
+    const room = new Room('r', { history: testHistory(1000) })
     streamFromRoom(room, { topics: {}, retryMs: 1000 }, { bytes: 200, events: 1000 })
     room.publish({ tenant: 'r', events: batch(1, 20) }) // ~40 bytes a frame
     expect(room.slowDropped).toBe(1)
   })
 
   it('a resume that replays more than the bounds is not slowness', async () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 1000 }) })
+    const room = new Room('r', { history: testHistory(1000) })
     room.publish({ tenant: 'r', events: batch(1, 500) })
     const s = streamFromRoom(room, { topics: {}, retryMs: 1000, lastEventId: 100 }, { bytes: 1000, events: 10 })
     const done = drain(s)
@@ -109,7 +108,7 @@ describe('streamFromRoom', () => {
 describe('memoryRooms', () => {
   it('logs a dropped slow subscriber with its tenant and the bytes it had queued, and counts it', async () => {
     const lines: { msg: string; fields?: Record<string, unknown> }[] = []
-    const rooms = testRooms({ queue: { bytes: 4096, events: 1000 }, log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
+    const rooms = testRooms({ SUBSCRIBER_QUEUE_BYTES: 4096 }, { log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
     const stream = await rooms.get('slowpoke').connect({ topics: {}, retryMs: 1000 })
     for (let seq = 1; seq <= 200 && rooms.room('slowpoke').size > 0; seq++) await rooms.get('slowpoke').publish({ tenant: 'slowpoke', events: [ev(seq)] })
     expect(rooms.room('slowpoke').slowDropped).toBe(1)

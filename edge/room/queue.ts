@@ -1,3 +1,9 @@
+/**
+ * Frames a subscriber may have queued besides SUBSCRIBER_QUEUE_BYTES: a guard against a runaway of tiny frames
+ * (Mercure's figure); the byte bound is the one that matters in practice.
+ */
+export const SUBSCRIBER_QUEUE_EVENTS = 1_000
+
 /** Bounds of one subscriber's queue: whichever is reached first makes the subscriber too slow. */
 export interface QueueLimits {
   bytes: number

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { testHistory } from '../../test/support/rooms.ts'
 import { ArrayHistory } from './history.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 import { encodeFrame } from '../../shared/sse.ts'
@@ -58,7 +59,7 @@ describe('planResume', () => {
 
 describe('Room', () => {
   it('ignores seqs it already has and answers its head', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     const sub = collect()
     room.subscribe({ topics: {} }, sub.sink)
     expect(room.publish({ tenant: 'r', events: batch(1, 3) }).head).toBe(3)
@@ -67,11 +68,11 @@ describe('Room', () => {
   })
 
   it('refuses a batch that would leave a gap, unless it is a rebase', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     room.publish({ tenant: 'r', events: batch(1, 3) })
     expect(room.publish({ tenant: 'r', events: batch(7, 8) }).head).toBe(3)
     expect(room.since(0).map((e) => e.seq)).toEqual([1, 2, 3])
-    const fresh = new Room('f', { history: new ArrayHistory({ limit: 100 }) })
+    const fresh = new Room('f', { history: testHistory(100) })
     expect(fresh.publish({ tenant: 'f', events: batch(7, 8) }).head).toBe(0) // an empty room asks for everything
     expect(fresh.publish({ tenant: 'f', events: batch(7, 8), rebase: true }).head).toBe(8)
     expect(room.publish({ tenant: 'r', events: batch(7, 8), rebase: true }).head).toBe(8)
@@ -79,7 +80,7 @@ describe('Room', () => {
   })
 
   it('tells subscribers positioned before a rebase gap to reset, instead of skipping silently', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     room.publish({ tenant: 'r', events: batch(1, 3) })
     const sub = collect()
     room.subscribe({ topics: {} }, sub.sink)
@@ -92,7 +93,7 @@ describe('Room', () => {
   })
 
   it('a resume waiting on a restarted room gets reset when the refill starts past it (retention pruned the rest)', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     const waiting = collect()
     room.subscribe({ topics: {}, lastEventId: 10 }, waiting.sink) // resumes on an empty room (it restarted)
     room.publish({ tenant: 'r', events: batch(46, 48), rebase: true }) // 11..45 were pruned
@@ -106,7 +107,7 @@ describe('Room', () => {
   })
 
   it('replays history then goes live without a gap or duplicate at the seam', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     room.publish({ tenant: 'r', events: batch(1, 5) })
     const sub = collect()
     room.subscribe({ topics: {}, lastEventId: 2 }, sub.sink)
@@ -115,7 +116,7 @@ describe('Room', () => {
   })
 
   it('keeps at most historyLimit events for resume and resets older resumes', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 10 }) })
+    const room = new Room('r', { history: testHistory(10) })
     for (let i = 1; i <= 100; i++) room.publish({ tenant: 'r', events: [ev(i)] })
     expect(room.first).toBe(91)
     const late = collect()
@@ -127,7 +128,7 @@ describe('Room', () => {
   })
 
   it('filters by requested topics and grants', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     const orders = collect()
     const granted = collect()
     room.subscribe({ topics: { requested: ['orders'] } }, orders.sink)
@@ -138,7 +139,7 @@ describe('Room', () => {
   })
 
   it('drops a subscriber whose queue is full, and only that one', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     const slow = collect(2)
     const fast = collect()
     room.subscribe({ topics: {} }, slow.sink)
@@ -151,7 +152,7 @@ describe('Room', () => {
   })
 
   it('replays in rounds as the connection takes them: one round held per subscriber, live events after the seam', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 10_000 }) })
+    const room = new Room('r', { history: testHistory(10_000) })
     room.publish({ tenant: 'r', events: batch(1, 1000) })
     const sub = collect(Infinity, { paced: true })
     room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)
@@ -169,7 +170,7 @@ describe('Room', () => {
   })
 
   it('a replay round is bounded in bytes too, and a subscriber that leaves mid-replay is never written again', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 100 }) })
+    const room = new Room('r', { history: testHistory(100) })
     const big = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ pad: 'x'.repeat(20_000) }), ts: 0 })
     room.publish({ tenant: 'r', events: Array.from({ length: 20 }, (_, i) => big(i + 1)) })
     const sub = collect(Infinity, { paced: true })
@@ -183,7 +184,7 @@ describe('Room', () => {
   })
 
   it('a slow replay that the history outruns gets reset, then live events', () => {
-    const room = new Room('r', { history: new ArrayHistory({ limit: 300 }) })
+    const room = new Room('r', { history: testHistory(300) })
     room.publish({ tenant: 'r', events: batch(1, 300) })
     const sub = collect(Infinity, { paced: true })
     room.subscribe({ topics: {}, lastEventId: 0 }, sub.sink)

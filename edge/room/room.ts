@@ -1,4 +1,4 @@
-import { DEFAULTS, EVENTS, type ResetPayload } from '../../shared/protocol.ts'
+import { EVENTS, PRESENCE_INTERVAL_MS, type ResetPayload } from '../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { encodeControl, encodeFrame, HEARTBEAT } from '../../shared/sse.ts'
@@ -42,8 +42,6 @@ export interface SubscribeOptions {
 
 export interface RoomOptions {
   history: History
-  /** Least time between two presence events (default DEFAULTS.presenceIntervalMs). */
-  presenceIntervalMs?: number
   /** Told when a subscriber is dropped for falling behind, with the bytes it had queued (logs). */
   onSlowDrop?: (tenant: string, queuedBytes: number) => void
 }
@@ -100,7 +98,7 @@ export class Room {
     private readonly options: RoomOptions,
   ) {
     this.history = options.history
-    this.counter = new PresenceCounter(() => this.broadcastPresence(), options.presenceIntervalMs ?? DEFAULTS.presenceIntervalMs)
+    this.counter = new PresenceCounter(() => this.broadcastPresence(), PRESENCE_INTERVAL_MS)
   }
 
   get head(): number {

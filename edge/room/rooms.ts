@@ -2,7 +2,8 @@ import type { Log } from '../../shared/log.ts'
 import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId, WireEvent } from '../../shared/schema.ts'
 import { ArrayHistory } from './history.ts'
-import type { QueueLimits } from './queue.ts'
+import type { EdgeSettings } from '../config.ts'
+import { SUBSCRIBER_QUEUE_EVENTS, type QueueLimits } from './queue.ts'
 import { Room, type Sink, type SubscribeOptions } from './room.ts'
 import { readableSink, runStream, type StreamTerms } from './stream.ts'
 
@@ -56,28 +57,24 @@ export interface RoomsObserver {
   connected(tenant: string, resume: boolean): void
 }
 
-export interface MemoryRoomsOptions {
-  /** Events each room keeps for resume. */
-  historyLimit: number
-  /** Bytes of frames each room keeps for resume. */
-  historyBytes: number
-  heartbeatMs: number
-  /** A subscriber this far behind (bytes, or frames) is dropped as too slow. */
-  queue: QueueLimits
+/** What rooms in memory read of the edge's settings. */
+export type MemoryRoomsSettings = Pick<EdgeSettings, 'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HEARTBEAT_MS' | 'SUBSCRIBER_QUEUE_BYTES'>
+
+export interface MemoryRoomsHooks {
   /** Where a dropped slow subscriber is reported (tenant, bytes it had queued). */
   log?: Log
   observe?: RoomsObserver
 }
 
 /** In-process rooms for Node and Deno: one Room per tenant, created on first use, with one shared heartbeat. */
-export const memoryRooms = (options: MemoryRoomsOptions) => {
-  const { observe } = options
+export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: MemoryRoomsHooks = {}) => {
+  const queue: QueueLimits = { bytes: settings.SUBSCRIBER_QUEUE_BYTES, events: SUBSCRIBER_QUEUE_EVENTS }
   const onSlowDrop = (tenant: string, queuedBytes: number) =>
-    options.log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
+    log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
   const rooms = new Map<TenantId, Room>()
   const room = (tenant: TenantId) => {
     let r = rooms.get(tenant)
-    if (!r) rooms.set(tenant, (r = new Room(tenant, { history: new ArrayHistory({ limit: options.historyLimit, bytes: options.historyBytes }), onSlowDrop })))
+    if (!r) rooms.set(tenant, (r = new Room(tenant, { history: new ArrayHistory({ limit: settings.HISTORY_LIMIT, bytes: settings.HISTORY_MAX_BYTES }), onSlowDrop })))
     return r
   }
   const attach = (tenant: TenantId, request: ConnectRequest, sink: Sink) => {
@@ -87,7 +84,7 @@ export const memoryRooms = (options: MemoryRoomsOptions) => {
   }
   const timer = setInterval(() => {
     for (const r of rooms.values()) r.heartbeat()
-  }, options.heartbeatMs)
+  }, settings.HEARTBEAT_MS)
   // Do not keep a process alive just for heartbeats (Node/Deno timers both support unref).
   ;(timer as { unref?: () => void }).unref?.()
 
@@ -102,7 +99,7 @@ export const memoryRooms = (options: MemoryRoomsOptions) => {
         return reply
       },
       attach: (request, sink) => attach(tenant, request, sink),
-      connect: async (request: ConnectRequest, opts?: ConnectOptions) => readableSink(options.queue, (sink) => attach(tenant, request, sink), opts?.ended),
+      connect: async (request: ConnectRequest, opts?: ConnectOptions) => readableSink(queue, (sink) => attach(tenant, request, sink), opts?.ended),
       // Asking must not create a room: an unknown tenant simply has nobody connected.
       presence: async (grants) => rooms.get(tenant)?.presence(grants) ?? { tenant, subscribers: 0, topics: {} },
     }),

@@ -49,7 +49,7 @@ let closing = false
 const crashes: string[] = []
 
 const edgeSettings = () =>
-  edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_EVENTS: '500', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
+  edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
 
 /** `npm run relay` by default; `cli/serve.ts` for `npm run serve`. */
 const relay = async (entry?: string, extra: Record<string, string> = {}) => {

@@ -3,9 +3,7 @@ import { request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AddressInfo } from 'node:net'
 import { serve, type ServerType } from '@hono/node-server'
-import { createApp } from '../../edge/app.ts'
-import { createAuth } from '../../edge/auth.ts'
-import { authOptions, edgeConfig } from '../../edge/config.ts'
+import { createEdge } from '../../edge/create.ts'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { testRooms } from '../support/rooms.ts'
 import { mintWith, signingKey, startJwksServer } from '../support/jwks.ts'
@@ -24,9 +22,9 @@ const subscribers = (edge: Pick<NodeEdge, 'rooms'>, tenant: string) => edge.room
 
 /** An edge on Node whose streams go out as ReadableStream bodies (how Deno and any `fetch` server serve them). */
 const startReadableEdge = async (env: Record<string, string>) => {
-  const rooms = testRooms()
   const settings = edgeEnv(env)
-  const app = createApp({ rooms, auth: createAuth(authOptions(settings)), config: edgeConfig(settings) })
+  const rooms = testRooms(settings)
+  const app = await createEdge(settings, { rooms, log: () => {} })
   const server = await new Promise<ServerType>((resolve) => {
     const s: ServerType = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s))
   })

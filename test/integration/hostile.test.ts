@@ -33,7 +33,6 @@ beforeAll(async () => {
       EDGE_MAX_CONNECTIONS_PER_TENANT: String(PER_TENANT),
       EDGE_MAX_CONNECTIONS_PER_SUBJECT: String(PER_SUBJECT),
       EDGE_MAX_EVENT_BYTES: '4096',
-      EDGE_MAX_PUBLISH_BYTES: String(256 * 1024),
     },
   })
   legit.all = await s.subscribe('good')

@@ -4,7 +4,6 @@ import { startRelay, type Relay } from '../../relay/relay.ts'
 import { devRoutes } from '../../scripts/dev-routes.ts'
 import { freshDatabase } from './db.ts'
 import { edgeEnv, relayConfig, testLog } from './stack.ts'
-import { JWT_SECRET } from './tokens.ts'
 
 /**
  * What `npm start` runs, for browser tests: a real database, the relay, and the Node edge with the development
@@ -13,7 +12,7 @@ import { JWT_SECRET } from './tokens.ts'
 export const startDevStack = async (edgeExtra: Record<string, string> = {}) => {
   const db = await freshDatabase()
   const env = edgeEnv(edgeExtra)
-  const extend = devRoutes({ auth: createAuth({ jwtSecret: JWT_SECRET }), sql: db.sql })
+  const extend = devRoutes({ auth: createAuth(env), sql: db.sql, maxEventBytes: env.EDGE_MAX_EVENT_BYTES })
   let edge: NodeEdge = await startNodeEdge(env, '127.0.0.1', { extend })
   const port = edge.port
   const relay: Relay = await startRelay({ config: relayConfig(db.url, edge.url), log: testLog })

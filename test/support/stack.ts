@@ -1,20 +1,20 @@
 import { startLocalRelay } from '../../cli/compose.ts'
-import { loadEdgeEnv } from '../../edge/config.ts'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { loadRelayConfig } from '../../relay/config.ts'
 import { startRelay, type Relay } from '../../relay/relay.ts'
 import type { Log } from '../../shared/log.ts'
 import { freshDatabase, type TestDb } from './db.ts'
+import { edgeSettings } from './settings.ts'
 import { openStream } from './sse-client.ts'
-import { JWT_SECRET, mintToken, RELAY_SECRET } from './tokens.ts'
+import { mintToken, RELAY_SECRET } from './tokens.ts'
 
 /** Quiet in tests unless EDGE_RELAY_TEST_LOG=1. */
 export const testLog: Log = (level, msg, fields) => {
   if (process.env.EDGE_RELAY_TEST_LOG) console.error(level, msg, fields ?? '')
 }
 
-export const edgeEnv = (extra: Record<string, string> = {}) =>
-  loadEdgeEnv({ PORT: '0', EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, ...extra })
+/** A test edge's settings: the test secrets, a free port on loopback, and `extra`. */
+export const edgeEnv = edgeSettings
 
 export const relayConfig = (databaseUrl: string, edgeUrl: string, extra: Record<string, string> = {}) =>
   loadRelayConfig({ DATABASE_URL: databaseUrl, EDGE_URL: edgeUrl, RELAY_SECRET, RELAY_SWEEP_MS: '500', ...extra })

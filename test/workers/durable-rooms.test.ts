@@ -10,6 +10,6 @@ if (Number((env as unknown as Env).HISTORY_LIMIT) !== CONTRACT_HISTORY_LIMIT)
   throw new Error(`the workers test project must bind HISTORY_LIMIT=${CONTRACT_HISTORY_LIMIT} (vitest.config.ts)`)
 
 roomsContract('Durable Object rooms (workerd)', () => ({
-  rooms: durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000, queueBytes: 4 << 20 }),
+  rooms: durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 1000, SUBSCRIBER_QUEUE_BYTES: 4 << 20 }),
   subscribers: (tenant) => runInDurableObject(ns.get(ns.idFromName(tenant)), (room) => room.subscribers),
 }))

@@ -5,10 +5,11 @@ import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.
 import { RoomObject } from '../../edge/room/durable/room-object.ts'
 import type { Env } from '../../edge/platform/workers.ts'
 import type { WireEvent } from '../../shared/schema.ts'
+import { workersSettings } from '../support/settings.ts'
 import { createSseParser, type SseMessage } from '../../shared/sse-parse.ts'
 
 const ns = (env as unknown as Env).ROOMS
-const rooms = durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 1000, queueBytes: 4 << 20 })
+const rooms = durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 1000, SUBSCRIBER_QUEUE_BYTES: 4 << 20 })
 const ev = (seq: number, ts = Date.now()): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts })
 const tenant = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`
 
@@ -80,7 +81,7 @@ describe('Durable Object rooms survive eviction', () => {
     await all.until('replay', () => all.seqs().length === 2)
     // What the constructor does after hibernation: a new room over the same storage and the surviving sockets.
     await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
-      const woken = new RoomObject(state.storage.sql, { historyLimit: 5, maxAgeMs: 0 }, state.getWebSockets())
+      const woken = new RoomObject(state.storage.sql, workersSettings({ HISTORY_LIMIT: '5', HISTORY_MAX_AGE_S: '0' }), state.getWebSockets())
       expect(woken.size).toBe(3)
       const counts = woken.presence(t)
       expect([counts.subscribers, counts.topics['*'], counts.topics.orders]).toEqual([3, 1, 2]) // presence is rebuilt too
@@ -122,7 +123,7 @@ describe('Durable Object rooms survive eviction', () => {
         written += cursor.rowsWritten
         return { toArray: () => rows, [Symbol.iterator]: () => rows[Symbol.iterator]() }
       }
-      const room = new RoomObject({ exec }, { historyLimit: 5, maxAgeMs: 86_400_000 })
+      const room = new RoomObject({ exec }, workersSettings({ HISTORY_LIMIT: '5' }))
       for (let seq = 2; seq <= 201; seq++) room.publish({ tenant: t, events: [ev(seq)] })
       return written / 200
     })

@@ -7,6 +7,7 @@ import { streamFromSocket, type ClientSocket } from '../../edge/room/durable/soc
 import { RoomObject, type RoomSocket } from '../../edge/room/durable/room-object.ts'
 import { ROOM_SOCKET } from '../../shared/protocol.ts'
 import type { WireEvent } from '../../shared/schema.ts'
+import { workersSettings } from '../support/settings.ts'
 
 const ns = (env as unknown as Env).ROOMS
 const ev = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: Date.now() })
@@ -33,7 +34,7 @@ const withRoomObject = (name: string, fn: (sql: DurableObjectStorage['sql']) => 
 describe('Durable Object room: a replay goes out in rounds the Worker asks for', () => {
   it('one round per ask; live events wait behind the replay; then live, also across a wake from hibernation', async () => {
     await withRoomObject('rounds', async (sql) => {
-      const options = { historyLimit: 10_000, maxAgeMs: 0 }
+      const options = workersSettings({ HISTORY_LIMIT: '10000', HISTORY_MAX_AGE_S: '0' })
       const room = new RoomObject(sql, options)
       room.publish({ tenant: 't', events: batch(1, 600) })
       const s = roomSocket()
@@ -60,7 +61,7 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
 
   it('a socket that starts live is told so at once; one whose replay the history outran gets reset', async () => {
     await withRoomObject('outrun', async (sql) => {
-      const room = new RoomObject(sql, { historyLimit: 300, maxAgeMs: 0 })
+      const room = new RoomObject(sql, workersSettings({ HISTORY_LIMIT: '300', HISTORY_MAX_AGE_S: '0' }))
       room.publish({ tenant: 't', events: batch(1, 300) })
       const live = roomSocket()
       room.connect(live.ws, { topics: {} }, 't')

@@ -21,7 +21,7 @@ const readAll = async (stream: ReadableStream<Uint8Array>) => {
 describe('Worker-side SSE streams from room sockets', () => {
   it('heartbeats from the Worker, without the room', async () => {
     const t = tenant('hb')
-    const stream = await durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 50, queueBytes: 4 << 20 }).get(t).connect({ topics: {}, retryMs: 1000 })
+    const stream = await durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 50, SUBSCRIBER_QUEUE_BYTES: 4 << 20 }).get(t).connect({ topics: {}, retryMs: 1000 })
     const reader = stream.getReader()
     let text = ''
     while ((text.match(/: hb\n\n/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value)
@@ -31,7 +31,7 @@ describe('Worker-side SSE streams from room sockets', () => {
 
   it('drops a browser that does not read, closes its socket, and the room forgets it', async () => {
     const t = tenant('slow')
-    const rooms = durableRooms(ns as unknown as RoomNamespace, { heartbeatMs: 60_000, queueBytes: 4096 })
+    const rooms = durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 60_000, SUBSCRIBER_QUEUE_BYTES: 4096 })
     const stream = await rooms.get(t).connect({ topics: {}, retryMs: 1000 })
     expect(await subscribers(t)).toBe(1)
     const big = 'x'.repeat(1000)

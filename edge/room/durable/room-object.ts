@@ -3,6 +3,7 @@ import type { PresenceSnapshot } from '../../../shared/presence.ts'
 import type { PublishBody, PublishReply } from '../../../shared/schema.ts'
 import { Room, type CloseReason, type Position, type Sink, type SubscribeOptions } from '../room.ts'
 import { grantsAllow, type TopicFilter } from '../topics.ts'
+import type { WorkersSettings } from '../../config.ts'
 import { SqliteHistory, type RoomSql, type SqliteHistoryOptions } from './sqlite-history.ts'
 
 /** A subscriber connection (a hibernatable WebSocket from a Worker): the room writes frames and tags it. */
@@ -124,13 +125,12 @@ class SocketSink implements Sink {
   }
 }
 
-export interface RoomObjectOptions extends Omit<SqliteHistoryOptions, 'limit' | 'bytes'> {
+/** What a room object reads of the Worker's settings. */
+export type RoomSettings = Pick<WorkersSettings, 'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HISTORY_MAX_AGE_S'>
+
+export interface RoomObjectOptions extends RoomSettings, Pick<SqliteHistoryOptions, 'transaction'> {
   /** The tenant, when the object knows its name (`ctx.id.name`); else learnt from the first call. */
   tenant?: string
-  historyLimit: number
-  historyBytes?: number
-  /** Least time between two presence events. */
-  presenceIntervalMs?: number
 }
 
 /**
@@ -150,8 +150,13 @@ export class RoomObject {
     sockets: Iterable<RoomSocket> = [],
   ) {
     sql.exec(`CREATE TABLE IF NOT EXISTS room_filters (id INTEGER PRIMARY KEY, filter TEXT NOT NULL)`)
-    this.history = new SqliteHistory(sql, { ...options, limit: options.historyLimit, ...(options.historyBytes ? { bytes: options.historyBytes } : {}) })
-    this.room = new Room(options.tenant ?? '', { history: this.history, ...(options.presenceIntervalMs ? { presenceIntervalMs: options.presenceIntervalMs } : {}) })
+    this.history = new SqliteHistory(sql, {
+      limit: options.HISTORY_LIMIT,
+      bytes: options.HISTORY_MAX_BYTES,
+      maxAgeMs: options.HISTORY_MAX_AGE_S * 1000,
+      ...(options.transaction ? { transaction: options.transaction } : {}),
+    })
+    this.room = new Room(options.tenant ?? '', { history: this.history })
     const refs: number[] = []
     for (const ws of sockets) {
       const a = readAttachment(ws)

@@ -3,6 +3,7 @@ import { RelayError } from '../../../shared/errors.ts'
 import { HEADERS } from '../../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../../shared/presence.ts'
 import { TenantId, TopicGrant, Topic, type PublishBody, type PublishReply } from '../../../shared/schema.ts'
+import type { EdgeSettings } from '../../config.ts'
 import type { ConnectOptions, ConnectRequest, Rooms, RoomStub } from '../rooms.ts'
 import { compactFilter } from './room-object.ts'
 import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
@@ -55,18 +56,18 @@ const reachable = async <T>(what: string, call: () => Promise<T>): Promise<T> =>
   }
 }
 
-export interface DurableRoomsOptions {
-  heartbeatMs: number
-  /** Bytes a browser may have queued before its stream is dropped as too slow (it then resumes). */
-  queueBytes: number
-}
+/**
+ * What durable rooms read of the edge's settings: the heartbeat the Worker sends, and the bytes a browser may have
+ * queued before its stream is dropped as too slow (it then resumes).
+ */
+export type DurableRoomsSettings = Pick<EdgeSettings, 'HEARTBEAT_MS' | 'SUBSCRIBER_QUEUE_BYTES'>
 
 /**
  * Rooms on Cloudflare: one Durable Object per tenant (`idFromName(tenant)`). Publishing is an RPC call; a
  * subscriber is a hibernatable WebSocket from this Worker request to the room, which the Worker turns into SSE —
  * so the room can sleep between events while browsers stay connected (see docs/cloudflare.md).
  */
-export const durableRooms = (ns: RoomNamespace, { heartbeatMs, queueBytes }: DurableRoomsOptions) => {
+export const durableRooms = (ns: RoomNamespace, settings: DurableRoomsSettings) => {
   const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)
   return {
     // History lives in each object's SQLite: a new Worker isolate finds every room as it was.
@@ -90,7 +91,7 @@ export const durableRooms = (ns: RoomNamespace, { heartbeatMs, queueBytes }: Dur
         const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
         if (res.status !== 101 || !ws)
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
-        return streamFromSocket(ws, { ...request, heartbeatMs }, { queueBytes, ...opts })
+        return streamFromSocket(ws, { ...request, heartbeatMs: settings.HEARTBEAT_MS }, { queueBytes: settings.SUBSCRIBER_QUEUE_BYTES, ...opts })
       },
       presence: (grants) => reachable('presence', () => stub(tenant).presence(tenant, grants ? [...grants] : undefined)),
     }),

@@ -1,4 +1,3 @@
-import { DEFAULTS } from '../../../shared/protocol.ts'
 import type { History, StoredEvent } from '../history.ts'
 
 /**
@@ -15,7 +14,7 @@ export interface SqliteHistoryOptions {
   /** Events older than this (by commit time) are dropped; 0 keeps them until the count bound drops them. */
   maxAgeMs: number
   /** Bytes of frames kept (the newest event is kept whatever its size). */
-  bytes?: number
+  bytes: number
   now?: () => number
   /** Runs the writes of one append atomically (`ctx.storage.transactionSync`). */
   transaction?: <T>(fn: () => T) => T
@@ -38,13 +37,11 @@ export class SqliteHistory implements History {
   private lastSeq: number
   /** Bytes of the frames held (kept as rows come and go; summed once on wake). */
   private bytes: number
-  private readonly maxBytes: number
 
   constructor(
     private readonly sql: RoomSql,
     private readonly options: SqliteHistoryOptions,
   ) {
-    this.maxBytes = options.bytes ?? DEFAULTS.historyBytes
     sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame BLOB NOT NULL)`)
     // The newest row is never trimmed, so max(seq) is the head.
     this.lastSeq = Number(sql.exec(`SELECT max(seq) AS head FROM room_events`).toArray()[0]?.head ?? 0)
@@ -104,9 +101,9 @@ export class SqliteHistory implements History {
       // Commit times are not strictly ordered by seq: cut at the newest expired seq so no hole opens in the middle.
       this.delete(`DELETE FROM room_events WHERE seq < ? AND seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`, head, cutoff)
     }
-    while (this.bytes > this.maxBytes) {
+    while (this.bytes > this.options.bytes) {
       // Oldest first, a page at a time, up to where the rest fits (never the newest: it records the head).
-      let over = this.bytes - this.maxBytes
+      let over = this.bytes - this.options.bytes
       let upTo: number | undefined
       for (const row of this.sql.exec(`SELECT seq, length(CAST(frame AS BLOB)) AS n FROM room_events WHERE seq < ? ORDER BY seq LIMIT 256`, head)) {
         upTo = Number(row.seq)
