@@ -62,6 +62,33 @@ export const acrossVars = <T extends object>(names: readonly (keyof T & string)[
     if (!ok(values)) addIssue({ message, path: [{ type: 'object', origin: 'value', input: values as Record<string, unknown>, key: name, value: values[name] }] })
   })
 
+/**
+ * Variables that are no longer read, with the one that took over where there is one (docs/configuration.md lists
+ * what each became). Refused rather than ignored: a limit an operator set that silently stopped applying is worse
+ * than a process that says so at start.
+ */
+export const RETIRED: Readonly<Record<string, string | undefined>> = {
+  EDGE_CLOCK_SKEW_S: undefined,
+  EDGE_JWKS_COOLDOWN_S: undefined,
+  EDGE_JWKS_MAX_AGE_S: undefined,
+  EDGE_MAX_QUERY_BYTES: undefined,
+  EDGE_MAX_PUBLISH_BYTES: 'EDGE_MAX_EVENT_BYTES',
+  RETRY_MS: undefined,
+  SUBSCRIBER_QUEUE_EVENTS: 'SUBSCRIBER_QUEUE_BYTES',
+  RELAY_POLL_MS: 'RELAY_SWEEP_MS',
+  RELAY_RETRY_CAP_MS: undefined,
+  RELAY_RESEND_MAX: undefined,
+  RELAY_LEADER_CHECK_MS: undefined,
+  RELAY_RETENTION_INTERVAL_MS: 'RELAY_SWEEP_MS',
+  RELAY_BATCH_SIZE: undefined,
+  RELAY_BATCH_BYTES: undefined,
+}
+
+const retiredLine = (name: string) => {
+  const instead = RETIRED[name]
+  return `${name}: no longer read; ${instead ? `${instead} covers it` : 'its value is fixed'} (docs/configuration.md, "Retired variables")`
+}
+
 /** A configuration refused: `issues` has one line per bad variable, "<NAME>: <problem>". */
 export class ConfigError extends RelayError {
   constructor(readonly issues: readonly string[]) {
@@ -94,12 +121,15 @@ const linesOf = (schema: v.GenericSchema, issues: readonly v.BaseIssue<unknown>[
 /**
  * Validates `env` against a process's schema and returns its complete settings (every default applied). An empty
  * variable counts as unset (docker-compose and CI often pass `VAR=` for "not configured").
- * @throws ConfigError naming every bad variable at once
+ * @throws ConfigError naming every bad or retired variable at once
  */
 export const parseEnv = <S extends v.GenericSchema>(schema: S, env: Readonly<Record<string, unknown>>): v.InferOutput<S> => {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''))
   const parsed = v.safeParse(schema, present)
-  if (!parsed.success) throw new ConfigError(linesOf(schema, parsed.issues))
+  const retired = Object.keys(RETIRED)
+    .filter((name) => name in present)
+    .map(retiredLine)
+  if (!parsed.success || retired.length) throw new ConfigError([...(parsed.success ? [] : linesOf(schema, parsed.issues)), ...retired])
   return parsed.output
 }
 
