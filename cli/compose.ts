@@ -8,7 +8,7 @@ import { loadEdgeEnv, type EdgeSettings } from '../edge/config.ts'
 import { startNodeEdge, type NodeEdge, type NodeEdgeOptions } from '../edge/platform/node.ts'
 import { loadRelayConfig, type RelayConfig } from '../relay/config.ts'
 import { startRelay, type LocalEdge } from '../relay/relay.ts'
-import { startRelayServer } from '../relay/server.ts'
+import { startRelayServer } from '../relay/health-server.ts'
 import { ConfigError } from '../shared/env.ts'
 import type { Log } from '../shared/log.ts'
 

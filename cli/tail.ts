@@ -1,4 +1,4 @@
-import { backoffMs, sleep } from '../relay/backoff.ts'
+import { backoffMs, sleep } from '../relay/timing.ts'
 import { QUERY } from '../shared/protocol.ts'
 import { resume, type ResumeEffect, type ResumeState } from '../shared/resume.ts'
 import { createSseParser } from '../shared/sse-parse.ts'

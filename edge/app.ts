@@ -13,10 +13,10 @@ import { tokenWithSource, type Auth } from './auth.ts'
 import { checkBatch } from './batch.ts'
 import type { EdgeSettings } from './config.ts'
 import { UNREAD_BODY, type ConnectionLimits } from './limits.ts'
-import type { ReplayCache } from './replay.ts'
+import type { ReplayCache } from './signature-replay.ts'
 import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
-import type { ConnectRequest, Rooms } from './room/rooms.ts'
+import type { ConnectRequest, Rooms } from './room/stub.ts'
 import type { Context } from 'hono'
 
 /** What the routes read of the edge's settings. */

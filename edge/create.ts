@@ -6,8 +6,8 @@ import { createAuth } from './auth.ts'
 import type { EdgeSettings } from './config.ts'
 import { checkPublicKey } from './keys.ts'
 import { ConnectionLimits } from './limits.ts'
-import { REPLAY_CACHE_ENTRIES, ReplayCache } from './replay.ts'
-import type { Rooms } from './room/rooms.ts'
+import { REPLAY_CACHE_ENTRIES, ReplayCache } from './signature-replay.ts'
+import type { Rooms } from './room/stub.ts'
 
 /** What a runtime brings to the edge (edge/platform/*): where rooms live, and how it serves streams and logs. */
 export interface Platform {

@@ -3,7 +3,7 @@ import { RelayError } from '../shared/errors.ts'
 import type { Log } from '../shared/log.ts'
 import { BATCH_BYTES, BATCH_EVENTS, EVENTS, type UndeliverableMarker } from '../shared/protocol.ts'
 import type { PublishBody, PublishReply, WireEvent } from '../shared/schema.ts'
-import { backoffMs, sleep } from './backoff.ts'
+import { backoffMs, sleep } from './timing.ts'
 import type { Outbox } from './outbox.ts'
 
 export interface DelivererOptions {

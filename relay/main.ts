@@ -2,7 +2,7 @@ import { log, setLogLevel } from '../shared/log.ts'
 import { loadRelayConfig } from './config.ts'
 import { runRelayProcess } from './process.ts'
 import { startRelay } from './relay.ts'
-import { startRelayServer } from './server.ts'
+import { startRelayServer } from './health-server.ts'
 
 /**
  * `npm run relay`: the relay, posting signed batches to the edges in EDGE_URL, and its /healthz + /metrics port.

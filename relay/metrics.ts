@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { WireEvent } from '../shared/schema.ts'
-import { withTimeout } from './backoff.ts'
+import { withTimeout } from './timing.ts'
 
 /** Seconds buckets from 1 ms to 1 min: lag is sub-millisecond when healthy and minutes during an outage. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]

@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres'
 import type { Log } from '../shared/log.ts'
-import { every } from './poll.ts'
+import { every } from './timing.ts'
 
 export interface RetentionOptions {
   sql: Sql

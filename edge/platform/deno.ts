@@ -4,7 +4,7 @@
  */
 import { loadEdgeEnv } from '../config.ts'
 import { createEdge } from '../create.ts'
-import { memoryRooms } from '../room/rooms.ts'
+import { memoryRooms } from '../room/memory-rooms.ts'
 import { startFailureLines } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll } from 'vitest'
 import { testRooms } from '../../test/support/rooms.ts'
 import { CONTRACT_HISTORY_LIMIT, roomsContract } from '../room/rooms.contract.ts'
-import type { ConnectRequest, Rooms } from '../room/rooms.ts'
+import type { ConnectRequest, Rooms } from '../room/stub.ts'
 import { NodeSink } from './node-sse.ts'
 
 /**

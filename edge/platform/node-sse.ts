@@ -6,7 +6,7 @@ import { RelayError } from '../../shared/errors.ts'
 import type { EdgeSettings } from '../config.ts'
 import { SUBSCRIBER_QUEUE_EVENTS } from '../room/queue.ts'
 import type { CloseReason, Sink } from '../room/room.ts'
-import type { LocalRooms } from '../room/rooms.ts'
+import type { LocalRooms } from '../room/stub.ts'
 
 /**
  * The Node fast path for SSE. The portable path hands Hono a ReadableStream, and @hono/node-server pumps it into

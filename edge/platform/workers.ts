@@ -7,7 +7,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import { loadWorkersEnv, type WorkersSettings } from '../config.ts'
 import { createEdge, type Edge } from '../create.ts'
-import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable/rooms.ts'
+import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable/durable-rooms.ts'
 import { RoomObject } from '../room/durable/room-object.ts'
 import { startFailureLines } from '../../shared/env.ts'
 import { RelayError } from '../../shared/errors.ts'

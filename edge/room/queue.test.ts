@@ -5,7 +5,7 @@ import { boundedStream } from './queue.ts'
 import { Room } from './room.ts'
 import { testHistory, testRooms } from '../../test/support/rooms.ts'
 import type { QueueLimits } from './queue.ts'
-import type { ConnectRequest } from './rooms.ts'
+import type { ConnectRequest } from './stub.ts'
 import { readableSink, runStream } from './stream.ts'
 
 const bytes = (n: number) => new Uint8Array(n)

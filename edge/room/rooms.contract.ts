@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import type { WireEvent } from '../../shared/schema.ts'
 import { createSseParser, type SseMessage } from '../../shared/sse-parse.ts'
-import type { ConnectRequest, Rooms } from './rooms.ts'
+import type { ConnectRequest, Rooms } from './stub.ts'
 
 /** The history limit an implementation under test must be configured with. */
 export const CONTRACT_HISTORY_LIMIT = 5

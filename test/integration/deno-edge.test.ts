@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { postBatch } from '../../relay/forward.ts'
+import { postBatch } from '../../relay/edge-client.ts'
 import { openStream } from '../support/sse-client.ts'
 import { JWT_SECRET, mintToken, RELAY_SECRET } from '../support/tokens.ts'
 

@@ -4,7 +4,7 @@
  * tenant keep receiving every event.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { postBatch } from '../../relay/forward.ts'
+import { postBatch } from '../../relay/edge-client.ts'
 import { authCases, outcome, relayCases } from '../support/hostile-cases.ts'
 import { signingKey, startJwksServer } from '../support/jwks.ts'
 import { openStream, type StreamHandle } from '../support/sse-client.ts'

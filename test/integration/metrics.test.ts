@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startRelayServer } from '../../relay/server.ts'
+import { startRelayServer } from '../../relay/health-server.ts'
 import { metricValue, scrape } from '../support/prom.ts'
 import { startStack, type Stack } from '../support/stack.ts'
 

@@ -1,5 +1,5 @@
 import { ArrayHistory } from '../../edge/room/history.ts'
-import { memoryRooms, type MemoryRoomsHooks, type MemoryRoomsSettings } from '../../edge/room/rooms.ts'
+import { memoryRooms, type MemoryRoomsHooks, type MemoryRoomsSettings } from '../../edge/room/memory-rooms.ts'
 import { edgeSettings } from './settings.ts'
 
 /** Rooms in memory with the edge's defaults, `over` replacing some (unit tests that need no server). */

@@ -88,7 +88,7 @@ describe('import graph', () => {
     it('follows imports out of relay/ (the scanner is not vacuous)', () => {
       const files = [...fromRelay.keys()].map((f) => relative(root, f))
       expect(files).toContain('relay/main.ts')
-      expect(files).toContain('relay/forward.ts')
+      expect(files).toContain('relay/edge-client.ts')
       expect(files).toContain('shared/schema.ts')
       expect(files).toContain('shared/node/hmac.ts')
       expect(fromRelay.get(join(root, 'relay/relay.ts'))).toContain('postgres')

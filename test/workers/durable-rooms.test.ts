@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { CONTRACT_HISTORY_LIMIT, roomsContract } from '../../edge/room/rooms.contract.ts'
-import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.ts'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable/durable-rooms.ts'
 import type { Env } from '../../edge/platform/workers.ts'
 
 const ns = (env as unknown as Env).ROOMS

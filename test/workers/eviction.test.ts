@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.ts'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable/durable-rooms.ts'
 import { RoomObject } from '../../edge/room/durable/room-object.ts'
 import type { Env } from '../../edge/platform/workers.ts'
 import type { WireEvent } from '../../shared/schema.ts'

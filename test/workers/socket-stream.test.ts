@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers'
 import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
 import type { Env } from '../../edge/platform/workers.ts'
-import { durableRooms, type RoomNamespace } from '../../edge/room/durable/rooms.ts'
+import { durableRooms, type RoomNamespace } from '../../edge/room/durable/durable-rooms.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 
 const ns = (env as unknown as Env).ROOMS

@@ -1,7 +1,7 @@
 import { ROOM_SOCKET } from '../../../shared/protocol.ts'
 import { encodeText } from '../../../shared/sse.ts'
 import type { CloseReason, Sink } from '../room.ts'
-import type { ConnectOptions } from '../rooms.ts'
+import type { ConnectOptions } from '../stub.ts'
 import { runStream, type StreamTerms } from '../stream.ts'
 
 /** The client end of a Workers WebSocket (`Response.webSocket`), structurally: no Workers types needed here. */

@@ -4,7 +4,7 @@ import { HEADERS } from '../../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../../shared/presence.ts'
 import { TenantId, TopicGrant, Topic, type PublishBody, type PublishReply } from '../../../shared/schema.ts'
 import type { EdgeSettings } from '../../config.ts'
-import type { ConnectOptions, ConnectRequest, Rooms, RoomStub } from '../rooms.ts'
+import type { ConnectOptions, ConnectRequest, Rooms, RoomStub } from '../stub.ts'
 import { compactFilter } from './room-object.ts'
 import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ReplayCache } from './replay.ts'
+import { ReplayCache } from './signature-replay.ts'
 
 const replayed = expect.objectContaining({ code: 'SIGNATURE_REPLAYED' })
 

@@ -1,0 +1,55 @@
+/** What an edge handler holds of a tenant's room, wherever the room lives (memory, a Durable Object). */
+import type { PresenceSnapshot } from '../../shared/presence.ts'
+import type { PublishBody, PublishReply, TenantId, WireEvent } from '../../shared/schema.ts'
+import type { Sink, SubscribeOptions } from './room.ts'
+import type { StreamTerms } from './stream.ts'
+
+/** A subscription request as it travels to a room (plain data: it may cross into a Durable Object). */
+export interface ConnectRequest extends SubscribeOptions, StreamTerms {}
+
+export interface ConnectOptions {
+  /** The browser's request signal: aborts when the client leaves, where the runtime reports it. */
+  signal?: AbortSignal
+  /** Called once when the stream ends, for any reason (it releases the connection's slot). */
+  ended?: () => void
+}
+
+/** What an edge handler can do with a tenant's room, wherever the room lives. */
+export interface RoomStub {
+  publish(body: PublishBody): Promise<PublishReply>
+  /**
+   * The SSE byte stream for one subscriber; cancelling the stream unsubscribes.
+   */
+  connect(request: ConnectRequest, opts?: ConnectOptions): Promise<ReadableStream<Uint8Array>>
+  /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
+  presence(grants?: readonly string[]): Promise<PresenceSnapshot>
+}
+
+/** All that an edge handler knows about where a tenant's room lives. */
+export interface Rooms {
+  get(tenant: TenantId): RoomStub
+  /**
+   * Names this set of rooms for the relay (`POST /internal/hello`): rooms in memory take a new one at each start,
+   * since they start empty; durable rooms keep theirs.
+   */
+  readonly instance: string
+}
+
+/** A room in this process: besides the stub, a stream can be written to any Sink (Node writes to its sockets). */
+export interface LocalRoomStub extends RoomStub {
+  /** Runs one stream into `sink` (see runStream); returns the function to call when the client leaves. */
+  attach(request: ConnectRequest, sink: Sink): () => void
+}
+
+/** Rooms in this process (Node, Deno). */
+export interface LocalRooms extends Rooms {
+  get(tenant: TenantId): LocalRoomStub
+}
+
+/** What the Node edge counts as it happens (the rest it reads from the rooms at scrape time). */
+export interface RoomsObserver {
+  /** A batch reached a room: `fresh` are its events the room took (the rest were resends it had). */
+  published(tenant: string, body: PublishBody, fresh: readonly WireEvent[]): void
+  /** A stream opened; `resume` when it carried a Last-Event-ID. */
+  connected(tenant: string, resume: boolean): void
+}
