@@ -37,11 +37,14 @@ const t0 = Date.now()
 const progress = (msg: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}`)
 
 // Everything stops by itself: a hard deadline for the whole run, and children killed by PID on any exit.
-const deadline = setTimeout(() => {
-  console.error('bench: hard deadline reached; stopping')
-  killAll()
-  process.exit(2)
-}, (quick ? 10 : 45) * 60_000)
+const deadline = setTimeout(
+  () => {
+    console.error('bench: hard deadline reached; stopping')
+    killAll()
+    process.exit(2)
+  },
+  (quick ? 10 : 45) * 60_000,
+)
 deadline.unref()
 process.on('exit', killAll)
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killAll(), process.exit(130)))
@@ -112,14 +115,23 @@ const main = async () => {
     await Promise.all([...workers, writer].map((c) => c.stop()))
     await db.drop()
   }
-  const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, postgres: db.version, embeddedPostgres: db.embedded }
+  const machine = {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    postgres: db.version,
+    embeddedPostgres: db.embedded,
+  }
   // The merged latency histograms (non-empty buckets only), so the chart can be redrawn: --chart-from file.json.
-  const histograms = Object.fromEntries(Object.entries(hists).map(([name, h]) => [name, Object.fromEntries(WHO.map((who) => [who, sparse(h[who])]))]))
+  const histograms = Object.fromEntries(
+    Object.entries(hists).map(([name, h]) => [name, Object.fromEntries(WHO.map((who) => [who, sparse(h[who])]))]),
+  )
   const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, machine, ...results, histograms }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-  writeFileSync(out, JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`)
   const panels = panelsOf(hists, results)
-  if (panels.length) writeFileSync(out.replace(/\.json$/, '') + '.svg', latencyChart(panels))
+  if (panels.length) writeFileSync(`${out.replace(/\.json$/, '')}.svg`, latencyChart(panels))
   progress(`wrote ${out}`)
   printTable(report)
 }
@@ -160,7 +172,7 @@ const chartFrom = (file: string) => {
     ]),
   )
   const panels = panelsOf(hists, r)
-  writeFileSync(file.replace(/\.json$/, '') + '.svg', latencyChart(panels))
+  writeFileSync(`${file.replace(/\.json$/, '')}.svg`, latencyChart(panels))
 }
 
 const printTable = (r: Record<string, any>) => {
@@ -168,15 +180,25 @@ const printTable = (r: Record<string, any>) => {
   for (const w of ['light', 'hot', 'hot100']) {
     if (!r[w]) continue
     const f = (x: any) => `p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} ms, ${(x.delivered * 100).toFixed(1)} %`
-    rows.push(`${w.padEnd(7)} ours ${f(r[w].ours)} | baseline ${f(r[w].baseline)} | p99 ratio ${(r[w].baseline.p99 / r[w].ours.p99).toFixed(1)}×`)
+    rows.push(
+      `${w.padEnd(7)} ours ${f(r[w].ours)} | baseline ${f(r[w].baseline)} | p99 ratio ${(r[w].baseline.p99 / r[w].ours.p99).toFixed(1)}×`,
+    )
     if (r[w].ours_split?.p50 != null) rows.push(`${''.padEnd(7)} split (relay → HTTP → edge) ${f(r[w].ours_split)}`)
   }
   if (r.floor_ms) rows.push(`floor   commit → bare LISTEN p50 ${r.floor_ms.p50} / p99 ${r.floor_ms.p99} ms`)
-  if (r.floor_publish_ms) rows.push(`        the same for a publishing transaction p50 ${r.floor_publish_ms.p50} / p99 ${r.floor_publish_ms.p99} ms`)
-  if (r.fanout_events_per_s !== undefined) rows.push(`fan-out ours ${r.fanout_events_per_s} deliveries/s | plain node:http ${r.raw_fanout_events_per_s} (${r.fanout.ratio}×)`)
-  if (r.memory) rows.push(`memory  ours ${r.memory.ours.bytesPerConnection} B | plain ${r.memory.raw.bytesPerConnection} B | baseline ${r.memory.baseline.bytesPerConnection} B per idle connection`)
-  if (r.drain) rows.push(`drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`)
-  console.log('\n' + rows.join('\n'))
+  if (r.floor_publish_ms)
+    rows.push(`        the same for a publishing transaction p50 ${r.floor_publish_ms.p50} / p99 ${r.floor_publish_ms.p99} ms`)
+  if (r.fanout_events_per_s !== undefined)
+    rows.push(`fan-out ours ${r.fanout_events_per_s} deliveries/s | plain node:http ${r.raw_fanout_events_per_s} (${r.fanout.ratio}×)`)
+  if (r.memory)
+    rows.push(
+      `memory  ours ${r.memory.ours.bytesPerConnection} B | plain ${r.memory.raw.bytesPerConnection} B | baseline ${r.memory.baseline.bytesPerConnection} B per idle connection`,
+    )
+  if (r.drain)
+    rows.push(
+      `drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`,
+    )
+  console.log(`\n${rows.join('\n')}`)
 }
 
 if (value('chart-from')) {

@@ -23,21 +23,25 @@ const fail = (msg: string) => {
   return 2
 }
 
+/** The command line, parsed (throws on an unknown option or a missing value). */
+const parse = (argv: string[]) =>
+  parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      topics: { type: 'string' },
+      from: { type: 'string' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+
 export const main = async (argv: string[]): Promise<number> => {
-  let parsed
+  let parsed: ReturnType<typeof parse>
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        topics: { type: 'string' },
-        from: { type: 'string' },
-        url: { type: 'string' },
-        token: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    })
+    parsed = parse(argv)
   } catch (err) {
     return fail((err as Error).message)
   }
@@ -47,7 +51,10 @@ export const main = async (argv: string[]): Promise<number> => {
   if (command !== 'tail') return fail(command ? `unknown command ${command}` : 'missing command')
   if (!tenant || !v.is(TenantId, tenant)) return fail(`tenant must match ^[A-Za-z0-9_-]{1,64}$, got ${JSON.stringify(tenant ?? '')}`)
   if (extra.length) return fail(`unexpected arguments: ${extra.join(' ')}`)
-  const topics = values.topics?.split(',').map((t) => t.trim()).filter(Boolean)
+  const topics = values.topics
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
   const bad = topics?.find((t) => !v.is(Topic, t))
   if (bad) return fail(`invalid topic ${JSON.stringify(bad)}`)
   if (values.from !== undefined && !/^\d{1,16}$/.test(values.from)) return fail('--from must be a seq (a whole number)')
@@ -69,7 +76,7 @@ export const main = async (argv: string[]): Promise<number> => {
     ...(values.from !== undefined ? { from: Number(values.from) } : {}),
     json: values.json,
     color: process.stdout.isTTY && !process.env.NO_COLOR,
-    out: (line) => void process.stdout.write(line + '\n'),
+    out: (line) => void process.stdout.write(`${line}\n`),
     err: (line) => void process.stderr.write(`${line}\n`),
     signal: abort.signal,
   })

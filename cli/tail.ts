@@ -23,7 +23,7 @@ export interface TailOptions {
 /** HTTP statuses that retrying cannot fix: the token, tenant or request is wrong. */
 const FATAL = new Set([400, 401, 403, 404])
 
-const clock = (d: Date) => d.toTimeString().slice(0, 8) + '.' + String(d.getMilliseconds()).padStart(3, '0')
+const clock = (d: Date) => `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`
 
 const paint = (on: boolean | undefined, code: number, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text)
 
@@ -69,7 +69,9 @@ export const tail = async (o: TailOptions): Promise<number> => {
         throw new Error(why)
       }
       attempt = 0
-      o.err(`following ${o.tenant}${o.topics ? ` (${o.topics.join(', ')})` : ''} at ${o.url}${state.lastSeq !== undefined ? `, after seq ${state.lastSeq}` : ''}`)
+      o.err(
+        `following ${o.tenant}${o.topics ? ` (${o.topics.join(', ')})` : ''} at ${o.url}${state.lastSeq !== undefined ? `, after seq ${state.lastSeq}` : ''}`,
+      )
       let reauth = false
       const feed = createSseParser((m) => {
         const step = resume(state, m)
@@ -79,7 +81,7 @@ export const tail = async (o: TailOptions): Promise<number> => {
       const decoder = new TextDecoder()
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) feed(decoder.decode(chunk, { stream: true }))
       if (reauth) {
-        o.err('the token expired: pass a fresh one with --token (resume with --from ' + (state.lastSeq ?? 0) + ')')
+        o.err(`the token expired: pass a fresh one with --token (resume with --from ${state.lastSeq ?? 0})`)
         return 1
       }
       o.err('stream ended; reconnecting')

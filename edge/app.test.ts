@@ -62,13 +62,20 @@ describe('createApp', () => {
     const app = createApp(settings, {
       rooms,
       auth: createAuth(settings),
-      limits: new ConnectionLimits({ perTenant: settings.EDGE_MAX_CONNECTIONS_PER_TENANT, perSubject: settings.EDGE_MAX_CONNECTIONS_PER_SUBJECT }),
+      limits: new ConnectionLimits({
+        perTenant: settings.EDGE_MAX_CONNECTIONS_PER_TENANT,
+        perSubject: settings.EDGE_MAX_CONNECTIONS_PER_SUBJECT,
+      }),
       replays: new ReplayCache(100, SIGNATURE_WINDOW_S),
       streams: readableStreams(rooms),
       log: quiet,
     })
     const post = async (body: string, signature?: string) =>
-      app.request('/internal/publish', { method: 'POST', headers: { 'content-type': 'application/json', 'x-relay-signature': signature ?? (await sign(settings.RELAY_SECRET, body)) }, body })
+      app.request('/internal/publish', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-relay-signature': signature ?? (await sign(settings.RELAY_SECRET, body)) },
+        body,
+      })
     // Empty batches: each is a full signed publish (verified, admitted to the cache) that just answers the head.
     const statuses = new Set<number>()
     for (let i = 0; i < 350; i++) statuses.add((await post(JSON.stringify({ tenant: `rc-${i % 7}`, events: [], nonce: `n${i}` }))).status)
@@ -88,7 +95,10 @@ describe('createApp', () => {
 
     it('answers a preflight from an allowed origin only', async () => {
       const pre = (origin: string) =>
-        app.request('/v1/tickets', { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } })
+        app.request('/v1/tickets', {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+        })
       const ok = await pre('https://app.example')
       expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example')
       expect(ok.headers.get('access-control-allow-headers')).toMatch(/authorization/)

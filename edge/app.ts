@@ -20,7 +20,10 @@ import type { ConnectRequest, Rooms } from './room/stub.ts'
 import type { Context } from 'hono'
 
 /** What the routes read of the edge's settings. */
-export type AppSettings = Pick<EdgeSettings, 'RELAY_SECRET' | 'EDGE_MAX_TOPICS' | 'EDGE_MAX_EVENT_BYTES' | 'EDGE_CORS_ORIGINS' | 'EDGE_QUERY_TOKENS'>
+export type AppSettings = Pick<
+  EdgeSettings,
+  'RELAY_SECRET' | 'EDGE_MAX_TOPICS' | 'EDGE_MAX_EVENT_BYTES' | 'EDGE_CORS_ORIGINS' | 'EDGE_QUERY_TOKENS'
+>
 
 /** What the routes work with: built from the settings by createEdge (edge/create.ts), or one by one in a test. */
 export interface AppParts {
@@ -72,8 +75,7 @@ const parseTopics = (raw: string | undefined, max: number): string[] | undefined
 const parseLastEventId = (raw: string | undefined): number | undefined => {
   if (raw === undefined || raw === '') return undefined
   const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN
-  if (!Number.isSafeInteger(n))
-    throw new RelayError('INVALID_LAST_EVENT_ID', 'Last-Event-ID must be a non-negative integer seq')
+  if (!Number.isSafeInteger(n)) throw new RelayError('INVALID_LAST_EVENT_ID', 'Last-Event-ID must be a non-negative integer seq')
   return n
 }
 
@@ -101,7 +103,10 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
     const { token, from } = tokenWithSource(req)
     const claims = await auth.verify(token)
     if (from === 'query' && claims.kind !== 'ticket' && settings.EDGE_QUERY_TOKENS === 'ticket')
-      throw new RelayError('TOKEN_INVALID', 'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token')
+      throw new RelayError(
+        'TOKEN_INVALID',
+        'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token',
+      )
     if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
     return claims
   }
@@ -122,7 +127,10 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
   app.use('*', async (c, next) => {
     const q = c.req.url.indexOf('?')
     if (q !== -1 && c.req.url.length - q - 1 > MAX_QUERY_BYTES)
-      throw new RelayError('QUERY_TOO_LONG', `query string over ${MAX_QUERY_BYTES} bytes: ask for fewer topics, or send the token in a header`)
+      throw new RelayError(
+        'QUERY_TOO_LONG',
+        `query string over ${MAX_QUERY_BYTES} bytes: ask for fewer topics, or send the token in a header`,
+      )
     await next()
   })
 
@@ -139,7 +147,13 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
     if (denied) throw new RelayError('TOPIC_FORBIDDEN', `token does not grant topic ${denied}`)
     const presence = c.req.query(QUERY.presence) === '1' ? { presence: true } : {}
     const release = limits.acquire(tenant, claims.sub)
-    const request: ConnectRequest = { topics: { requested, grants: claims.topics }, lastEventId, retryMs: RETRY_MS, expiresAt: claims.expiresAt, ...presence }
+    const request: ConnectRequest = {
+      topics: { requested, grants: claims.topics },
+      lastEventId,
+      retryMs: RETRY_MS,
+      expiresAt: claims.expiresAt,
+      ...presence,
+    }
     try {
       return await streams(c, tenant, request, release)
     } catch (err) {
@@ -174,11 +188,20 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
   )
 
   // The relay asks this every sweep: a new instance means rooms in memory restarted empty (see HelloReply).
-  app.post(PATHS.hello, bodyLimit({ maxSize: 1024, onError: () => { throw new RelayError('TOO_LARGE', 'hello body over 1 KiB', UNREAD_BODY) } }), async (c) => {
-    const parsed = v.safeParse(HelloBody, await signedBody(c, 'hello body is not JSON'))
-    if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
-    return c.json({ instance: rooms.instance })
-  })
+  app.post(
+    PATHS.hello,
+    bodyLimit({
+      maxSize: 1024,
+      onError: () => {
+        throw new RelayError('TOO_LARGE', 'hello body over 1 KiB', UNREAD_BODY)
+      },
+    }),
+    async (c) => {
+      const parsed = v.safeParse(HelloBody, await signedBody(c, 'hello body is not JSON'))
+      if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
+      return c.json({ instance: rooms.instance })
+    },
+  )
 
   app.notFound((c) => c.json(new RelayError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404))
 

@@ -10,7 +10,10 @@ const auth = createAuth(edgeSettings())
 describe('createAuth', () => {
   it('refuses a token whose topics claim is an empty list, app token or ticket', async () => {
     const none = await mintToken({ tenant: 't1', topics: [] })
-    await expect(auth.verify(none)).rejects.toMatchObject({ code: 'TOPIC_FORBIDDEN', message: expect.stringMatching(/^token grants no topics/) })
+    await expect(auth.verify(none)).rejects.toMatchObject({
+      code: 'TOPIC_FORBIDDEN',
+      message: expect.stringMatching(/^token grants no topics/),
+    })
     await expect(auth.verifyApp(none)).rejects.toMatchObject({ code: 'TOPIC_FORBIDDEN' })
     // A ticket is signed by the edge, so it can only carry [] if it was forged with the ticket key: refused all the same.
     const principal = await auth.verifyApp(await mintToken({ tenant: 't1', topics: ['a'] }))
@@ -35,7 +38,10 @@ describe('a token granting no topics', () => {
     ]) {
       expect(res.status).toBe(403)
       expect(await res.json()).toEqual({
-        error: { code: 'TOPIC_FORBIDDEN', message: 'token grants no topics (its topics claim is an empty list): list at least one topic, or omit topics to grant all' },
+        error: {
+          code: 'TOPIC_FORBIDDEN',
+          message: 'token grants no topics (its topics claim is an empty list): list at least one topic, or omit topics to grant all',
+        },
       })
     }
     expect(rooms.room('t1').size).toBe(0)

@@ -10,7 +10,13 @@ import { ticketKey, signTicket } from './ticket.ts'
 /** What createAuth reads of the edge's settings. */
 export type AuthSettings = Pick<
   EdgeSettings,
-  'EDGE_JWT_SECRET' | 'EDGE_JWKS_URL' | 'EDGE_JWT_PUBLIC_KEY' | 'EDGE_JWT_ISSUER' | 'EDGE_JWT_AUDIENCE' | 'EDGE_TICKET_SECRET' | 'EDGE_TICKET_TTL_S'
+  | 'EDGE_JWT_SECRET'
+  | 'EDGE_JWKS_URL'
+  | 'EDGE_JWT_PUBLIC_KEY'
+  | 'EDGE_JWT_ISSUER'
+  | 'EDGE_JWT_AUDIENCE'
+  | 'EDGE_TICKET_SECRET'
+  | 'EDGE_TICKET_TTL_S'
 >
 
 /** Who is asking: validated claims, what kind of token carried them, and when a stream opened with it must end. */
@@ -58,7 +64,10 @@ const rejection = (err: unknown): RelayError => {
  */
 const grantingSomeTopic = <C extends { topics?: readonly string[] | undefined }>(claims: C): C => {
   if (claims.topics?.length === 0)
-    throw new RelayError('TOPIC_FORBIDDEN', 'token grants no topics (its topics claim is an empty list): list at least one topic, or omit topics to grant all')
+    throw new RelayError(
+      'TOPIC_FORBIDDEN',
+      'token grants no topics (its topics claim is an empty list): list at least one topic, or omit topics to grant all',
+    )
   return claims
 }
 
@@ -79,7 +88,10 @@ const headerOf = (token: string) => {
 export const createAuth = (settings: AuthSettings): Auth => {
   const { EDGE_JWT_SECRET: jwtSecret, EDGE_JWT_ISSUER: issuer, EDGE_JWT_AUDIENCE: audience } = settings
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined
-  const publicKeys: JWTVerifyGetKey | undefined = asymmetricKeys({ jwksUrl: settings.EDGE_JWKS_URL, publicKey: settings.EDGE_JWT_PUBLIC_KEY })
+  const publicKeys: JWTVerifyGetKey | undefined = asymmetricKeys({
+    jwksUrl: settings.EDGE_JWKS_URL,
+    publicKey: settings.EDGE_JWT_PUBLIC_KEY,
+  })
   const ticketSecret = settings.EDGE_TICKET_SECRET ?? jwtSecret
   const ticketKeyP = ticketSecret ? ticketKey(ticketSecret) : undefined
   const common: JWTVerifyOptions = { requiredClaims: ['exp'], clockTolerance: CLOCK_SKEW_S }
@@ -94,7 +106,11 @@ export const createAuth = (settings: AuthSettings): Auth => {
       if (alg === 'HS256' && secret) ({ payload } = await jwtVerify(token, secret, { ...appOptions, algorithms: ['HS256'] }))
       else if (alg && ASYMMETRIC.includes(alg) && publicKeys)
         ({ payload } = await jwtVerify(token, publicKeys, { ...appOptions, algorithms: ASYMMETRIC }))
-      else throw new RelayError('TOKEN_INVALID', `token algorithm ${JSON.stringify(alg)} is not accepted here (accepted: ${accepted.join(', ')})`)
+      else
+        throw new RelayError(
+          'TOKEN_INVALID',
+          `token algorithm ${JSON.stringify(alg)} is not accepted here (accepted: ${accepted.join(', ')})`,
+        )
     } catch (err) {
       throw rejection(err)
     }
@@ -107,7 +123,12 @@ export const createAuth = (settings: AuthSettings): Auth => {
     if (!ticketKeyP) throw new RelayError('TOKEN_INVALID', 'this edge issues no tickets')
     let payload: unknown
     try {
-      ;({ payload } = await jwtVerify(token, await ticketKeyP, { ...common, clockTolerance: TICKET_SKEW_S, algorithms: ['HS256'], typ: TICKET_TYP }))
+      ;({ payload } = await jwtVerify(token, await ticketKeyP, {
+        ...common,
+        clockTolerance: TICKET_SKEW_S,
+        algorithms: ['HS256'],
+        typ: TICKET_TYP,
+      }))
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired)
         throw new RelayError('TOKEN_EXPIRED', 'ticket expired (tickets live seconds): fetch a new one from POST /v1/tickets')

@@ -14,6 +14,9 @@ export const checkBatch = ({ events }: PublishBody, maxEventBytes: number): void
   for (const e of events) {
     // UTF-8 is at most 3 bytes per UTF-16 unit: encode only when the length alone cannot decide.
     if (e.data.length * 3 > maxEventBytes && utf8.encode(e.data).byteLength > maxEventBytes)
-      throw new RelayError('TOO_LARGE', `event ${e.seq} is over ${maxEventBytes} bytes: raise the edge's EDGE_MAX_EVENT_BYTES or publish less`)
+      throw new RelayError(
+        'TOO_LARGE',
+        `event ${e.seq} is over ${maxEventBytes} bytes: raise the edge's EDGE_MAX_EVENT_BYTES or publish less`,
+      )
   }
 }

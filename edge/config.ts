@@ -19,7 +19,10 @@ export const edgeVariables = {
   EDGE_JWKS_URL: v.optional(v.pipe(v.string(), v.url('must be a URL'), v.regex(/^https?:\/\//, 'must be an http(s) URL'))),
   /** RS256/ES256 app tokens against one public key: SPKI PEM or a JWK (JSON). */
   EDGE_JWT_PUBLIC_KEY: v.optional(
-    v.pipe(v.string(), v.check((s) => /^\s*(?:\{|-----BEGIN PUBLIC KEY-----)/.test(s), 'must be SPKI PEM or a JWK')),
+    v.pipe(
+      v.string(),
+      v.check((s) => /^\s*(?:\{|-----BEGIN PUBLIC KEY-----)/.test(s), 'must be SPKI PEM or a JWK'),
+    ),
   ),
   /** When set, app tokens must carry this `iss` / `aud`. */
   EDGE_JWT_ISSUER: v.optional(v.string()),

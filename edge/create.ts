@@ -36,7 +36,10 @@ export const createEdge = async (settings: EdgeSettings, platform: Platform) => 
   return createApp(settings, {
     ...platform,
     auth: createAuth(settings),
-    limits: new ConnectionLimits({ perTenant: settings.EDGE_MAX_CONNECTIONS_PER_TENANT, perSubject: settings.EDGE_MAX_CONNECTIONS_PER_SUBJECT }),
+    limits: new ConnectionLimits({
+      perTenant: settings.EDGE_MAX_CONNECTIONS_PER_TENANT,
+      perSubject: settings.EDGE_MAX_CONNECTIONS_PER_SUBJECT,
+    }),
     replays: new ReplayCache(REPLAY_CACHE_ENTRIES, SIGNATURE_WINDOW_S),
     streams: platform.streams ?? readableStreams(platform.rooms),
   })

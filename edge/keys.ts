@@ -46,7 +46,11 @@ const JWKS_MAX_AGE_MS = 600_000
  */
 export const asymmetricKeys = (options: { jwksUrl: string | undefined; publicKey: string | undefined }): JWTVerifyGetKey | undefined => {
   const remote = options.jwksUrl
-    ? createRemoteJWKSet(new URL(options.jwksUrl), { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: 5_000 })
+    ? createRemoteJWKSet(new URL(options.jwksUrl), {
+        cooldownDuration: JWKS_COOLDOWN_MS,
+        cacheMaxAge: JWKS_MAX_AGE_MS,
+        timeoutDuration: 5_000,
+      })
     : undefined
   const inline = options.publicKey ? importInline(options.publicKey) : undefined
   inline?.catch(() => {}) // reported at start by createEdge (checkPublicKey), and on use

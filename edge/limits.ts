@@ -31,7 +31,11 @@ export class ConnectionLimits {
     if (this.count(tenant) >= this.o.perTenant)
       throw new RelayError('TOO_MANY', `tenant has ${this.o.perTenant} live streams, the most allowed: close one or retry later`, retry)
     if (subject !== undefined && (this.subjects.get(subject) ?? 0) >= this.o.perSubject)
-      throw new RelayError('TOO_MANY', `this token subject has ${this.o.perSubject} live streams, the most allowed: close one or retry later`, retry)
+      throw new RelayError(
+        'TOO_MANY',
+        `this token subject has ${this.o.perSubject} live streams, the most allowed: close one or retry later`,
+        retry,
+      )
     bump(this.tenants, tenant, 1)
     if (subject !== undefined) bump(this.subjects, subject, 1)
     let released = false
@@ -46,7 +50,8 @@ export class ConnectionLimits {
 
 const bump = (m: Map<string, number>, key: string, by: number) => {
   const n = (m.get(key) ?? 0) + by
-  if (n <= 0) m.delete(key) // no entry per idle tenant: the maps stay as small as the live set
+  if (n <= 0)
+    m.delete(key) // no entry per idle tenant: the maps stay as small as the live set
   else m.set(key, n)
 }
 

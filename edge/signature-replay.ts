@@ -23,7 +23,8 @@ export class ReplayCache {
     private readonly capacity: number,
     private readonly windowS: number,
   ) {
-    if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`replay cache capacity must be a positive integer, got ${capacity}`)
+    if (!Number.isSafeInteger(capacity) || capacity < 1)
+      throw new RangeError(`replay cache capacity must be a positive integer, got ${capacity}`)
   }
 
   get size(): number {

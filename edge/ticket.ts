@@ -17,7 +17,12 @@ export const ticketKey = async (secret: string): Promise<Uint8Array> => {
  * A ticket: usable to open a stream for `ttlS` seconds (never past the app token's own exp); a stream opened with
  * it lives until the app token's exp (`sexp`), then ends with `event: reauth`.
  */
-export const signTicket = async (key: Uint8Array, principal: Principal, topics: string[] | undefined, ttlS: number): Promise<IssuedTicket> => {
+export const signTicket = async (
+  key: Uint8Array,
+  principal: Principal,
+  topics: string[] | undefined,
+  ttlS: number,
+): Promise<IssuedTicket> => {
   const nowS = Math.floor(Date.now() / 1000)
   const sexp = Math.floor(principal.expiresAt / 1000)
   const exp = Math.min(nowS + ttlS, sexp)

@@ -3,7 +3,12 @@ import { acrossVars, hostVar, intVar, logLevelVar, parseEnv, secretVar, wholeNum
 
 const edgeList = v.pipe(
   v.string('required (the edge base URL, e.g. http://127.0.0.1:8787)'),
-  v.transform((s) => s.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean)),
+  v.transform((s) =>
+    s
+      .split(',')
+      .map((u) => u.trim().replace(/\/+$/, ''))
+      .filter(Boolean),
+  ),
   v.check((us) => us.every((u) => /^https?:\/\/[^\s]+$/.test(u)), 'every entry must be an http(s) URL'),
 )
 

@@ -39,7 +39,13 @@ const utf8 = new TextEncoder()
 /** The marker that stands in for an event the edge refused: same seq and topic, so the sequence stays gapless. */
 export const markerFor = (e: WireEvent, err: RelayError): WireEvent => {
   const marker: UndeliverableMarker = { topic: e.topic, bytes: utf8.encode(e.data).byteLength, reason: err.message.slice(0, 300) }
-  return { seq: e.seq, topic: e.topic, ts: e.ts, event: err.code === 'TOO_LARGE' ? EVENTS.oversize : EVENTS.undeliverable, data: JSON.stringify(marker) }
+  return {
+    seq: e.seq,
+    topic: e.topic,
+    ts: e.ts,
+    event: err.code === 'TOO_LARGE' ? EVENTS.oversize : EVENTS.undeliverable,
+    data: JSON.stringify(marker),
+  }
 }
 
 /**
@@ -162,7 +168,14 @@ export class Deliverer {
       const { events } = body
       if (events.length === 1) {
         const e = events[0]!
-        this.o.log('error', 'edge refused an event; delivering a marker in its place', { edge: this.o.edge, tenant: body.tenant, seq: e.seq, topic: e.topic, code: err.code, reason: err.message })
+        this.o.log('error', 'edge refused an event; delivering a marker in its place', {
+          edge: this.o.edge,
+          tenant: body.tenant,
+          seq: e.seq,
+          topic: e.topic,
+          code: err.code,
+          reason: err.message,
+        })
         this.o.onUndeliverable?.(body.tenant, e.seq, err.code)
         return this.postWithRetry({ ...body, events: [markerFor(e, err)] }, true)
       }
@@ -272,9 +285,9 @@ export const describeFailure = (err: unknown): string => {
   switch (err.code) {
     case 'SIGNATURE_INVALID':
     case 'SIGNATURE_REPLAYED':
-      return 'edge refused the signature: does RELAY_SECRET match the edge\'s? retrying'
+      return "edge refused the signature: does RELAY_SECRET match the edge's? retrying"
     case 'NOT_FOUND':
-      return 'edge has no such route (404): is EDGE_URL the edge\'s base URL, and is the edge as new as this relay? retrying'
+      return "edge has no such route (404): is EDGE_URL the edge's base URL, and is the edge as new as this relay? retrying"
     case 'TOO_MANY':
       return 'edge is rate limiting publishes (429); retrying'
     case 'TOO_LARGE':

@@ -3,7 +3,7 @@ import type { Log } from '../shared/log.ts'
 import { sleep, withTimeout } from './timing.ts'
 
 /** The session-level advisory lock whose holder is the leader (advisory locks are per database). */
-const LEADER_LOCK = (0x72656c6179_02n).toString()
+const LEADER_LOCK = 0x72656c6179_02n.toString()
 
 /** One leadership term: whatever the leader runs (LISTEN, deliveries, sweeps). */
 export interface Term {

@@ -27,15 +27,54 @@ export const relayMetrics = () => {
   collectDefaultMetrics({ register: registry })
   const m = {
     registry,
-    read: new Counter({ name: 'edge_relay_events_read_total', help: 'Events read from the outbox, per tenant (resends included)', labelNames: ['tenant'], registers }),
-    delivered: new Counter({ name: 'edge_relay_events_delivered_total', help: 'Events an edge confirmed, per tenant and edge', labelNames: ['tenant', 'edge'], registers }),
-    commitLag: new Histogram({ name: 'edge_relay_commit_to_relay_seconds', help: 'From an event’s created_at to the relay reading it', buckets: LAG_BUCKETS, registers }),
-    postSeconds: new Histogram({ name: 'edge_relay_relay_to_edge_seconds', help: 'Round trip of one signed publish POST to an edge', labelNames: ['edge', 'outcome'], buckets: LAG_BUCKETS, registers }),
-    batch: new Histogram({ name: 'edge_relay_batch_events', help: 'Events per publish batch posted to an edge', buckets: BATCH_BUCKETS, registers }),
-    undeliverable: new Counter({ name: 'edge_relay_events_undeliverable_total', help: 'Events an edge refused (too large, invalid), delivered as a marker frame with their seq instead', labelNames: ['tenant', 'edge', 'reason'], registers }),
-    reconnects: new Counter({ name: 'edge_relay_listener_reconnects_total', help: 'Times the LISTEN connection was re-established after the first', registers }),
+    read: new Counter({
+      name: 'edge_relay_events_read_total',
+      help: 'Events read from the outbox, per tenant (resends included)',
+      labelNames: ['tenant'],
+      registers,
+    }),
+    delivered: new Counter({
+      name: 'edge_relay_events_delivered_total',
+      help: 'Events an edge confirmed, per tenant and edge',
+      labelNames: ['tenant', 'edge'],
+      registers,
+    }),
+    commitLag: new Histogram({
+      name: 'edge_relay_commit_to_relay_seconds',
+      help: 'From an event’s created_at to the relay reading it',
+      buckets: LAG_BUCKETS,
+      registers,
+    }),
+    postSeconds: new Histogram({
+      name: 'edge_relay_relay_to_edge_seconds',
+      help: 'Round trip of one signed publish POST to an edge',
+      labelNames: ['edge', 'outcome'],
+      buckets: LAG_BUCKETS,
+      registers,
+    }),
+    batch: new Histogram({
+      name: 'edge_relay_batch_events',
+      help: 'Events per publish batch posted to an edge',
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    undeliverable: new Counter({
+      name: 'edge_relay_events_undeliverable_total',
+      help: 'Events an edge refused (too large, invalid), delivered as a marker frame with their seq instead',
+      labelNames: ['tenant', 'edge', 'reason'],
+      registers,
+    }),
+    reconnects: new Counter({
+      name: 'edge_relay_listener_reconnects_total',
+      help: 'Times the LISTEN connection was re-established after the first',
+      registers,
+    }),
     /** Set by the leader election: 1 while this relay holds the lock and listens, 0 (from the start) as standby. */
-    leader: new Gauge({ name: 'edge_relay_leader', help: '1 when this relay is the leader (holds the one LISTEN), 0 when standby', registers }),
+    leader: new Gauge({
+      name: 'edge_relay_leader',
+      help: '1 when this relay is the leader (holds the one LISTEN), 0 when standby',
+      registers,
+    }),
   }
   m.leader.set(0)
   return m

@@ -69,7 +69,9 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
       send: (body: PublishBody, signal: AbortSignal) => postBatch(edge, config.RELAY_SECRET, body, signal),
       hello: (signal: AbortSignal) => postHello(edge, config.RELAY_SECRET, signal).then((r) => r.instance),
     })),
-    ...(local ? [{ edge: config.RELAY_LOCAL_EDGE, send: (body: PublishBody) => local.publish(body), hello: async () => local.instance }] : []),
+    ...(local
+      ? [{ edge: config.RELAY_LOCAL_EDGE, send: (body: PublishBody) => local.publish(body), hello: async () => local.instance }]
+      : []),
   ]
   const timedPost = async (target: (typeof targets)[number], body: PublishBody, signal: AbortSignal) => {
     metrics.batch.observe(body.events.length)
@@ -86,8 +88,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
   /** The rooms instance each edge answered, once its rooms were checked (see checkEdge). */
   const instances = new Map<string, string>()
   let listens = 0
-  const safely = (what: string, p: Promise<unknown>) =>
-    p.catch((err) => log('warn', `${what} failed`, { err: String(err) }))
+  const safely = (what: string, p: Promise<unknown>) => p.catch((err) => log('warn', `${what} failed`, { err: String(err) }))
 
   /** One leadership term: deliverers, the LISTEN (or the poller), the sweep and retention. */
   const lead = async (): Promise<Term> => {
@@ -141,7 +142,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
           void safely('catch-up', catchUpOne(d))
         }
         if (instance === (instances.get(d.edge) ?? (await outbox.edgeInstance(d.edge)))) return instances.set(d.edge, instance)
-        log('info', 'edge serves new rooms; checking each tenant\'s room against the cursor', { edge: d.edge, instance })
+        log('info', "edge serves new rooms; checking each tenant's room against the cursor", { edge: d.edge, instance })
         await d.recheck(await outbox.deliveredTenants(d.edge))
         if (termAbort.signal.aborted) return
         await outbox.saveEdgeInstance(d.edge, instance)

@@ -44,12 +44,16 @@ export const startRetention = (o: RetentionOptions) => {
   const state = { pruned: 0, lastRunAt: 0 }
   const loop =
     o.ageS > 0 || o.count > 0
-      ? every(o.intervalMs, async () => {
-          const n = await pruneOnce(o)
-          state.pruned += n
-          state.lastRunAt = Date.now()
-          if (n > 0) o.log('info', 'retention pruned events', { events: n })
-        }, (err) => o.log('warn', 'retention failed', { err: String(err) }))
+      ? every(
+          o.intervalMs,
+          async () => {
+            const n = await pruneOnce(o)
+            state.pruned += n
+            state.lastRunAt = Date.now()
+            if (n > 0) o.log('info', 'retention pruned events', { events: n })
+          },
+          (err) => o.log('warn', 'retention failed', { err: String(err) }),
+        )
       : undefined
   return {
     state,

@@ -120,7 +120,13 @@ describe('browser client state machine', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const { port } = server.address() as { port: number }
     const statuses: Status[] = []
-    const client = connect({ url: `http://127.0.0.1:${port}`, tenant: 'acme', getToken: () => 'x', staleMs: 300, onStatus: (st) => statuses.push(st) })
+    const client = connect({
+      url: `http://127.0.0.1:${port}`,
+      tenant: 'acme',
+      getToken: () => 'x',
+      staleMs: 300,
+      onStatus: (st) => statuses.push(st),
+    })
     const deadline = Date.now() + 10_000
     while (requests.length < 2 && Date.now() < deadline) await tick()
     client.close()

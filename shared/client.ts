@@ -116,7 +116,9 @@ export const connect = (o: ClientOptions): RelayClient => {
   const ES = o.EventSource ?? (globalThis as { EventSource?: typeof EventSource }).EventSource
   // EventSource hears only the event names it listens for: a stream of every topic needs fetch.
   const transport: Transport =
-    o.topics?.length && ES ? eventSourceTransport(ES, CONTROL_EVENTS) : fetchTransport(o.fetch ?? globalThis.fetch.bind(globalThis), o.staleMs)
+    o.topics?.length && ES
+      ? eventSourceTransport(ES, CONTROL_EVENTS)
+      : fetchTransport(o.fetch ?? globalThis.fetch.bind(globalThis), o.staleMs)
   const base = new URL(`${o.url.replace(/\/+$/, '')}/v1/tenants/${encodeURIComponent(o.tenant)}/events`, globalThis.location?.href)
   let status: Status = 'connecting'
   let resumeState: ResumeState = { lastSeq: o.after, detectGaps: o.detectGaps ?? !o.topics?.length }

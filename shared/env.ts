@@ -21,8 +21,7 @@ export const wholeNumber = (min: number, max: number) =>
 export const intVar = (min: number, max: number, fallback: number) => v.optional(wholeNumber(min, max), String(fallback))
 
 /** A secret of 16 characters or more; required unless wrapped in v.optional. */
-export const secretVar = (name: string) =>
-  v.pipe(v.string('required'), v.minLength(16, `${name} must be at least 16 characters`))
+export const secretVar = (name: string) => v.pipe(v.string('required'), v.minLength(16, `${name} must be at least 16 characters`))
 
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
 
@@ -41,7 +40,12 @@ export const hostVar = (fallback: string) =>
 /** Comma-separated values, blanks dropped. */
 export const listVar = v.pipe(
   v.string(),
-  v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+  v.transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  ),
 )
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly Level[]
@@ -54,12 +58,21 @@ export const logLevelVar = v.optional(v.picklist(LOG_LEVELS, `must be one of ${L
  * none of them was refused on its own); a failure is reported under `name`, so it is listed with every other bad
  * variable.
  */
-export const acrossVars = <T extends object>(names: readonly (keyof T & string)[], ok: (values: Partial<T>) => boolean, name: keyof T & string, message: string) =>
+export const acrossVars = <T extends object>(
+  names: readonly (keyof T & string)[],
+  ok: (values: Partial<T>) => boolean,
+  name: keyof T & string,
+  message: string,
+) =>
   v.rawCheck<T>(({ dataset, addIssue }) => {
     const refused = new Set(dataset.issues?.map((issue) => v.getDotPath(issue)))
     if (names.some((n) => refused.has(n))) return
     const values = dataset.value as Partial<T>
-    if (!ok(values)) addIssue({ message, path: [{ type: 'object', origin: 'value', input: values as Record<string, unknown>, key: name, value: values[name] }] })
+    if (!ok(values))
+      addIssue({
+        message,
+        path: [{ type: 'object', origin: 'value', input: values as Record<string, unknown>, key: name, value: values[name] }],
+      })
   })
 
 /**
@@ -135,4 +148,6 @@ export const parseEnv = <S extends v.GenericSchema>(schema: S, env: Readonly<Rec
 
 /** The lines to print for a failed start: one per bad variable for a ConfigError, else the error's message. */
 export const startFailureLines = (err: unknown): string[] =>
-  err instanceof ConfigError ? err.issues.map((line) => `invalid configuration: ${line}`) : [err instanceof Error ? err.message : String(err)]
+  err instanceof ConfigError
+    ? err.issues.map((line) => `invalid configuration: ${line}`)
+    : [err instanceof Error ? err.message : String(err)]

@@ -102,18 +102,18 @@ const cases: { name: string; from: ResumeState; messages: SseMessage[]; lastSeq:
   {
     name: 'control events never move lastSeq by an id (EventSource repeats the last one on them)',
     from: every(7),
-    messages: [
-      { ...control('reauth', { reason: 'token expired' }), id: '99' },
-      { ...control('presence', snapshot), id: '99' },
-      ev(8),
-    ],
+    messages: [{ ...control('reauth', { reason: 'token expired' }), id: '99' }, { ...control('presence', snapshot), id: '99' }, ev(8)],
     lastSeq: 8,
     effects: [{ type: 'reconnect', reason: 'token expired' }, { type: 'presence', snapshot }, event(8)],
   },
   {
     name: 'markers go to undeliverable with their seq, count as seen, and are never a gap',
     from: every(4),
-    messages: [{ id: '5', event: 'oversize', data: JSON.stringify(marker) }, { id: '6', event: 'undeliverable', data: JSON.stringify(marker) }, ev(7)],
+    messages: [
+      { id: '5', event: 'oversize', data: JSON.stringify(marker) },
+      { id: '6', event: 'undeliverable', data: JSON.stringify(marker) },
+      ev(7),
+    ],
     lastSeq: 7,
     effects: [
       { type: 'undeliverable', seq: 5, event: 'oversize', marker },
@@ -131,7 +131,10 @@ const cases: { name: string; from: ResumeState; messages: SseMessage[]; lastSeq:
   {
     name: 'a message with no id and no control name is ignored',
     from: every(5),
-    messages: [{ event: 'orders', data: '{}' }, { event: 'message', data: 'hello' }],
+    messages: [
+      { event: 'orders', data: '{}' },
+      { event: 'message', data: 'hello' },
+    ],
     lastSeq: 5,
     effects: [],
   },

@@ -1,10 +1,7 @@
 import * as v from 'valibot'
 import { EVENTS, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
 
-export const TenantId = v.pipe(
-  v.string(),
-  v.regex(TENANT_PATTERN, 'tenant must match ^[A-Za-z0-9_-]{1,64}$'),
-)
+export const TenantId = v.pipe(v.string(), v.regex(TENANT_PATTERN, 'tenant must match ^[A-Za-z0-9_-]{1,64}$'))
 export type TenantId = v.InferOutput<typeof TenantId>
 
 export const Topic = v.pipe(v.string(), v.regex(TOPIC_PATTERN, 'topic must match ^[A-Za-z0-9_.:-]{1,128}$'))

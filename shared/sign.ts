@@ -10,10 +10,7 @@ const keyCache = new Map<string, Promise<CryptoKey>>()
 const hmacKey = (secret: string) => {
   let key = keyCache.get(secret)
   if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-      'sign',
-      'verify',
-    ])
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
     keyCache.set(secret, key)
   }
   return key
@@ -38,16 +35,11 @@ const fromHex = (hex: string): Uint8Array<ArrayBuffer> | undefined => {
 /** Web Crypto: `crypto.subtle.verify` compares in constant time, so a forger learns nothing from response timing. */
 export const webHmac: Hmac = {
   sign: async (secret, data) => toHex(await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(data))),
-  verify: async (secret, data, macHex) =>
-    crypto.subtle.verify('HMAC', await hmacKey(secret), fromHex(macHex)!, encoder.encode(data)),
+  verify: async (secret, data, macHex) => crypto.subtle.verify('HMAC', await hmacKey(secret), fromHex(macHex)!, encoder.encode(data)),
 }
 
-export const sign = async (
-  secret: string,
-  body: string,
-  nowS = Math.floor(Date.now() / 1000),
-  hmac: Hmac = webHmac,
-): Promise<string> => `t=${nowS},v1=${await hmac.sign(secret, `${nowS}.${body}`)}`
+export const sign = async (secret: string, body: string, nowS = Math.floor(Date.now() / 1000), hmac: Hmac = webHmac): Promise<string> =>
+  `t=${nowS},v1=${await hmac.sign(secret, `${nowS}.${body}`)}`
 
 export type SignatureCheck = { ok: true; t: number; mac: string } | { ok: false; reason: string }
 

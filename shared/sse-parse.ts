@@ -16,7 +16,8 @@ export const createSseParser = (onMessage: (m: SseMessage) => void, onComment: (
   let data: string[] = []
   const line = (l: string) => {
     if (l === '') {
-      if (data.length > 0 || event !== '') onMessage({ ...(id !== undefined ? { id } : {}), event: event || 'message', data: data.join('\n') })
+      if (data.length > 0 || event !== '')
+        onMessage({ ...(id !== undefined ? { id } : {}), event: event || 'message', data: data.join('\n') })
       event = ''
       data = []
       id = undefined

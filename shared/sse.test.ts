@@ -24,7 +24,10 @@ describe('createSseParser', () => {
     for (let split = 1; split < text.length; split++) {
       const got: SseMessage[] = []
       const comments: string[] = []
-      const feed = createSseParser((m) => got.push(m), (c) => comments.push(c))
+      const feed = createSseParser(
+        (m) => got.push(m),
+        (c) => comments.push(c),
+      )
       feed(text.slice(0, split))
       feed(text.slice(split))
       expect(got).toEqual([

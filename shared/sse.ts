@@ -19,8 +19,7 @@ export const frameText = (id: number | string, event: string, data: string): str
   return `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`
 }
 
-export const encodeFrame = (id: number | string, event: string, data: string): Uint8Array =>
-  encoder.encode(frameText(id, event, data))
+export const encodeFrame = (id: number | string, event: string, data: string): Uint8Array => encoder.encode(frameText(id, event, data))
 
 /** A frame with no `id:` (so it does not move the client's Last-Event-ID), for control events. */
 export const encodeControl = (event: string, data: unknown): Uint8Array => {

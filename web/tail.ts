@@ -60,12 +60,15 @@ const jsonNode = (data: unknown): HTMLPreElement => {
 
 /** `orders, users*` → a predicate, read as the edge reads a token's grants; empty = everything. */
 const topicFilter = (raw: string): ((topic: string) => boolean) => {
-  const parts = raw.split(',').map((s) => s.trim()).filter(Boolean)
+  const parts = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   return (topic) => grantsAllow(parts.length ? parts : undefined, topic)
 }
 let accepts = topicFilter('')
 
-const time = (d: Date) => d.toTimeString().slice(0, 8) + '.' + String(d.getMilliseconds()).padStart(3, '0')
+const time = (d: Date) => `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`
 
 const render = (e: RelayEvent, at: Date) => {
   const li = document.createElement('li')
@@ -98,7 +101,7 @@ const onEvent = (e: RelayEvent) => {
   $('last-seq').textContent = String(e.seq)
   if (paused) {
     pending.push(e)
-    if (pending.length > MAX_PENDING) (pending.shift(), droppedWhilePaused++)
+    if (pending.length > MAX_PENDING) pending.shift(), droppedWhilePaused++
     return showPending()
   }
   render(e, new Date())

@@ -105,7 +105,11 @@ let listener: postgres.Sql | undefined
 serveChild(
   {
     async connect(m) {
-      const { base, conns, concurrency = 100 } = m as { base: string; conns: { path: string; headers: Record<string, string> }[]; concurrency?: number }
+      const {
+        base,
+        conns,
+        concurrency = 100,
+      } = m as { base: string; conns: { path: string; headers: Record<string, string> }[]; concurrency?: number }
       let next = 0
       let ok = 0
       const t0 = Date.now()

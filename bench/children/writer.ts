@@ -68,7 +68,7 @@ const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
       const res = await fetch(url + path, { method: 'POST', headers, body })
       await res.text()
       if (res.ok) ok += datas.length
-      else ((errors += datas.length), (firstError ??= `HTTP ${res.status}`))
+      else (errors += datas.length), (firstError ??= `HTTP ${res.status}`)
     }
   }
 
@@ -80,7 +80,7 @@ const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
       else {
         const p = sendPg(mode, tenant).then(
           () => void ok++,
-          (err) => ((errors++), (firstError ??= String(err))),
+          (err) => (errors++, (firstError ??= String(err))),
         )
         inflight.add(p)
         void p.finally(() => inflight.delete(p))

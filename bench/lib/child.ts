@@ -2,7 +2,10 @@
  * The child side of lib/proc.ts: announce readiness, answer commands, and exit by ourselves when the parent goes
  * away or after a hard lifetime (a benchmark never leaves processes behind).
  */
-export const serveChild = (handlers: Record<string, (msg: Record<string, unknown>) => unknown>, onExit: () => Promise<void> | void = () => {}) => {
+export const serveChild = (
+  handlers: Record<string, (msg: Record<string, unknown>) => unknown>,
+  onExit: () => Promise<void> | void = () => {},
+) => {
   const exit = async () => {
     try {
       await onExit()

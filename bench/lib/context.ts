@@ -39,7 +39,10 @@ const tokens = new Map<string, string>()
 export const token = async (tenant: string) => {
   let t = tokens.get(tenant)
   if (!t) {
-    t = await new SignJWT({ tenant }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('2h').sign(new TextEncoder().encode(JWT_SECRET))
+    t = await new SignJWT({ tenant })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('2h')
+      .sign(new TextEncoder().encode(JWT_SECRET))
     tokens.set(tenant, t)
   }
   return t
@@ -62,7 +65,9 @@ export const connections = async (system: System, tenants: string[], perTenant: 
 /** Spreads connections over the client processes and opens them all. */
 export const connectAll = async (ctx: Ctx, base: string, conns: { path: string; headers: Record<string, string> }[]) => {
   const shares = ctx.workers.map((_, i) => conns.filter((__, j) => j % ctx.workers.length === i))
-  const replies = await Promise.all(ctx.workers.map((w, i) => w.call<{ ok: number; failed: number }>('connect', { base, conns: shares[i] }, 300_000)))
+  const replies = await Promise.all(
+    ctx.workers.map((w, i) => w.call<{ ok: number; failed: number }>('connect', { base, conns: shares[i] }, 300_000)),
+  )
   const ok = replies.reduce((a, r) => a + r.ok, 0)
   if (ok < conns.length) throw new Error(`only ${ok} of ${conns.length} SSE connections opened`)
 }
@@ -87,7 +92,7 @@ export const settle = async (ctx: Ctx, expected: number, maxMs: number, quietMs 
   for (;;) {
     const { received, frames } = await collect(ctx)
     if (received >= expected || Date.now() - t0 > maxMs) return
-    if (frames !== last) ((last = frames), (lastChange = Date.now()))
+    if (frames !== last) (last = frames), (lastChange = Date.now())
     else if (Date.now() - lastChange > quietMs) return
     await new Promise((r) => setTimeout(r, 200))
   }
@@ -116,6 +121,7 @@ export const startOurs = async (ctx: Ctx, { relay = true, split = false, gc = fa
     [...(gc ? ['--expose-gc'] : []), ...profile],
   )
   const url = edge.info.url as string
-  const r = relay && split ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET }, profile) : undefined
+  const r =
+    relay && split ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET }, profile) : undefined
   return { url, edge, relay: r, stop: async () => (await r?.stop(), await edge.stop()) }
 }

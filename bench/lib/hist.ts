@@ -40,7 +40,10 @@ export const quantile = (h: Hist, q: number): number => {
 
 /** Points (quantile, ms) for a chart, on quantiles that spread the tail out. */
 export const curve = (h: Hist): [number, number][] =>
-  [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999].map((q) => [q, quantile(h, q)])
+  [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999].map((q) => [
+    q,
+    quantile(h, q),
+  ])
 
 /** Monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6

@@ -18,7 +18,12 @@ let nextId = 0
  * Starts `bench/<file>` under tsx with an IPC channel and resolves once it sends `{ ready }`. Children exit on their
  * own when the parent disappears (see child.ts), and `stopAll` kills any left by PID.
  */
-export const startChild = (file: string, env: Record<string, string> = {}, nodeArgs: string[] = [], readyTimeoutMs = 30_000): Promise<Child> => {
+export const startChild = (
+  file: string,
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+  readyTimeoutMs = 30_000,
+): Promise<Child> => {
   const path = fileURLToPath(new URL(`../${file}`, import.meta.url))
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -75,11 +80,12 @@ export const stopChild = (proc: ChildProcess, graceMs = 5_000): Promise<void> =>
 
 /** Kills every child still running, by PID. */
 export const killAll = () => {
-  for (const c of children) if (c.pid && c.exitCode === null) {
-    try {
-      process.kill(c.pid, 'SIGKILL')
-    } catch {
-      // already gone
+  for (const c of children)
+    if (c.pid && c.exitCode === null) {
+      try {
+        process.kill(c.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
     }
-  }
 }

@@ -26,8 +26,11 @@ const saturate = async (ctx: Ctx, seconds: number, clients = 8): Promise<{ event
     const script = join(tmpdir(), `edge-relay-bench-${process.pid}.sql`)
     writeFileSync(script, SCRIPT)
     const out = await new Promise<string>((resolve, reject) =>
-      execFile(pgbench, ['-n', '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, ctx.db.url], { timeout: (seconds + 60) * 1000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`pgbench failed: ${stderr || err.message}`)) : resolve(stdout),
+      execFile(
+        pgbench,
+        ['-n', '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, ctx.db.url],
+        { timeout: (seconds + 60) * 1000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`pgbench failed: ${stderr || err.message}`)) : resolve(stdout)),
       ),
     )
     const processed = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN)
@@ -40,7 +43,7 @@ const saturate = async (ctx: Ctx, seconds: number, clients = 8): Promise<{ event
   await Promise.all(
     Array.from({ length: clients }, async () => {
       while (Date.now() < until) {
-        await sql`select relay.publish(${'d' + (1 + Math.floor(Math.random() * TENANTS))}, 'bench', '{"x": 1}'::jsonb)`
+        await sql`select relay.publish(${`d${1 + Math.floor(Math.random() * TENANTS)}`}, 'bench', '{"x": 1}'::jsonb)`
         events++
       }
     }),
@@ -87,7 +90,9 @@ export const drain = async (ctx: Ctx) => {
     }
     const drained = first ? last.delivered - first.delivered : 0
     const relayRate = first && last.at > first.at ? Math.round(drained / ((last.at - first.at) / 1000)) : 0
-    ctx.progress(`relay drain · ${relayRate} events/s acknowledged by the edge (${((relayRate / commitCeiling) * 100).toFixed(0)} % of the commit ceiling)`)
+    ctx.progress(
+      `relay drain · ${relayRate} events/s acknowledged by the edge (${((relayRate / commitCeiling) * 100).toFixed(0)} % of the commit ceiling)`,
+    )
 
     ctx.progress(`relay drain · ${seconds}s of saturating publishers with the relay running`)
     const loaded = await saturate(ctx, seconds)
@@ -99,7 +104,9 @@ export const drain = async (ctx: Ctx) => {
     }
     const lagMs = Date.now() - loadedEnd
     const loadedCommitRate = Math.round(loaded.events / seconds)
-    ctx.progress(`relay drain · with the relay running: ${loadedCommitRate} commits/s, all acknowledged ${lagMs} ms after the last commit (${loaded.events} events)`)
+    ctx.progress(
+      `relay drain · with the relay running: ${loadedCommitRate} commits/s, all acknowledged ${lagMs} ms after the last commit (${loaded.events} events)`,
+    )
     return { commitCeiling, relayRate, backlogEvents: ceiling.events, loadedCommitRate, lagAfterLastCommitMs: lagMs, tool: ceiling.tool }
   } finally {
     await ours.stop()

@@ -43,7 +43,9 @@ export const fanout = async (ctx: Ctx, system: 'ours' | 'raw') => {
       const elapsedS = (w.ms + (Date.now() - t0)) / 1000
       const step = { rate, deliveriesPerS: Math.round(received / Math.max(stepS, elapsedS)), delivered: round(received / expected, 4) ?? 0 }
       steps.push(step)
-      ctx.progress(`fan-out · ${system} · ${rate} ev/s × ${clients}: ${step.deliveriesPerS} deliveries/s, ${(step.delivered * 100).toFixed(1)} % delivered`)
+      ctx.progress(
+        `fan-out · ${system} · ${rate} ev/s × ${clients}: ${step.deliveriesPerS} deliveries/s, ${(step.delivered * 100).toFixed(1)} % delivered`,
+      )
       if (step.delivered >= 0.95) continue
       if (!steps.every((s) => s.delivered < 0.95) || rate <= rates[0]! / 8) break
       queue.splice(0, queue.length, rate / 2)

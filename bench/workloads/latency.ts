@@ -1,7 +1,20 @@
 import { nowMs, type Hist } from '../lib/hist.ts'
 import type { Child } from '../lib/proc.ts'
 import { startChild } from '../lib/proc.ts'
-import { closeAll, collect, connectAll, connections, cpuMs, openWindow, round, settle, sleep, startOurs, summary, type Ctx } from '../lib/context.ts'
+import {
+  closeAll,
+  collect,
+  connectAll,
+  connections,
+  cpuMs,
+  openWindow,
+  round,
+  settle,
+  sleep,
+  startOurs,
+  summary,
+  type Ctx,
+} from '../lib/context.ts'
 
 export interface LatencySpec {
   name: 'light' | 'hot' | 'hot100'
@@ -56,7 +69,13 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySys
               if (c.proc.pid && c.proc.exitCode === null && c.proc.signalCode === null) process.kill(c.proc.pid, 'SIGKILL')
               await c.stop()
             })())
-          return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: kill }
+          return {
+            url: c.info.url as string,
+            edge: undefined as Child | undefined,
+            relay: undefined as Child | undefined,
+            server: c,
+            stop: kill,
+          }
         })()
   try {
     ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
@@ -71,7 +90,14 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySys
     await openWindow(ctx, start, start + seconds * 1000 + graceMs)
     await server.edge?.call('arrival')
     const procs: [string, Child][] =
-      system === 'baseline' ? [['server', (server as { server: Child }).server]] : system === 'split' ? [['edge', server.edge!], ['relay', server.relay!]] : [['edge+relay', server.edge!]]
+      system === 'baseline'
+        ? [['server', (server as { server: Child }).server]]
+        : system === 'split'
+          ? [
+              ['edge', server.edge!],
+              ['relay', server.relay!],
+            ]
+          : [['edge+relay', server.edge!]]
     const cpu0 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
     const wall0 = Date.now()
     ctx.progress(`${spec.name} · ${system} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
@@ -98,7 +124,9 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySys
       `${spec.name} · ${system} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} %` +
         (atEdge ? ` (commit → room: p50 ${atEdge.p50} · p99 ${atEdge.p99})` : '') +
         (fanoutSpan ? ` (fan-out span: p50 ${fanoutSpan.p50} · p99 ${fanoutSpan.p99} ms)` : '') +
-        ` · CPU ${Object.entries(cpu).map(([k, v]) => `${k} ${v} %`).join(', ')}`,
+        ` · CPU ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${v} %`)
+          .join(', ')}`,
     )
     return { ...s, delivered, hist, cpu, ...(atEdge ? { atEdge } : {}), ...(fanoutSpan ? { fanoutSpan } : {}) }
   } finally {

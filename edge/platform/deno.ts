@@ -18,7 +18,8 @@ const start = async () => {
       port: settings.PORT,
       hostname: settings.HOST,
       // One line on stdout with the URL, so scripts and tests can find a port chosen by the kernel.
-      onListen: ({ hostname, port }) => console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: `http://${hostname}:${port}` })),
+      onListen: ({ hostname, port }) =>
+        console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: `http://${hostname}:${port}` })),
     },
     app.fetch,
   )

@@ -15,16 +15,36 @@ export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }
   const registry = new Registry()
   const registers = [registry]
   collectDefaultMetrics({ register: registry })
-  const received = new Counter({ name: 'edge_relay_edge_events_received_total', help: 'New events rooms accepted from the relay (resent duplicates excluded), per tenant', labelNames: ['tenant'], registers })
-  const lag = new Histogram({ name: 'edge_relay_edge_commit_lag_seconds', help: 'From an event’s created_at in Postgres to its room on this edge', buckets: LAG_BUCKETS, registers })
+  const received = new Counter({
+    name: 'edge_relay_edge_events_received_total',
+    help: 'New events rooms accepted from the relay (resent duplicates excluded), per tenant',
+    labelNames: ['tenant'],
+    registers,
+  })
+  const lag = new Histogram({
+    name: 'edge_relay_edge_commit_lag_seconds',
+    help: 'From an event’s created_at in Postgres to its room on this edge',
+    buckets: LAG_BUCKETS,
+    registers,
+  })
   const flush = new Histogram({
     name: 'edge_relay_edge_flush_seconds',
     help: 'Time to write one event-loop turn’s frames to every subscriber that had some: the fan-out of a publish (whole process)',
     buckets: FLUSH_BUCKETS,
     registers,
   })
-  const batch = new Histogram({ name: 'edge_relay_edge_batch_events', help: 'Events per publish batch received from the relay', buckets: BATCH_BUCKETS, registers })
-  const connects = new Counter({ name: 'edge_relay_edge_connections_total', help: 'SSE connections opened, per tenant; kind="resume" when they carried a Last-Event-ID (reconnects)', labelNames: ['tenant', 'kind'], registers })
+  const batch = new Histogram({
+    name: 'edge_relay_edge_batch_events',
+    help: 'Events per publish batch received from the relay',
+    buckets: BATCH_BUCKETS,
+    registers,
+  })
+  const connects = new Counter({
+    name: 'edge_relay_edge_connections_total',
+    help: 'SSE connections opened, per tenant; kind="resume" when they carried a Last-Event-ID (reconnects)',
+    labelNames: ['tenant', 'kind'],
+    registers,
+  })
   new Counter({
     name: 'edge_relay_edge_events_delivered_total',
     help: 'Event frames written to subscribers, per tenant',
@@ -52,7 +72,8 @@ export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }
     registers,
     collect() {
       this.reset()
-      for (const [tenant, room] of rooms.rooms) for (const [topic, n] of Object.entries(room.presence().topics)) this.set({ tenant, topic }, n)
+      for (const [tenant, room] of rooms.rooms)
+        for (const [topic, n] of Object.entries(room.presence().topics)) this.set({ tenant, topic }, n)
     },
   })
   new Gauge({

@@ -46,4 +46,7 @@ const viaNodeSinks: Rooms = {
   }),
 }
 
-roomsContract('in-memory rooms, written by NodeSink (Node)', () => ({ rooms: viaNodeSinks, subscribers: async (tenant) => rooms.room(tenant).size }))
+roomsContract('in-memory rooms, written by NodeSink (Node)', () => ({
+  rooms: viaNodeSinks,
+  subscribers: async (tenant) => rooms.room(tenant).size,
+}))

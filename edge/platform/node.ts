@@ -43,7 +43,11 @@ const urlFor = (host: string, port: number) => `http://${host.includes(':') ? `[
  * @throws RelayError CONFIG_INVALID for a configured public key that does not import
  */
 export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST, options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
-  const metrics = edgeMetrics({ get rooms() { return rooms.rooms } })
+  const metrics = edgeMetrics({
+    get rooms() {
+      return rooms.rooms
+    },
+  })
   const rooms = memoryRooms(settings, { log, observe: metrics.observe })
   const app = await createEdge(settings, { rooms, streams: nodeStreams(rooms, settings), hmac: nodeHmac, log }).catch((err: unknown) => {
     rooms.close()

@@ -7,7 +7,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import { loadWorkersEnv, type WorkersSettings } from '../config.ts'
 import { createEdge, type Edge } from '../create.ts'
-import { durableRooms, parseRoomConnect, type RoomNamespace } from '../room/durable/durable-rooms.ts'
+import { durableRooms, parseRoomConnect, type RoomConnect, type RoomNamespace } from '../room/durable/durable-rooms.ts'
 import { RoomObject } from '../room/durable/room-object.ts'
 import { startFailureLines } from '../../shared/env.ts'
 import { RelayError } from '../../shared/errors.ts'
@@ -105,7 +105,7 @@ export class TenantRoom extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket')
       return Response.json(new RelayError('BAD_REQUEST', 'rooms accept WebSocket upgrades only').toJSON(), { status: 426 })
-    let subscription
+    let subscription: RoomConnect
     try {
       subscription = parseRoomConnect(request.headers.get(HEADERS.roomConnect))
     } catch (err) {

@@ -24,7 +24,14 @@ export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: Mem
   const rooms = new Map<TenantId, Room>()
   const room = (tenant: TenantId) => {
     let r = rooms.get(tenant)
-    if (!r) rooms.set(tenant, (r = new Room(tenant, { history: new ArrayHistory({ limit: settings.HISTORY_LIMIT, bytes: settings.HISTORY_MAX_BYTES }), onSlowDrop })))
+    if (!r)
+      rooms.set(
+        tenant,
+        (r = new Room(tenant, {
+          history: new ArrayHistory({ limit: settings.HISTORY_LIMIT, bytes: settings.HISTORY_MAX_BYTES }),
+          onSlowDrop,
+        })),
+      )
     return r
   }
   const attach = (tenant: TenantId, request: ConnectRequest, sink: Sink) => {
@@ -45,11 +52,17 @@ export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: Mem
         const r = room(tenant)
         const before = r.head
         const reply = r.publish(body)
-        if (observe) observe.published(tenant, body, body.events.filter((e) => e.seq > before && e.seq <= reply.head))
+        if (observe)
+          observe.published(
+            tenant,
+            body,
+            body.events.filter((e) => e.seq > before && e.seq <= reply.head),
+          )
         return reply
       },
       attach: (request, sink) => attach(tenant, request, sink),
-      connect: async (request: ConnectRequest, opts?: ConnectOptions) => readableSink(queue, (sink) => attach(tenant, request, sink), opts?.ended),
+      connect: async (request: ConnectRequest, opts?: ConnectOptions) =>
+        readableSink(queue, (sink) => attach(tenant, request, sink), opts?.ended),
       // Asking must not create a room: an unknown tenant simply has nobody connected.
       presence: async (grants) => rooms.get(tenant)?.presence(grants) ?? { tenant, subscribers: 0, topics: {} },
     }),

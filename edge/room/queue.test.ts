@@ -108,9 +108,13 @@ describe('streamFromRoom', () => {
 describe('memoryRooms', () => {
   it('logs a dropped slow subscriber with its tenant and the bytes it had queued, and counts it', async () => {
     const lines: { msg: string; fields?: Record<string, unknown> }[] = []
-    const rooms = testRooms({ SUBSCRIBER_QUEUE_BYTES: 4096 }, { log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
+    const rooms = testRooms(
+      { SUBSCRIBER_QUEUE_BYTES: 4096 },
+      { log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) },
+    )
     const stream = await rooms.get('slowpoke').connect({ topics: {}, retryMs: 1000 })
-    for (let seq = 1; seq <= 200 && rooms.room('slowpoke').size > 0; seq++) await rooms.get('slowpoke').publish({ tenant: 'slowpoke', events: [ev(seq)] })
+    for (let seq = 1; seq <= 200 && rooms.room('slowpoke').size > 0; seq++)
+      await rooms.get('slowpoke').publish({ tenant: 'slowpoke', events: [ev(seq)] })
     expect(rooms.room('slowpoke').slowDropped).toBe(1)
     expect(lines).toEqual([{ msg: expect.stringMatching(/too slow/), fields: { tenant: 'slowpoke', queuedBytes: expect.any(Number) } }])
     expect(lines[0]!.fields!.queuedBytes).toBeGreaterThan(4000)

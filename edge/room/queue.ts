@@ -51,7 +51,7 @@ export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
     // One write per pull, not one per frame: a subscriber that fell behind catches up in a few syscalls.
     const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0))
     let at = 0
-    for (const c of chunks) (out.set(c, at), (at += c.byteLength))
+    for (const c of chunks) out.set(c, at), (at += c.byteLength)
     return out
   }
 

@@ -41,7 +41,14 @@ const collect = (capacity = Infinity, { paced = false } = {}) => {
     waiting = undefined
     next?.()
   }
-  return { sink, frames, drain, waiting: () => waiting !== undefined, seqs: () => frames.flatMap((f) => /^id: (\d+)/.exec(f)?.[1] ?? []).map(Number), closed: () => closed }
+  return {
+    sink,
+    frames,
+    drain,
+    waiting: () => waiting !== undefined,
+    seqs: () => frames.flatMap((f) => /^id: (\d+)/.exec(f)?.[1] ?? []).map(Number),
+    closed: () => closed,
+  }
 }
 
 describe('planResume', () => {
@@ -161,7 +168,7 @@ describe('Room', () => {
     room.publish({ tenant: 'r', events: batch(1001, 1002) }) // live events wait their turn behind the replay
     expect(sub.seqs()).toHaveLength(REPLAY_ROUND_EVENTS)
     let rounds = 1
-    while (sub.waiting()) (sub.drain(), rounds++)
+    while (sub.waiting()) sub.drain(), rounds++
     expect(rounds).toBe(Math.ceil(1002 / REPLAY_ROUND_EVENTS))
     expect(sub.seqs()).toEqual(batch(1, 1002).map((e) => e.seq))
     room.publish({ tenant: 'r', events: batch(1003, 1003) }) // live now

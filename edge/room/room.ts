@@ -194,7 +194,10 @@ export class Room {
     if (first === undefined || first > s.after + 1) {
       // The history moved past it while it replayed (a slow reader of a busy room): it cannot resume exactly.
       Object.assign(s, { after: this.head, catchingUp: false })
-      if (!s.sink.write(resetFrame({ head: this.head, first: first ?? null }))) return this.drop(s)
+      if (!s.sink.write(resetFrame({ head: this.head, first: first ?? null }))) {
+        this.drop(s)
+        return
+      }
       s.sink.checkpoint?.(s)
       return
     }

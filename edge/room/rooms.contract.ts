@@ -233,7 +233,10 @@ export const roomsContract = (name: string, subject: () => ContractSubject) =>
       while ((await room.presence()).subscribers !== 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
       await watcher.until('presence after joins', () => watcher.messages.some((m) => m.data.includes('"orders":2')))
       // The subscriber to `secret` is neither named nor counted for a token limited to `orders`.
-      expect(watcher.messages.at(-1)).toEqual({ event: 'presence', data: JSON.stringify({ tenant: t, subscribers: 2, topics: { orders: 2 } }) })
+      expect(watcher.messages.at(-1)).toEqual({
+        event: 'presence',
+        data: JSON.stringify({ tenant: t, subscribers: 2, topics: { orders: 2 } }),
+      })
       await Promise.all([other.cancel(), hidden.cancel(), watcher.cancel()])
     }, 20_000)
 

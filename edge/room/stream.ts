@@ -38,11 +38,14 @@ export const runStream = (sink: Sink, terms: StreamTerms, subscribe: () => () =>
   if (untilExpiry <= 2 ** 31 - 1)
     // Streams must not outlive their token: tell the client to fetch a new one and resume.
     timers.push(
-      setTimeout(() => {
-        stop()
-        sink.write(REAUTH, true)
-        sink.close('reauth')
-      }, Math.max(0, untilExpiry)),
+      setTimeout(
+        () => {
+          stop()
+          sink.write(REAUTH, true)
+          sink.close('reauth')
+        },
+        Math.max(0, untilExpiry),
+      ),
     )
   if (terms.heartbeatMs !== undefined)
     timers.push(

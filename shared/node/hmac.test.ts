@@ -20,9 +20,9 @@ describe('node:crypto HMAC (the Node relay and edge)', () => {
     const header = await sign(secret, body, now, nodeHmac)
     const flipped = header.replace(/v1=(.)/, (_, c: string) => `v1=${c === '0' ? '1' : '0'}`)
     for (const [h, b, s] of [
-      [header, body + ' ', secret],
+      [header, `${body} `, secret],
       [flipped, body, secret],
-      [header, body, secret + 'x'],
+      [header, body, `${secret}x`],
     ] as const)
       expect(await verify(s, h, b, 300, now, nodeHmac)).toEqual({ ok: false, reason: 'signature does not match the body' })
   })

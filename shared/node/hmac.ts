@@ -9,6 +9,5 @@ import type { Hmac } from '../sign.ts'
  */
 export const nodeHmac: Hmac = {
   sign: (secret, data) => createHmac('sha256', secret).update(data).digest('hex'),
-  verify: (secret, data, macHex) =>
-    timingSafeEqual(createHmac('sha256', secret).update(data).digest(), Buffer.from(macHex, 'hex')),
+  verify: (secret, data, macHex) => timingSafeEqual(createHmac('sha256', secret).update(data).digest(), Buffer.from(macHex, 'hex')),
 }

@@ -48,20 +48,22 @@ let sampler: Promise<void> | undefined
 let closing = false
 const crashes: string[] = []
 
-const edgeSettings = () =>
-  edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
+const edgeSettings = () => edgeEnv({ PORT: String(edgePort), HEARTBEAT_MS: '5000', SUBSCRIBER_QUEUE_BYTES: String(256 * 1024) })
 
 /** `npm run relay` by default; `cli/serve.ts` for `npm run serve`. */
 const relay = async (entry?: string, extra: Record<string, string> = {}) => {
-  const r = await spawnRelay({
-    DATABASE_URL: url,
-    EDGE_URL: proxy.url,
-    RELAY_SWEEP_MS: '1000',
-    // Exercise the prune query under load (every 12th sweep) without pruning anything the ledger still needs.
-    RELAY_RETENTION_COUNT: '1000000',
-    RELAY_RETENTION_AGE_S: '0',
-    ...extra,
-  }, entry)
+  const r = await spawnRelay(
+    {
+      DATABASE_URL: url,
+      EDGE_URL: proxy.url,
+      RELAY_SWEEP_MS: '1000',
+      // Exercise the prune query under load (every 12th sweep) without pruning anything the ledger still needs.
+      RELAY_RETENTION_COUNT: '1000000',
+      RELAY_RETENTION_AGE_S: '0',
+      ...extra,
+    },
+    entry,
+  )
   relays.add(r)
   void r.exited.then(async () => {
     relays.delete(r)
@@ -107,7 +109,10 @@ const phase = async (
   const events = new Map<string, { seq: number; topic: string }[]>()
   for (const t of TENANTS) events.set(t, await db.committed(t, lo[t]!, hi[t]!))
   const tallies = subs.map((c) => {
-    const expected = events.get(c.o.tenant)!.filter((e) => wants(c, e)).map((e) => e.seq)
+    const expected = events
+      .get(c.o.tenant)!
+      .filter((e) => wants(c, e))
+      .map((e) => e.seq)
     return tally(c.received, c.resets, expected, Math.max(lo[c.o.tenant]!, c.from), hi[c.o.tenant]!)
   })
   const sum = sumTallies(tallies)
@@ -261,7 +266,10 @@ describe('chaos: nothing committed is lost, duplicated or reordered', () => {
           slow.resume()
           return `slow one dropped ${room.slowDropped - droppedBefore}× and resumed; others kept up`
         },
-        { clients: () => [...base, slow], writers: [...WRITERS, { tenant: 't-a', topic: 'bulk', pad: 32_000, pauseMs: 5, rollbackRate: 0 }] },
+        {
+          clients: () => [...base, slow],
+          writers: [...WRITERS, { tenant: 't-a', topic: 'bulk', pad: 32_000, pauseMs: 5, rollbackRate: 0 }],
+        },
       )
       // ~35 MB in 10 s is far beyond what the sockets can buffer: the edge must have closed it (the ledger above
       // shows it then resumed without a loss).

@@ -29,7 +29,9 @@ const rows = (visibleOnly = true) =>
   page.$$eval(
     '#events > li',
     (lis, visibleOnly) =>
-      lis.filter((li) => !visibleOnly || !(li as HTMLElement).hidden).map((li) => [Number((li as HTMLElement).dataset.seq), (li as HTMLElement).dataset.topic]),
+      lis
+        .filter((li) => !visibleOnly || !(li as HTMLElement).hidden)
+        .map((li) => [Number((li as HTMLElement).dataset.seq), (li as HTMLElement).dataset.topic]),
     visibleOnly,
   )
 const status = () => page.getAttribute('#status', 'data-status')
@@ -52,7 +54,11 @@ describe('the live-tail page in Chromium', () => {
 
   it('filters by topic (exact and prefix*) without losing rows', async () => {
     await page.fill('#filter', 'orders')
-    expect(await rows()).toEqual([[5, 'orders'], [3, 'orders'], [1, 'orders']])
+    expect(await rows()).toEqual([
+      [5, 'orders'],
+      [3, 'orders'],
+      [1, 'orders'],
+    ])
     await page.fill('#filter', 'use*')
     expect((await rows()).map(([seq]) => seq)).toEqual([6, 4, 2])
     await page.fill('#filter', '')
@@ -71,7 +77,13 @@ describe('the live-tail page in Chromium', () => {
 
   it('shows reconnecting while the edge restarts and live after, with no missed seq', async () => {
     const seen = new Set<string>()
-    const watch = setInterval(() => void status().then((st) => st && seen.add(st)).catch(() => {}), 25)
+    const watch = setInterval(
+      () =>
+        void status()
+          .then((st) => st && seen.add(st))
+          .catch(() => {}),
+      25,
+    )
     await s.restartEdge(async () => {
       await page.waitForSelector('#status[data-status="reconnecting"]')
       mkdirSync(ARTIFACTS, { recursive: true })

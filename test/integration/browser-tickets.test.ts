@@ -46,7 +46,10 @@ beforeAll(async () => {
   // The app's own server: its page, and app tokens that expire in 3 s so that streams reauth during the test.
   app = createServer(async (req, res) => {
     if (req.url === '/token') {
-      const token = await mintToken({ tenant: 'web', sub: 'browser-user', topics: ['orders', 'users'] }, { expiresIn: Math.floor(Date.now() / 1000) + 3 })
+      const token = await mintToken(
+        { tenant: 'web', sub: 'browser-user', topics: ['orders', 'users'] },
+        { expiresIn: Math.floor(Date.now() / 1000) + 3 },
+      )
       return res.writeHead(200, { 'content-type': 'text/plain' }).end(token)
     }
     res.writeHead(200, { 'content-type': 'text/html' }).end(page(edgeUrl))
@@ -55,7 +58,10 @@ beforeAll(async () => {
   appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`
   s = await startStack({ edge: { EDGE_CORS_ORIGINS: appUrl, EDGE_QUERY_TOKENS: 'ticket' } })
   edgeUrl = s.edge.url
-  browser = await chromium.launch({ executablePath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  })
 })
 
 afterAll(async () => {

@@ -15,7 +15,10 @@ afterAll(() => s?.stop())
 
 /** Runs the real bin (tsx loader and all) and collects its output lines. */
 const run = (args: string[]) => {
-  const child: ChildProcess = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  const child: ChildProcess = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  })
   const out: string[] = []
   const err: string[] = []
   const lines = (into: string[]) => {
@@ -32,7 +35,8 @@ const run = (args: string[]) => {
   const until = async (what: string, pred: () => boolean, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs
     while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout ${JSON.stringify(out)} stderr ${JSON.stringify(err)}`)
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; stdout ${JSON.stringify(out)} stderr ${JSON.stringify(err)}`)
       await new Promise((r) => setTimeout(r, 50))
     }
   }

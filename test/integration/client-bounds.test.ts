@@ -32,7 +32,10 @@ const startReadableEdge = async (env: Record<string, string>) => {
   return {
     url: `http://127.0.0.1:${port}`,
     rooms,
-    close: () => new Promise<void>((done) => (rooms.close(), server.close(() => done()), (server as { closeAllConnections?: () => void }).closeAllConnections?.())),
+    close: () =>
+      new Promise<void>(
+        (done) => (rooms.close(), server.close(() => done()), (server as { closeAllConnections?: () => void }).closeAllConnections?.()),
+      ),
   }
 }
 
@@ -66,7 +69,9 @@ describe.each<[string, (env: Record<string, string>) => Promise<Pick<NodeEdge, '
     await new Promise((r) => setTimeout(r, 600)) // the key server has answered: every handler has run
 
     expect(subscribers(edge, 'ghosts')).toBe(0)
-    const presence = await fetch(`${edge.url}/v1/tenants/ghosts/presence`, { headers: { authorization: `Bearer ${await mintToken({ tenant: 'ghosts' })}` } })
+    const presence = await fetch(`${edge.url}/v1/tenants/ghosts/presence`, {
+      headers: { authorization: `Bearer ${await mintToken({ tenant: 'ghosts' })}` },
+    })
     expect(((await presence.json()) as { subscribers: number }).subscribers).toBe(0)
     const real = await openStream(`${edge.url}/v1/tenants/ghosts/events`, { authorization: `Bearer ${token}` })
     expect(real.status).toBe(200)

@@ -17,7 +17,11 @@ describe('delivered cursors', () => {
     await stack.stopRelay()
     const rows = await stack.db.sql<{ tenant: string; delivered: string }[]>`
       select tenant, delivered from relay.cursors order by tenant`
-    expect(rows.map((r) => [r.tenant, Number(r.delivered)])).toEqual([['c1', 10], ['c2', 10], ['c3', 10]])
-    streams.forEach((s) => s.close())
+    expect(rows.map((r) => [r.tenant, Number(r.delivered)])).toEqual([
+      ['c1', 10],
+      ['c2', 10],
+      ['c3', 10],
+    ])
+    for (const s of streams) s.close()
   })
 })

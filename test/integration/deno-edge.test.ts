@@ -30,7 +30,7 @@ describe('the Deno edge', () => {
       const onData = (chunk: Buffer) => {
         output += chunk.toString()
         const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)
-        if (m) (clearTimeout(timer), done(m[1]!))
+        if (m) clearTimeout(timer), done(m[1]!)
       }
       child.stdout!.on('data', onData)
       child.stderr!.on('data', onData)
@@ -52,7 +52,10 @@ describe('the Deno edge', () => {
     const token = await mintToken({ tenant: 'deno' })
     const stream = await openStream(`${url}/v1/tenants/deno/events?access_token=${token}`)
     expect(stream.status).toBe(200)
-    const reply = await postBatch(url, RELAY_SECRET, { tenant: 'deno', events: [{ seq: 1, topic: 'hello', data: JSON.stringify({ from: 'deno' }), ts: Date.now() }] })
+    const reply = await postBatch(url, RELAY_SECRET, {
+      tenant: 'deno',
+      events: [{ seq: 1, topic: 'hello', data: JSON.stringify({ from: 'deno' }), ts: Date.now() }],
+    })
     expect(reply).toEqual({ tenant: 'deno', head: 1 })
     await stream.waitFor((m) => m.length > 0)
     expect(stream.messages).toEqual([{ id: '1', event: 'hello', data: '{"from":"deno"}' }])

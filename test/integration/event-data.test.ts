@@ -21,7 +21,9 @@ describe.each<Shape>(['split', 'serve'])('event data and batches (%s)', (shape) 
 
   it('a deeply nested value is delivered as committed and the events after it still arrive', async () => {
     const sub = await s.subscribe('deep')
-    const [deep] = await s.db.sql<{ seq: string }[]>`select relay.publish('deep', 'deep', (repeat('[', 5000) || repeat(']', 5000))::text::jsonb) as seq`
+    const [deep] = await s.db.sql<
+      { seq: string }[]
+    >`select relay.publish('deep', 'deep', (repeat('[', 5000) || repeat(']', 5000))::text::jsonb) as seq`
     const after = await s.publish('deep', 'next', { ok: true })
     await sub.waitFor((m) => m.some((x) => x.id === String(after)))
     expect(sub.messages.filter((m) => m.id).map((m) => [m.id, m.event])).toEqual([
@@ -77,8 +79,16 @@ describe.each<Shape>(['split', 'serve'])('event data and batches (%s)', (shape) 
     await s.db.sql.begin(async (tx) => {
       // The database allows 64 KiB per event by default and this transaction 4 MiB; the edge accepts 1 MiB (its default).
       await tx`select set_config('relay.max_event_bytes', '4194304', true)`
-      for (const [topic, size] of [['small', 10], ['huge', 1_500_000], ['small', 10], ['huge', 1_100_000], ['small', 10]] as const) {
-        const [r] = await tx<{ seq: string }[]>`select relay.publish('oversize', ${topic}, ${JSON.stringify({ pad: 'z'.repeat(size) })}::text::jsonb) as seq`
+      for (const [topic, size] of [
+        ['small', 10],
+        ['huge', 1_500_000],
+        ['small', 10],
+        ['huge', 1_100_000],
+        ['small', 10],
+      ] as const) {
+        const [r] = await tx<
+          { seq: string }[]
+        >`select relay.publish('oversize', ${topic}, ${JSON.stringify({ pad: 'z'.repeat(size) })}::text::jsonb) as seq`
         seqs.push(Number(r!.seq))
       }
     })

@@ -24,7 +24,9 @@ describe('hot standby', () => {
   it('a second relay waits without LISTEN, takes over when the leader stops or loses its lock session, never two leaders', async () => {
     const sql = s.db.sql
     const listeners = async () =>
-      (await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'edge-relay-listen'`)[0]!.n as number
+      (
+        await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'edge-relay-listen'`
+      )[0]!.n as number
     let maxListeners = 0
     let sampling = true
     const sampler = (async () => {

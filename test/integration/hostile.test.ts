@@ -22,7 +22,14 @@ const rsa = await signingKey('RS256', 'idp-1')
 const attacker = await signingKey('RS256', 'idp-1') // same kid, different key
 const held: Response[] = []
 const url = (path: string) => `${s.edge.url}${path}`
-const target = { fetch: (path: string, init?: RequestInit) => fetch(url(path), init), rsa, attacker, perTenant: PER_TENANT, perSubject: PER_SUBJECT, held }
+const target = {
+  fetch: (path: string, init?: RequestInit) => fetch(url(path), init),
+  rsa,
+  attacker,
+  perTenant: PER_TENANT,
+  perSubject: PER_SUBJECT,
+  held,
+}
 const cases = [...authCases(target), ...relayCases(target)]
 
 beforeAll(async () => {
@@ -82,7 +89,9 @@ describe('hostile input at the edge', () => {
     await Promise.all(held.splice(0).map((r) => r.body?.cancel()))
     const deadline = Date.now() + 20_000
     for (;;) {
-      const h = await openStream(url('/v1/tenants/flood/events'), { authorization: `Bearer ${await mintToken({ tenant: 'flood', sub: 'late' })}` })
+      const h = await openStream(url('/v1/tenants/flood/events'), {
+        authorization: `Bearer ${await mintToken({ tenant: 'flood', sub: 'late' })}`,
+      })
       if (h.status === 200) return h.close()
       expect(h.status).toBe(429)
       if (Date.now() > deadline) throw new Error('slots were never released after the streams closed')
@@ -92,13 +101,25 @@ describe('hostile input at the edge', () => {
 
   it('accepts a relay retry of the same batch (a new nonce and signature per attempt); publish stays idempotent', async () => {
     const body = { tenant: 'retry', events: [1, 2].map((seq) => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: 0 })) }
-    const replies = await Promise.all([postBatch(s.edge.url, RELAY_SECRET, body), postBatch(s.edge.url, RELAY_SECRET, body), postBatch(s.edge.url, RELAY_SECRET, body)])
+    const replies = await Promise.all([
+      postBatch(s.edge.url, RELAY_SECRET, body),
+      postBatch(s.edge.url, RELAY_SECRET, body),
+      postBatch(s.edge.url, RELAY_SECRET, body),
+    ])
     expect(replies.map((r) => r.head)).toEqual([2, 2, 2])
-    expect(s.edge.rooms.room('retry').since(0).map((e) => e.seq)).toEqual([1, 2])
+    expect(
+      s.edge.rooms
+        .room('retry')
+        .since(0)
+        .map((e) => e.seq),
+    ).toEqual([1, 2])
   })
 
   it('HEAD on the events stream → 405 with Allow: GET, and no subscriber is left behind', async () => {
-    const res = await fetch(url('/v1/tenants/head/events'), { method: 'HEAD', headers: { authorization: `Bearer ${await mintToken({ tenant: 'head' })}` } })
+    const res = await fetch(url('/v1/tenants/head/events'), {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${await mintToken({ tenant: 'head' })}` },
+    })
     expect(res.status).toBe(405)
     expect(res.headers.get('allow')).toBe('GET')
     expect(s.edge.rooms.rooms.get('head')?.size ?? 0).toBe(0)

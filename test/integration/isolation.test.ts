@@ -52,8 +52,8 @@ describe('tenant and topic isolation (property)', () => {
   for (const seed of seeds)
     it(`seed ${seed}: no subscriber sees anything outside its tenant and granted topics`, async () => {
       const rand = prng(seed)
-      const pick = <T,>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!
-      const some = <T,>(xs: readonly T[], max: number) => [...new Set(Array.from({ length: 1 + Math.floor(rand() * max) }, () => pick(xs)))]
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!
+      const some = <T>(xs: readonly T[], max: number) => [...new Set(Array.from({ length: 1 + Math.floor(rand() * max) }, () => pick(xs)))]
       const tenants = Array.from({ length: 3 + Math.floor(rand() * 3) }, (_, i) => `p${seed}-t${i}`)
       // Similar-looking tenant ids on purpose: prefix mix-ups would show.
       tenants.push(`${tenants[0]}0`)
@@ -61,7 +61,11 @@ describe('tenant and topic isolation (property)', () => {
       const published: Ev[] = []
 
       const connect = async (sub: Sub) => {
-        const token = await mintToken({ tenant: sub.tenant, sub: `u${Math.floor(rand() * 5)}`, ...(sub.grants ? { topics: sub.grants } : {}) })
+        const token = await mintToken({
+          tenant: sub.tenant,
+          sub: `u${Math.floor(rand() * 5)}`,
+          ...(sub.grants ? { topics: sub.grants } : {}),
+        })
         const q = new URLSearchParams({ last_event_id: String(sub.after) })
         if (sub.requested) q.set('topics', sub.requested.join(','))
         let headers: Record<string, string> = { authorization: `Bearer ${token}` }
@@ -79,7 +83,13 @@ describe('tenant and topic isolation (property)', () => {
         // Requested topics must be granted (else 403): draw from topics the grants allow.
         const grantable = TOPICS.filter((t) => allowed(t, grants, undefined))
         const requested = rand() < 0.5 || grantable.length === 0 ? undefined : some(grantable, 3)
-        return { tenant, ...(grants ? { grants } : {}), ...(requested ? { requested } : {}), after: heads.get(tenant)!, via: rand() < 0.5 ? 'header' : 'ticket' }
+        return {
+          tenant,
+          ...(grants ? { grants } : {}),
+          ...(requested ? { requested } : {}),
+          after: heads.get(tenant)!,
+          via: rand() < 0.5 ? 'header' : 'ticket',
+        }
       }
       const publishSome = async (n: number) => {
         for (let i = 0; i < n; i++) {
@@ -119,10 +129,15 @@ describe('tenant and topic isolation (property)', () => {
 
       for (const sub of subs) {
         const want = published.filter((e) => e.tenant === sub.tenant && e.seq > sub.after && allowed(e.topic, sub.grants, sub.requested))
-        const got = sub.h!.messages.filter((m) => m.id !== undefined).map((m) => ({ seq: Number(m.id), topic: m.event, data: JSON.parse(m.data) }))
+        const got = sub
+          .h!.messages.filter((m) => m.id !== undefined)
+          .map((m) => ({ seq: Number(m.id), topic: m.event, data: JSON.parse(m.data) }))
         const context = `seed ${seed}, subscriber ${JSON.stringify({ ...sub, h: undefined })}`
         for (const g of got) expect(g.data, context).toEqual({ tenant: sub.tenant, topic: g.topic })
-        expect(got.map((g) => [g.seq, g.topic]), context).toEqual(want.map((e) => [e.seq, e.topic]))
+        expect(
+          got.map((g) => [g.seq, g.topic]),
+          context,
+        ).toEqual(want.map((e) => [e.seq, e.topic]))
         sub.h!.close()
       }
     })

@@ -63,7 +63,8 @@ describe('JWKS', () => {
     expect(await attempt(e, await mintWith(rsa, { tenant: 't1' }))).toEqual({ status: 200 })
     const before = jwks.state.fetches
     const stranger = await signingKey('RS256', 'unknown')
-    for (let i = 0; i < 5; i++) expect(await attempt(e, await mintWith(stranger, { tenant: 't1' }))).toMatchObject({ status: 401, code: 'TOKEN_INVALID' })
+    for (let i = 0; i < 5; i++)
+      expect(await attempt(e, await mintWith(stranger, { tenant: 't1' }))).toMatchObject({ status: 401, code: 'TOKEN_INVALID' })
     expect(jwks.state.fetches).toBe(before)
   })
 
@@ -112,15 +113,23 @@ describe('claims checks', () => {
   it('requires iss and aud when configured', async () => {
     const e = await edge({ EDGE_JWT_ISSUER: 'https://idp.example', EDGE_JWT_AUDIENCE: 'edge-relay' })
     expect(await attempt(e, await mintToken({ tenant: 't1', iss: 'https://idp.example', aud: 'edge-relay' }))).toEqual({ status: 200 })
-    expect(await attempt(e, await mintToken({ tenant: 't1', iss: 'https://evil.example', aud: 'edge-relay' }))).toMatchObject({ status: 401, code: 'TOKEN_INVALID' })
-    expect(await attempt(e, await mintToken({ tenant: 't1', iss: 'https://idp.example' }))).toMatchObject({ status: 401, code: 'TOKEN_INVALID' })
+    expect(await attempt(e, await mintToken({ tenant: 't1', iss: 'https://evil.example', aud: 'edge-relay' }))).toMatchObject({
+      status: 401,
+      code: 'TOKEN_INVALID',
+    })
+    expect(await attempt(e, await mintToken({ tenant: 't1', iss: 'https://idp.example' }))).toMatchObject({
+      status: 401,
+      code: 'TOKEN_INVALID',
+    })
   })
 
   it('allows a small clock skew (30 s) on exp and nbf, and no more', async () => {
     const e = await edge({})
     const now = Math.floor(Date.now() / 1000)
     const hs = (claims: Record<string, unknown>) =>
-      new SignJWT({ tenant: 't1', ...claims }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('test-jwt-secret-0123456789abcdef'))
+      new SignJWT({ tenant: 't1', ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode('test-jwt-secret-0123456789abcdef'))
     expect(await attempt(e, await hs({ exp: now + 3600, nbf: now + 10 }))).toEqual({ status: 200 })
     expect(await attempt(e, await hs({ exp: now - 10 }))).toEqual({ status: 200 }) // then ends at once with reauth
     expect(await attempt(e, await hs({ exp: now - 60 }))).toMatchObject({ status: 401, code: 'TOKEN_EXPIRED' })

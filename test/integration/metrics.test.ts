@@ -51,7 +51,10 @@ describe('/metrics', () => {
     expect(metricValue(relay1, 'edge_relay_batch_events_sum')).toBeGreaterThanOrEqual(6)
     // The backlog reads the cursors in Postgres, which are saved just behind delivery: it reaches 0 a moment later.
     await expect
-      .poll(async () => metricValue(await scrape(relayUrl), 'edge_relay_backlog_events', { edge: s.edge.url }), { timeout: 5_000, interval: 50 })
+      .poll(async () => metricValue(await scrape(relayUrl), 'edge_relay_backlog_events', { edge: s.edge.url }), {
+        timeout: 5_000,
+        interval: 50,
+      })
       .toBe(0)
     sub.close()
     all.close()

@@ -78,7 +78,7 @@ describe('presence', () => {
     // One event per started second of joining, plus the one the watcher got on arrival.
     expect(presenceEvents().length).toBeLessThanOrEqual(2 + Math.ceil(joinedMs / 1000))
     const count = presenceEvents().length
-    subs.forEach((h) => h.close())
+    for (const h of subs) h.close()
     await watcher.waitFor(() => presenceEvents().at(-1)?.subscribers === 1, 15_000)
     expect(presenceEvents().length - count).toBeLessThanOrEqual(2)
     expect(presenceEvents().at(-1)).toEqual({ tenant: 'co', subscribers: 1, topics: { '*': 1 } })

@@ -166,7 +166,9 @@ describe('relay process crash', () => {
     const errors = lines.filter((l) => l.level === 'error')
     expect(errors).toHaveLength(1)
     expect(errors[0]).toMatchObject({ err: CRASH_MESSAGE, at: expect.stringContaining('crash-after.mjs') })
-    expect(errors[0]!.msg).toMatch(/crashed \(uncaught exception\); exiting with code 70 so that systemd restarts it and a standby takes over/)
+    expect(errors[0]!.msg).toMatch(
+      /crashed \(uncaught exception\); exiting with code 70 so that systemd restarts it and a standby takes over/,
+    )
     expect(lines.at(-1)).toBe(errors[0]) // nothing after it: no graceful shutdown was attempted
 
     // Every seq published before, during and after the crash reached the subscriber, once, in order.

@@ -86,7 +86,13 @@ describe('npm run serve (relay and Node edge in one process)', () => {
     expect(await r.exited).toBe(1)
     for (const name of ['RELAY_SECRET', 'RELAY_LOCAL_EDGE', 'PORT']) expect(r.output()).toContain(name)
     expect(r.output().match(/RELAY_SECRET must be/g)).toHaveLength(1)
-    const same = runServe({ DATABASE_URL: db.url, RELAY_SECRET, EDGE_JWT_SECRET: JWT_SECRET, EDGE_URL: edge.url, RELAY_LOCAL_EDGE: edge.url })
+    const same = runServe({
+      DATABASE_URL: db.url,
+      RELAY_SECRET,
+      EDGE_JWT_SECRET: JWT_SECRET,
+      EDGE_URL: edge.url,
+      RELAY_LOCAL_EDGE: edge.url,
+    })
     expect(await same.exited).toBe(1)
     expect(same.output()).toContain('RELAY_LOCAL_EDGE names this edge: it must not also be in EDGE_URL')
     expect(r.output()).not.toContain('EDGE_URL')

@@ -131,17 +131,24 @@ describe('stalls are visible, and a refusal of the request is never blamed on ev
     const posts: string[] = []
     const old = createServer((req, res) => {
       posts.push(req.url ?? '')
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route for POST ${req.url}` } }))
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route for POST ${req.url}` } }))
     })
     await new Promise<void>((r) => old.listen(0, '127.0.0.1', r))
     cleanup.push(() => new Promise<void>((r) => old.close(() => r())))
     const url = `http://127.0.0.1:${(old.address() as AddressInfo).port}`
     const lines: { msg: string; fields?: Record<string, unknown> }[] = []
-    const relay = await startRelay({ config: relayConfig(db.url, url, { RELAY_SWEEP_MS: '200' }), log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }) })
+    const relay = await startRelay({
+      config: relayConfig(db.url, url, { RELAY_SWEEP_MS: '200' }),
+      log: (_, msg, fields) => lines.push({ msg, ...(fields ? { fields } : {}) }),
+    })
     cleanup.push(() => relay.stop())
     await publish(db, 'old-edge', 2)
     await expect.poll(() => posts.filter((p) => p === '/internal/hello').length, { timeout: 5_000 }).toBeGreaterThan(2)
     expect(posts.filter((p) => p === '/internal/publish')).toEqual([])
-    expect(lines.filter((l) => /no such route \(404\): is EDGE_URL the edge's base URL, and is the edge as new as this relay/.test(l.msg))).toHaveLength(1)
+    expect(
+      lines.filter((l) => /no such route \(404\): is EDGE_URL the edge's base URL, and is the edge as new as this relay/.test(l.msg)),
+    ).toHaveLength(1)
   })
 })

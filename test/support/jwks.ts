@@ -10,10 +10,11 @@ export { mintWith, signingKey, unsignedToken, type SigningKey } from './keys.ts'
  */
 export const startJwksServer = async (keys: SigningKey[]) => {
   const state = { keys, fetches: 0, down: false, delayMs: 0 }
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     state.fetches++
     if (state.down) return res.writeHead(500).end('down')
-    const answer = () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys.map((k) => k.jwk) }))
+    const answer = () =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys.map((k) => k.jwk) }))
     if (state.delayMs > 0) setTimeout(answer, state.delayMs)
     else answer()
   })

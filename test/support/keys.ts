@@ -3,7 +3,10 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK, type JWTPayl
 
 /** base64url of a UTF-8 string, without Buffer. */
 export const b64url = (text: string) =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(text))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  btoa(String.fromCharCode(...new TextEncoder().encode(text)))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '')
 
 export interface SigningKey {
   alg: 'RS256' | 'ES256'
@@ -17,7 +20,14 @@ export interface SigningKey {
 /** A fresh RS256 or ES256 key pair with a kid, as an identity provider would hold it. */
 export const signingKey = async (alg: 'RS256' | 'ES256', kid: string): Promise<SigningKey> => {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
-  return { alg, kid, privateKey, publicKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }, pem: await exportSPKI(publicKey) }
+  return {
+    alg,
+    kid,
+    privateKey,
+    publicKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' },
+    pem: await exportSPKI(publicKey),
+  }
 }
 
 /** A token signed with `key` (header kid = key.kid unless overridden). */

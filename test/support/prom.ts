@@ -50,13 +50,12 @@ export const parseProm = (text: string): Sample[] => {
 
 /** Sum of the samples named `name` whose labels include `match`. */
 export const metricValue = (samples: Sample[], name: string, match: Record<string, string> = {}) =>
-  samples
-    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
-    .reduce((n, s) => n + s.value, 0)
+  samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((n, s) => n + s.value, 0)
 
 export const scrape = async (url: string) => {
   const res = await fetch(url)
   if (!res.ok) throw new Error(`${url} answered ${res.status}`)
-  if (!/^text\/plain; version=0\.0\.4/.test(res.headers.get('content-type') ?? '')) throw new Error(`unexpected content-type ${res.headers.get('content-type')}`)
+  if (!/^text\/plain; version=0\.0\.4/.test(res.headers.get('content-type') ?? ''))
+    throw new Error(`unexpected content-type ${res.headers.get('content-type')}`)
   return parseProm(await res.text())
 }

@@ -31,7 +31,9 @@ export const startProxy = async (targetPort: number) => {
     blocked = true
     for (const s of sockets) s.destroy()
   }
-  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)))
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+  )
   return {
     url: `http://127.0.0.1:${port}`,
     block,

@@ -22,7 +22,9 @@ export const openStream = async (url: string, headers: Record<string, string> = 
   const messages: SseMessage[] = []
   const comments: string[] = []
   const waiters = new Set<() => void>()
-  const notify = () => waiters.forEach((w) => w())
+  const notify = () => {
+    for (const w of waiters) w()
+  }
   const handle: StreamHandle = {
     status: res.status,
     headers: res.headers,

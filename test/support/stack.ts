@@ -36,7 +36,10 @@ export interface RunningRelay {
 export const launchRelay = (shape: Shape, db: TestDb, edge: NodeEdge, extra: Record<string, string> = {}): Promise<RunningRelay> =>
   shape === 'serve'
     ? startLocalRelay({
-        config: loadRelayConfig({ DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '500', RELAY_PORT: '0', ...extra }, { localEdge: true }),
+        config: loadRelayConfig(
+          { DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '500', RELAY_PORT: '0', ...extra },
+          { localEdge: true },
+        ),
         edge,
         log: testLog,
       })

@@ -7,4 +7,5 @@ export const RELAY_SECRET = 'test-relay-secret-0123456789abcdef'
 export const mintToken = (
   claims: { tenant?: string; topics?: string[]; sub?: string } & Record<string, unknown>,
   { secret = JWT_SECRET, expiresIn = '1h' as string | number } = {},
-) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret))
+) =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret))

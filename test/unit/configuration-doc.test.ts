@@ -29,7 +29,10 @@ interface Row {
 const rows: Row[] = section('Variables')
   .filter((line) => line.startsWith('| `'))
   .map((line) => {
-    const [name, process, dflt] = line.split('|').slice(1, 4).map((cell) => cell.trim())
+    const [name, process, dflt] = line
+      .split('|')
+      .slice(1, 4)
+      .map((cell) => cell.trim())
     return { name: name!.replace(/`/g, ''), process: process!, default: dflt! }
   })
 
@@ -80,7 +83,8 @@ const processOf = (name: string) => {
 /** The schemas that read `name`. */
 const readers = (name: string) => (Object.values(schemas) as Schema[]).filter((s) => s.keys.includes(name))
 
-const shown = (value: unknown) => (Array.isArray(value) ? (value.length ? value.join(',') : undefined) : value === undefined ? undefined : String(value))
+const shown = (value: unknown) =>
+  Array.isArray(value) ? (value.length ? value.join(',') : undefined) : value === undefined ? undefined : String(value)
 
 describe('docs/configuration.md', () => {
   it('documents every variable of every schema, once, for the processes that read it', () => {
@@ -106,7 +110,8 @@ describe('docs/configuration.md', () => {
         const m = /^`([^`]*)`(?:; `([^`]*)` with `(\w+)=([^`]*)`)?$/.exec(row.default)
         expect(m, `${row.name}: a default is \`value\`, required or —`).not.toBeNull()
         expect(shown(schema.load(base)[row.name]), row.name).toBe(m![1])
-        if (m![2] !== undefined) expect(shown(schema.load({ ...base, [m![3]!]: m![4]! })[row.name]), `${row.name} with ${m![3]}=${m![4]}`).toBe(m![2])
+        if (m![2] !== undefined)
+          expect(shown(schema.load({ ...base, [m![3]!]: m![4]! })[row.name]), `${row.name} with ${m![3]}=${m![4]}`).toBe(m![2])
       }
   })
 
@@ -121,7 +126,10 @@ describe('docs/configuration.md', () => {
         } catch (err) {
           lines = err instanceof ConfigError ? err.issues : []
         }
-        expect(lines.some((l) => l.startsWith(`${row.name}: `)), `${row.name} missing must be refused, naming it`).toBe(true)
+        expect(
+          lines.some((l) => l.startsWith(`${row.name}: `)),
+          `${row.name} missing must be refused, naming it`,
+        ).toBe(true)
       }
   })
 

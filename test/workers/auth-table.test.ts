@@ -16,7 +16,14 @@ const worker = (exports as unknown as { default: { fetch(input: string, init?: R
 const rsa = await fixtureKey()
 const attacker = await signingKey('RS256', rsa.kid) // same kid, different key
 const held: Response[] = []
-const cases = authCases({ fetch: (path, init) => worker.fetch(`https://edge${path}`, init), rsa, attacker, perTenant: 4, perSubject: 2, held })
+const cases = authCases({
+  fetch: (path, init) => worker.fetch(`https://edge${path}`, init),
+  rsa,
+  attacker,
+  perTenant: 4,
+  perSubject: 2,
+  held,
+})
 
 const good = `good-${crypto.randomUUID().slice(0, 8)}`
 const received: SseMessage[] = []
@@ -36,7 +43,9 @@ const publish = async () => {
 }
 
 beforeAll(async () => {
-  const res = await worker.fetch(`https://edge/v1/tenants/${good}/events`, { headers: { authorization: `Bearer ${await mintToken({ tenant: good })}` } })
+  const res = await worker.fetch(`https://edge/v1/tenants/${good}/events`, {
+    headers: { authorization: `Bearer ${await mintToken({ tenant: good })}` },
+  })
   expect(res.status).toBe(200)
   reader = res.body!.getReader()
   const feed = createSseParser((m) => received.push(m))

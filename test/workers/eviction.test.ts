@@ -76,12 +76,16 @@ describe('Durable Object rooms survive eviction', () => {
     const orders = collect(await room.connect({ topics: { requested: ['orders'] }, retryMs: 1000 }))
     const all = collect(await room.connect({ topics: {}, retryMs: 1000, lastEventId: 0 }))
     // Too large for a socket attachment (16 KiB): this filter is kept in SQLite and found again on wake.
-    const grants = Array.from({ length: 256 }, (_, i) => `orders.${i}`.padEnd(120, 'x') + '*')
+    const grants = Array.from({ length: 256 }, (_, i) => `${`orders.${i}`.padEnd(120, 'x')}*`)
     const big = collect(await room.connect({ topics: { grants: [...grants, 'orders'] }, retryMs: 1000 }))
     await all.until('replay', () => all.seqs().length === 2)
     // What the constructor does after hibernation: a new room over the same storage and the surviving sockets.
     await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
-      const woken = new RoomObject(state.storage.sql, workersSettings({ HISTORY_LIMIT: '5', HISTORY_MAX_AGE_S: '0' }), state.getWebSockets())
+      const woken = new RoomObject(
+        state.storage.sql,
+        workersSettings({ HISTORY_LIMIT: '5', HISTORY_MAX_AGE_S: '0' }),
+        state.getWebSockets(),
+      )
       expect(woken.size).toBe(3)
       const counts = woken.presence(t)
       expect([counts.subscribers, counts.topics['*'], counts.topics.orders]).toEqual([3, 1, 2]) // presence is rebuilt too
@@ -131,4 +135,3 @@ describe('Durable Object rooms survive eviction', () => {
     expect(perEvent).toBeLessThanOrEqual(2.05)
   })
 })
-

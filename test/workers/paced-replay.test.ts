@@ -93,7 +93,9 @@ const clientSocket = () => {
     close: () => void (closed = true),
     addEventListener: (type: string, fn: (e: { data: unknown }) => void) => void listeners.set(type, [...(listeners.get(type) ?? []), fn]),
   }
-  const emit = (data: string) => listeners.get('message')?.forEach((fn) => fn({ data }))
+  const emit = (data: string) => {
+    for (const fn of listeners.get('message') ?? []) fn({ data })
+  }
   return { ws, sent, emit, closed: () => closed }
 }
 

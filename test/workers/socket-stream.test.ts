@@ -21,7 +21,9 @@ const readAll = async (stream: ReadableStream<Uint8Array>) => {
 describe('Worker-side SSE streams from room sockets', () => {
   it('heartbeats from the Worker, without the room', async () => {
     const t = tenant('hb')
-    const stream = await durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 50, SUBSCRIBER_QUEUE_BYTES: 4 << 20 }).get(t).connect({ topics: {}, retryMs: 1000 })
+    const stream = await durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 50, SUBSCRIBER_QUEUE_BYTES: 4 << 20 })
+      .get(t)
+      .connect({ topics: {}, retryMs: 1000 })
     const reader = stream.getReader()
     let text = ''
     while ((text.match(/: hb\n\n/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value)

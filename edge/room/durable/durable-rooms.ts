@@ -91,7 +91,11 @@ export const durableRooms = (ns: RoomNamespace, settings: DurableRoomsSettings) 
         const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
         if (res.status !== 101 || !ws)
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
-        return streamFromSocket(ws, { ...request, heartbeatMs: settings.HEARTBEAT_MS }, { queueBytes: settings.SUBSCRIBER_QUEUE_BYTES, ...opts })
+        return streamFromSocket(
+          ws,
+          { ...request, heartbeatMs: settings.HEARTBEAT_MS },
+          { queueBytes: settings.SUBSCRIBER_QUEUE_BYTES, ...opts },
+        )
       },
       presence: (grants) => reachable('presence', () => stub(tenant).presence(tenant, grants ? [...grants] : undefined)),
     }),

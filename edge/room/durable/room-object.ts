@@ -80,7 +80,12 @@ class SocketSink implements Sink {
   }
 
   checkpoint(p: Position): void {
-    const a: Attachment = { ...this.filter, after: p.after, ...(this.presence ? { presence: true } : {}), ...(p.catchingUp ? { catchingUp: true } : {}) }
+    const a: Attachment = {
+      ...this.filter,
+      after: p.after,
+      ...(this.presence ? { presence: true } : {}),
+      ...(p.catchingUp ? { catchingUp: true } : {}),
+    }
     this.ws.serializeAttachment(a)
     if (!p.catchingUp && !this.live) {
       this.live = true
@@ -107,10 +112,13 @@ class SocketSink implements Sink {
     if (this.pending.length === 0) return
     const parts = this.pending
     this.pending = []
-    if (parts.length === 1) return this.deliver(parts[0]!)
+    if (parts.length === 1) {
+      this.deliver(parts[0]!)
+      return
+    }
     const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
     let at = 0
-    for (const p of parts) (out.set(p, at), (at += p.byteLength))
+    for (const p of parts) out.set(p, at), (at += p.byteLength)
     this.deliver(out)
   }
 
@@ -202,7 +210,9 @@ export class RoomObject {
     const topics = presence ? options.topics : compactFilter(options.topics)
     const json = JSON.stringify(topics)
     const ref =
-      json.length <= ATTACHMENT_FILTER_CHARS ? undefined : Number(this.sql.exec(`INSERT INTO room_filters (filter) VALUES (?) RETURNING id`, json).toArray()[0]!.id)
+      json.length <= ATTACHMENT_FILTER_CHARS
+        ? undefined
+        : Number(this.sql.exec(`INSERT INTO room_filters (filter) VALUES (?) RETURNING id`, json).toArray()[0]!.id)
     this.attach(ws, { ...options, topics }, ref)
   }
 

@@ -27,7 +27,9 @@ const frameOf = (value: unknown): Uint8Array => (typeof value === 'string' ? utf
 
 /** An exactly sized ArrayBuffer holding the frame (what SQLite binds as a BLOB). */
 const blobOf = (frame: Uint8Array): ArrayBuffer =>
-  frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength ? (frame.buffer as ArrayBuffer) : (frame.slice().buffer as ArrayBuffer)
+  frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength
+    ? (frame.buffer as ArrayBuffer)
+    : (frame.slice().buffer as ArrayBuffer)
 
 /**
  * A room's history in a Durable Object's SQLite, so resume survives eviction and restarts: one row per event (what a
@@ -87,7 +89,10 @@ export class SqliteHistory implements History {
 
   /** Seqs held, oldest first (tests and diagnostics). */
   seqs(): number[] {
-    return this.sql.exec(`SELECT seq FROM room_events ORDER BY seq`).toArray().map((r) => Number(r.seq))
+    return this.sql
+      .exec(`SELECT seq FROM room_events ORDER BY seq`)
+      .toArray()
+      .map((r) => Number(r.seq))
   }
 
   /**
@@ -105,7 +110,10 @@ export class SqliteHistory implements History {
       // Oldest first, a page at a time, up to where the rest fits (never the newest: it records the head).
       let over = this.bytes - this.options.bytes
       let upTo: number | undefined
-      for (const row of this.sql.exec(`SELECT seq, length(CAST(frame AS BLOB)) AS n FROM room_events WHERE seq < ? ORDER BY seq LIMIT 256`, head)) {
+      for (const row of this.sql.exec(
+        `SELECT seq, length(CAST(frame AS BLOB)) AS n FROM room_events WHERE seq < ? ORDER BY seq LIMIT 256`,
+        head,
+      )) {
         upTo = Number(row.seq)
         over -= Number(row.n)
         if (over <= 0) break

@@ -81,10 +81,15 @@ export const spawnRelay = async (env: Record<string, string>, entry = 'relay/mai
   }
   let dead = false
   void exited.then(() => (dead = true))
-  await until(`relay ${child.pid} to serve /healthz`, async () => {
-    if (dead) throw new Error(`relay exited at start; see ${log}`)
-    return (await health()).role !== undefined
-  }, 30_000, 100)
+  await until(
+    `relay ${child.pid} to serve /healthz`,
+    async () => {
+      if (dead) throw new Error(`relay exited at start; see ${log}`)
+      return (await health()).role !== undefined
+    },
+    30_000,
+    100,
+  )
   let intentional = false
   return {
     pid: child.pid!,

@@ -16,7 +16,13 @@ export interface Tally {
  * last seq before it and the first seq after it (the client was told to refetch; the tail after it must still be
  * complete).
  */
-export const tally = (received: readonly number[], resetsAt: readonly number[], expected: readonly number[], lo: number, hi: number): Tally => {
+export const tally = (
+  received: readonly number[],
+  resetsAt: readonly number[],
+  expected: readonly number[],
+  lo: number,
+  hi: number,
+): Tally => {
   const inWindow = (s: number) => s > lo && s <= hi
   const want = expected.filter(inWindow)
   const wanted = new Set(want)
@@ -42,7 +48,7 @@ export const tally = (received: readonly number[], resetsAt: readonly number[], 
     duplicated,
     outOfOrder,
     foreign,
-    resets: resetsAt.filter((k) => received[k] !== undefined ? inWindow(received[k]!) : true).length,
+    resets: resetsAt.filter((k) => (received[k] !== undefined ? inWindow(received[k]!) : true)).length,
   }
 }
 
@@ -70,13 +76,37 @@ export interface Row extends Tally {
 
 /** The chaos table, as Markdown. */
 export const table = (rows: Row[]): string => {
-  const head = ['fault', 'events committed', 'subscribers', 'deliveries expected', 'delivered', 'lost', 'duplicated', 'out of order', 'resets', 'time to recover', 'notes']
+  const head = [
+    'fault',
+    'events committed',
+    'subscribers',
+    'deliveries expected',
+    'delivered',
+    'lost',
+    'duplicated',
+    'out of order',
+    'resets',
+    'time to recover',
+    'notes',
+  ]
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`
   return [
     line(head),
     line(head.map(() => '---')),
     ...rows.map((r) =>
-      line([r.fault, r.committed, r.subscribers, r.expected, r.delivered, r.lost, r.duplicated, r.outOfOrder + r.foreign, r.resets, `${(r.recoverMs / 1000).toFixed(2)} s`, r.notes]),
+      line([
+        r.fault,
+        r.committed,
+        r.subscribers,
+        r.expected,
+        r.delivered,
+        r.lost,
+        r.duplicated,
+        r.outOfOrder + r.foreign,
+        r.resets,
+        `${(r.recoverMs / 1000).toFixed(2)} s`,
+        r.notes,
+      ]),
     ),
   ].join('\n')
 }

@@ -21,15 +21,17 @@ export const truth = (sql: Sql, tenants: readonly string[]) => {
 
   /** The committed events of a tenant in (lo, hi]. */
   const committed = async (tenant: string, lo: number, hi: number): Promise<Committed[]> =>
-    (await sql<{ seq: string; topic: string }[]>`
-      select seq, topic from relay.events where tenant = ${tenant} and seq > ${lo} and seq <= ${hi} order by seq`).map(
-      (r) => ({ seq: Number(r.seq), topic: r.topic }),
-    )
+    (
+      await sql<{ seq: string; topic: string }[]>`
+      select seq, topic from relay.events where tenant = ${tenant} and seq > ${lo} and seq <= ${hi} order by seq`
+    ).map((r) => ({ seq: Number(r.seq), topic: r.topic }))
 
   const listeners = async () =>
-    (await sql<{ n: number }[]>`
+    (
+      await sql<{ n: number }[]>`
       select count(*)::int as n from pg_stat_activity
-      where datname = current_database() and application_name = ${LISTEN_APPLICATION}`)[0]!.n
+      where datname = current_database() and application_name = ${LISTEN_APPLICATION}`
+    )[0]!.n
 
   /** Waits until every client has every event of its tenant and topics up to `h`. */
   const caughtUp = async (clients: ChaosClient[], h: Heads, timeoutMs: number) => {
