@@ -7,8 +7,7 @@
 import { loadEdgeEnv, type EdgeSettings } from '../edge/config.ts'
 import { startNodeEdge, type NodeEdge, type NodeEdgeOptions } from '../edge/platform/node.ts'
 import { loadRelayConfig, type RelayConfig } from '../relay/config.ts'
-import { startRelay, type LocalEdge } from '../relay/relay.ts'
-import { startRelayServer } from '../relay/health-server.ts'
+import { startRelayService } from '../relay/service.ts'
 import { ConfigError } from '../shared/env.ts'
 import type { Log } from '../shared/log.ts'
 
@@ -37,26 +36,6 @@ export const loadServeConfig = (env: Record<string, string | undefined>): ServeC
   return { relay, edge }
 }
 
-/**
- * A relay that delivers to `edge` in this process (and over HTTP to EDGE_URL's edges), with its /healthz and
- * /metrics port. `stop` finishes the batches in flight into the edge, then closes the port; the edge stays up.
- */
-export const startLocalRelay = async ({ config, edge, log }: { config: RelayConfig; edge: LocalEdge; log: Log }) => {
-  const relay = await startRelay({ config, log, local: edge })
-  const relayServer = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST).catch(async (err: unknown) => {
-    await relay.stop()
-    throw err
-  })
-  return {
-    relay,
-    relayServer,
-    async stop() {
-      await relay.stop()
-      await relayServer.close()
-    },
-  }
-}
-
 export interface ServeOptions {
   config: ServeConfig
   /** The relay's log (the edge logs through shared/log.ts). */
@@ -72,7 +51,7 @@ export interface ServeOptions {
  */
 export const startServe = async ({ config, log, host, edge: options = {} }: ServeOptions) => {
   const edge: NodeEdge = await startNodeEdge(config.edge, host ?? config.edge.HOST, options)
-  const local = await startLocalRelay({ config: config.relay, edge, log }).catch(async (err: unknown) => {
+  const local = await startRelayService({ config: config.relay, log, local: edge }).catch(async (err: unknown) => {
     await edge.close()
     throw err
   })
@@ -86,5 +65,3 @@ export const startServe = async ({ config, log, host, edge: options = {} }: Serv
     },
   }
 }
-
-export type Served = Awaited<ReturnType<typeof startServe>>

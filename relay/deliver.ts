@@ -4,6 +4,7 @@ import type { Log } from '../shared/log.ts'
 import { BATCH_BYTES, BATCH_EVENTS, EVENTS, type UndeliverableMarker } from '../shared/protocol.ts'
 import type { PublishBody, PublishReply, WireEvent } from '../shared/schema.ts'
 import { backoffMs, sleep } from './timing.ts'
+import { describeFailure } from './edge-client.ts'
 import type { Outbox } from './outbox.ts'
 
 export interface DelivererOptions {
@@ -31,13 +32,13 @@ const RESEND_MAX = 10_000
  * stall the tenant for good. Anything else — unreachable, 5xx, 429, a refused signature or a wrong URL — is about
  * the request or the edge, never blamed on events: it is retried, and the delivery lag shows it.
  */
-export const refusesEvents = (err: unknown): err is RelayError =>
+const refusesEvents = (err: unknown): err is RelayError =>
   err instanceof RelayError && (err.code === 'TOO_LARGE' || err.code === 'INVALID_BODY')
 
 const utf8 = new TextEncoder()
 
 /** The marker that stands in for an event the edge refused: same seq and topic, so the sequence stays gapless. */
-export const markerFor = (e: WireEvent, err: RelayError): WireEvent => {
+const markerFor = (e: WireEvent, err: RelayError): WireEvent => {
   const marker: UndeliverableMarker = { topic: e.topic, bytes: utf8.encode(e.data).byteLength, reason: err.message.slice(0, 300) }
   return {
     seq: e.seq,
@@ -115,13 +116,14 @@ export class Deliverer {
         // its head and refill what it lost, or a quiet tenant's resumes would wait for the next commit.
         this.unchecked.delete(tenant)
         const reply = cursor > 0 ? await this.send({ tenant, events: [] }) : undefined
-        check()
         if (reply && reply.head < cursor) {
-          const from = Math.max(reply.head, cursor - RESEND_MAX)
-          this.o.log('info', 'room restarted behind relay cursor; refilling', { edge: this.o.edge, tenant, head: reply.head, from })
-          this.cursors.set(tenant, (cursor = from))
-          skipped = from > reply.head
+          this.o.log('info', 'room restarted behind relay cursor; refilling', { edge: this.o.edge, tenant, head: reply.head })
+          ;({ cursor, skipped } = this.rewind(tenant, reply.head, cursor))
+          // Saved before the check counts as done: a relay that dies now resends from here instead of trusting
+          // a cursor the empty room never had.
+          await this.saving
         }
+        check()
       }
       const { events, more } = await outbox.after(tenant, cursor, readLimit, BATCH_BYTES)
       if (events.length === 0) return
@@ -144,15 +146,22 @@ export class Deliverer {
         // asking again. Anything committed since has sent its own nudge, which re-runs this tenant (see `again`).
         if (!more) return
       } else {
-        // The room is behind what we sent (it restarted, or our cursor ran ahead): resend from its head, but no
-        // further back than RESEND_MAX — older events are then announced as a rebase.
-        const from = Math.max(reply.head, last - RESEND_MAX)
-        this.o.log('warn', 'room behind relay cursor; resending', { edge: this.o.edge, tenant, head: reply.head, from })
-        this.cursors.set(tenant, from)
-        this.saveLater(tenant, from)
-        skipped = from > reply.head
+        // The room is behind what we sent (it restarted, or our cursor ran ahead).
+        this.o.log('warn', 'room behind relay cursor; resending', { edge: this.o.edge, tenant, head: reply.head })
+        skipped = this.rewind(tenant, reply.head, last).skipped
       }
     }
+  }
+
+  /**
+   * Moves a tenant's cursor back to the room's head, but no further back than RESEND_MAX before `upTo` — older
+   * events are then announced as a rebase (`skipped`). The new cursor is saved, behind delivery as usual.
+   */
+  private rewind(tenant: string, head: number, upTo: number): { cursor: number; skipped: boolean } {
+    const cursor = Math.max(head, upTo - RESEND_MAX)
+    this.cursors.set(tenant, cursor)
+    this.saveLater(tenant, cursor)
+    return { cursor, skipped: cursor > head }
   }
 
   /**
@@ -276,24 +285,5 @@ export class Deliverer {
     while (this.saving && !this.abort.signal.aborted) await Promise.race([this.saving, aborted])
     clearTimeout(timer)
     this.abort.abort()
-  }
-}
-
-/** The log line for a failed post: a refusal says what to fix, unreachability says so. */
-export const describeFailure = (err: unknown): string => {
-  if (!(err instanceof RelayError)) return 'edge unreachable; retrying'
-  switch (err.code) {
-    case 'SIGNATURE_INVALID':
-    case 'SIGNATURE_REPLAYED':
-      return "edge refused the signature: does RELAY_SECRET match the edge's? retrying"
-    case 'NOT_FOUND':
-      return "edge has no such route (404): is EDGE_URL the edge's base URL, and is the edge as new as this relay? retrying"
-    case 'TOO_MANY':
-      return 'edge is rate limiting publishes (429); retrying'
-    case 'TOO_LARGE':
-    case 'INVALID_BODY':
-      return `edge refused a marker (${err.code}); retrying`
-    default:
-      return `edge answered ${err.status} ${err.code}; retrying`
   }
 }

@@ -17,12 +17,12 @@ const agents = {
   https: new HttpsAgent({ keepAlive: true, maxFreeSockets: 64 }),
 }
 
-export interface PostResult {
+interface PostResult {
   status: number
   text: string
 }
 
-export const post = (url: string, headers: Record<string, string>, body: string, signal: AbortSignal | undefined, timeoutMs: number) =>
+const post = (url: string, headers: Record<string, string>, body: string, signal: AbortSignal | undefined, timeoutMs: number) =>
   new Promise<PostResult>((resolve, reject) => {
     const tls = url.startsWith('https:')
     const data = Buffer.from(body)
@@ -94,4 +94,23 @@ export const postHello = async (edgeUrl: string, secret: string, signal?: AbortS
   const parsed = v.safeParse(HelloReply, reply)
   if (!parsed.success) throw new RelayError('NOT_READY', `edge sent an unexpected hello: ${JSON.stringify(reply).slice(0, 300)}`)
   return parsed.output
+}
+
+/** The log line for a failed request to an edge: a refusal says what to fix, unreachability says so. */
+export const describeFailure = (err: unknown): string => {
+  if (!(err instanceof RelayError)) return 'edge unreachable; retrying'
+  switch (err.code) {
+    case 'SIGNATURE_INVALID':
+    case 'SIGNATURE_REPLAYED':
+      return "edge refused the signature: does RELAY_SECRET match the edge's? retrying"
+    case 'NOT_FOUND':
+      return "edge has no such route (404): is EDGE_URL the edge's base URL, and is the edge as new as this relay? retrying"
+    case 'TOO_MANY':
+      return 'edge is rate limiting publishes (429); retrying'
+    case 'TOO_LARGE':
+    case 'INVALID_BODY':
+      return `edge refused the request body (${err.code}); retrying`
+    default:
+      return `edge answered ${err.status} ${err.code}; retrying`
+  }
 }

@@ -1,8 +1,7 @@
 import { log, setLogLevel } from '../shared/log.ts'
 import { loadRelayConfig } from './config.ts'
 import { runRelayProcess } from './process.ts'
-import { startRelay } from './relay.ts'
-import { startRelayServer } from './health-server.ts'
+import { startRelayService } from './service.ts'
 
 /**
  * `npm run relay`: the relay, posting signed batches to the edges in EDGE_URL, and its /healthz + /metrics port.
@@ -11,15 +10,9 @@ import { startRelayServer } from './health-server.ts'
 const startRelayOnly = async () => {
   const config = loadRelayConfig(process.env)
   setLogLevel(config.LOG_LEVEL)
-  const relay = await startRelay({ config, log })
-  const server = await startRelayServer(relay, config.RELAY_PORT, config.RELAY_HOST)
-  log('info', 'relay started', { edges: config.EDGE_URL, port: server.port })
-  return {
-    async stop() {
-      await relay.stop() // finishes the batches in flight
-      await server.close()
-    },
-  }
+  const service = await startRelayService({ config, log })
+  log('info', 'relay started', { edges: config.EDGE_URL, port: service.relayServer.port })
+  return service
 }
 
 runRelayProcess(startRelayOnly)

@@ -10,15 +10,15 @@ export const outbox = (sql: Sql) => ({
    * the browser exactly as PostgreSQL stores it.
    */
   async after(tenant: string, after: number, limit: number, maxBytes: number): Promise<OutboxRead> {
-    // The running sum is computed as rows stream through the limit: the scan stops at `limit` rows whatever the
-    // backlog. A row is kept while the bytes before it are under the cap, so the first row always is. Rows past
-    // the cap were converted to text for nothing: the caller sizes `limit` from the events it has seen.
+    // The scan stops at `limit` rows whatever the backlog, and each row is turned into text once. A row is kept
+    // while the bytes before it are under the cap, so the first row always is. Rows past the cap were converted
+    // for nothing: the caller sizes `limit` from the events it has seen.
     const rows = await sql<{ seq: string; topic: string; data: string; ts: number; n: string }[]>`
       with e as (
-        select seq, topic, data::text as data, created_at,
-               sum(octet_length(data::text)) over (order by seq) - octet_length(data::text) as before
-        from relay.events where tenant = ${tenant} and seq > ${after}
-        order by seq limit ${limit})
+        select seq, topic, data, created_at, sum(octet_length(data)) over (order by seq) - octet_length(data) as before
+        from (
+          select seq, topic, data::text as data, created_at from relay.events
+          where tenant = ${tenant} and seq > ${after} order by seq limit ${limit}) r)
       select seq, topic, data, (extract(epoch from created_at) * 1000)::float8 as ts, (select count(*) from e) as n
       from e where before < ${maxBytes} order by seq`
     const read = rows.length === 0 ? 0 : Number(rows[0]!.n)

@@ -2,8 +2,8 @@ import postgres from 'postgres'
 import type { Log } from '../shared/log.ts'
 import type { PublishBody, PublishReply } from '../shared/schema.ts'
 import type { RelayConfig } from './config.ts'
-import { Deliverer, describeFailure } from './deliver.ts'
-import { postBatch, postHello } from './edge-client.ts'
+import { Deliverer } from './deliver.ts'
+import { describeFailure, postBatch, postHello } from './edge-client.ts'
 import { startElection, type Term } from './leader.ts'
 import { fenceListeners, startListener, type Listener } from './listener.ts'
 import { attachSources, observeRead, relayMetrics } from './metrics.ts'
@@ -217,6 +217,8 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
   const sample = async () => {
     const [row] = await sql<{ usage: number }[]>`select pg_notification_queue_usage() as usage`
     notificationQueueUsage = row?.usage
+    // The leader's figure: a standby delivers nothing, and the same query on every standby would only add load.
+    if (!current) return lags.clear()
     for (const t of targets) lags.set(t.edge, await plainOutbox.lagSeconds(t.edge))
   }
   await safely('notification queue sample', sample())

@@ -9,8 +9,7 @@
 import { resolve } from 'node:path'
 import { loadWorkersEnv, workersVariables } from '../edge/config.ts'
 import { loadRelayConfig } from '../relay/config.ts'
-import { startRelay } from '../relay/relay.ts'
-import { startRelayServer } from '../relay/health-server.ts'
+import { startRelayService } from '../relay/service.ts'
 import { startFailureLines } from '../shared/env.ts'
 import { log, setLogLevel } from '../shared/log.ts'
 import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
@@ -41,11 +40,9 @@ try {
   // The relay posts to the Worker over signed HTTP, as `npm run relay` does.
   const relayConfig = loadRelayConfig(env)
   setLogLevel(relayConfig.LOG_LEVEL)
-  const relay = await startRelay({ config: relayConfig, log })
+  const relay = await startRelayService({ config: relayConfig, log })
   onStop(() => relay.stop())
-  const relayServer = await startRelayServer(relay, relayConfig.RELAY_PORT, relayConfig.RELAY_HOST)
-  onStop(() => relayServer.close())
-  const relayUrl = `http://${relayConfig.RELAY_HOST}:${relayServer.port}`
+  const relayUrl = relay.url
 
   const tenant = 'demo'
   const token = await mintDevToken(env.EDGE_JWT_SECRET, tenant)

@@ -1,4 +1,4 @@
-import { startLocalRelay } from '../../cli/compose.ts'
+import { startRelayService } from '../../relay/service.ts'
 import { startNodeEdge, type NodeEdge } from '../../edge/platform/node.ts'
 import { loadRelayConfig } from '../../relay/config.ts'
 import { startRelay, type Relay } from '../../relay/relay.ts'
@@ -35,13 +35,13 @@ export interface RunningRelay {
  */
 export const launchRelay = (shape: Shape, db: TestDb, edge: NodeEdge, extra: Record<string, string> = {}): Promise<RunningRelay> =>
   shape === 'serve'
-    ? startLocalRelay({
+    ? startRelayService({
         config: loadRelayConfig(
           { DATABASE_URL: db.url, RELAY_SECRET, RELAY_SWEEP_MS: '500', RELAY_PORT: '0', ...extra },
           { localEdge: true },
         ),
-        edge,
         log: testLog,
+        local: edge,
       })
     : startRelay({ config: relayConfig(db.url, edge.url, extra), log: testLog }).then((relay) => ({ relay, stop: () => relay.stop() }))
 
