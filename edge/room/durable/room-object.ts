@@ -53,7 +53,11 @@ class SocketSink implements Sink {
   private live = false
   /** While the object rebuilds its subscribers after waking: the Worker already has its `pause`. */
   restoring = false
-  readonly backlog = 0
+  /**
+   * Bytes sent since the Worker last asked for more: all a replay round may add before it waits (the Worker's
+   * own queue, which it reads from, bounds everything else).
+   */
+  backlog = 0
 
   constructor(
     private readonly ws: RoomSocket,
@@ -63,6 +67,7 @@ class SocketSink implements Sink {
   ) {}
 
   write(chunk: Uint8Array): boolean {
+    this.backlog += chunk.byteLength
     if (this.pending.push(chunk) === 1) queueMicrotask(() => this.flush())
     return true
   }
@@ -74,6 +79,7 @@ class SocketSink implements Sink {
 
   /** The Worker asked for the next round. */
   drain(): void {
+    this.backlog = 0
     const next = this.drained
     this.drained = undefined
     next?.()

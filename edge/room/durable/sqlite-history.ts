@@ -37,8 +37,11 @@ const blobOf = (frame: Uint8Array): ArrayBuffer =>
  */
 export class SqliteHistory implements History {
   private lastSeq: number
-  /** Bytes of the frames held (kept as rows come and go; summed once on wake). */
-  private bytes: number
+  /**
+   * Bytes of the frames held, kept as rows come and go; -1 until the first append after a wake sums them (a wake
+   * for a connect or a replay round never needs it).
+   */
+  private bytes = -1
 
   constructor(
     private readonly sql: RoomSql,
@@ -47,7 +50,6 @@ export class SqliteHistory implements History {
     sql.exec(`CREATE TABLE IF NOT EXISTS room_events (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, ts REAL NOT NULL, frame BLOB NOT NULL)`)
     // The newest row is never trimmed, so max(seq) is the head.
     this.lastSeq = Number(sql.exec(`SELECT max(seq) AS head FROM room_events`).toArray()[0]?.head ?? 0)
-    this.bytes = this.heldBytes()
   }
 
   get head(): number {
@@ -63,18 +65,19 @@ export class SqliteHistory implements History {
     if (events.length === 0) return
     const head = events[events.length - 1]!.seq
     const write = () => {
+      if (this.bytes < 0) this.bytes = this.heldBytes()
       if (restart) this.delete(`DELETE FROM room_events`)
       for (const e of events) {
         this.sql.exec(`INSERT INTO room_events (seq, topic, ts, frame) VALUES (?, ?, ?, ?)`, e.seq, e.topic, e.ts, blobOf(e.frame))
         this.bytes += e.frame.byteLength
       }
-      this.trim(head)
+      this.trim(head, events)
     }
     try {
       if (this.options.transaction) this.options.transaction(write)
       else write()
     } catch (err) {
-      this.bytes = this.heldBytes() // the transaction rolled back: so does the running total
+      this.bytes = -1 // the transaction rolled back: the running total is summed again when next needed
       throw err
     }
     this.lastSeq = head // only once stored: a failed write leaves the history as it was
@@ -87,33 +90,26 @@ export class SqliteHistory implements History {
       .map((r) => ({ seq: Number(r.seq), topic: String(r.topic), ts: Number(r.ts), frame: frameOf(r.frame) }))
   }
 
-  /** Seqs held, oldest first (tests and diagnostics). */
-  seqs(): number[] {
-    return this.sql
-      .exec(`SELECT seq FROM room_events ORDER BY seq`)
-      .toArray()
-      .map((r) => Number(r.seq))
-  }
-
   /**
    * Keeps the newest `limit` events, none older than `maxAgeMs` and at most `bytes` of frames — except the newest,
    * which records the head — always as a contiguous suffix.
    */
-  private trim(head: number) {
+  private trim(head: number, appended: readonly StoredEvent[]) {
     this.delete(`DELETE FROM room_events WHERE seq <= ?`, head - this.options.limit)
     if (this.options.maxAgeMs > 0) {
       const cutoff = (this.options.now ?? Date.now)() - this.options.maxAgeMs
-      // Commit times are not strictly ordered by seq: cut at the newest expired seq so no hole opens in the middle.
-      this.delete(`DELETE FROM room_events WHERE seq < ? AND seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`, head, cutoff)
+      // Rows are written in about commit order: when neither the oldest row nor an event just appended has
+      // expired (the usual case), none has, and the scan of ts below is not needed.
+      const oldest = this.sql.exec(`SELECT ts FROM room_events ORDER BY seq LIMIT 1`).toArray()[0]
+      if ((oldest && Number(oldest.ts) < cutoff) || appended.some((e) => e.ts < cutoff))
+        // Commit times are not strictly ordered by seq: cut at the newest expired seq so no hole opens in the middle.
+        this.delete(`DELETE FROM room_events WHERE seq < ? AND seq <= (SELECT max(seq) FROM room_events WHERE ts < ?)`, head, cutoff)
     }
     while (this.bytes > this.options.bytes) {
       // Oldest first, a page at a time, up to where the rest fits (never the newest: it records the head).
       let over = this.bytes - this.options.bytes
       let upTo: number | undefined
-      for (const row of this.sql.exec(
-        `SELECT seq, length(CAST(frame AS BLOB)) AS n FROM room_events WHERE seq < ? ORDER BY seq LIMIT 256`,
-        head,
-      )) {
+      for (const row of this.sql.exec(`SELECT seq, length(frame) AS n FROM room_events WHERE seq < ? ORDER BY seq LIMIT 256`, head)) {
         upTo = Number(row.seq)
         over -= Number(row.n)
         if (over <= 0) break
@@ -124,11 +120,11 @@ export class SqliteHistory implements History {
   }
 
   private heldBytes(): number {
-    return Number(this.sql.exec(`SELECT sum(length(CAST(frame AS BLOB))) AS bytes FROM room_events`).toArray()[0]?.bytes ?? 0)
+    return Number(this.sql.exec(`SELECT sum(length(frame)) AS bytes FROM room_events`).toArray()[0]?.bytes ?? 0)
   }
 
   /** Runs a DELETE on room_events and takes the deleted frames' bytes off the running total. */
   private delete(query: string, ...bindings: unknown[]) {
-    for (const row of this.sql.exec(`${query} RETURNING length(CAST(frame AS BLOB)) AS n`, ...bindings)) this.bytes -= Number(row.n)
+    for (const row of this.sql.exec(`${query} RETURNING length(frame) AS n`, ...bindings)) this.bytes -= Number(row.n)
   }
 }
