@@ -17,10 +17,10 @@
  * })
  * ```
  */
-import { QUERY, type UndeliverableMarker } from './protocol.ts'
+import { MARKER_EVENTS, QUERY, type UndeliverableMarker } from './protocol.ts'
 import type { PresenceSnapshot } from './presence.ts'
 import { eventSourceTransport, fetchTransport, type Transport } from './client-transport.ts'
-import { CONTROL_EVENTS, MARKER_EVENTS, resume, type ResumeEffect, type ResumeState } from './resume.ts'
+import { CONTROL_EVENTS, resume, type ResumeEffect, type ResumeState } from './resume.ts'
 import type { SseMessage } from './sse-parse.ts'
 
 export type Status = 'connecting' | 'live' | 'reconnecting' | 'closed'

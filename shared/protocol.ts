@@ -48,6 +48,10 @@ export const EVENTS = {
   undeliverable: 'undeliverable',
 } as const
 
+/** The event names that stand in for an event the edge refused: they carry that event's seq as their `id:`. */
+export const MARKER_EVENTS = [EVENTS.oversize, EVENTS.undeliverable] as const
+export type MarkerEvent = (typeof MARKER_EVENTS)[number]
+
 /** The `data` of an `event: reset`: the room's head, and the oldest seq it still holds (null when none). */
 export interface ResetPayload {
   head: number

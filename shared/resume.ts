@@ -12,7 +12,7 @@
  * }
  * ```
  */
-import { EVENTS, type ReauthPayload, type ResetPayload, type UndeliverableMarker } from './protocol.ts'
+import { EVENTS, MARKER_EVENTS, type MarkerEvent, type ReauthPayload, type ResetPayload, type UndeliverableMarker } from './protocol.ts'
 import type { PresenceSnapshot } from './presence.ts'
 import type { SseMessage } from './sse-parse.ts'
 
@@ -31,7 +31,6 @@ export interface ResumeState {
 }
 
 /** An event the edge could not carry, named by its marker. */
-export type MarkerEvent = typeof EVENTS.oversize | typeof EVENTS.undeliverable
 
 /** What the caller does after a message, in order. */
 export type ResumeEffect =
@@ -58,8 +57,6 @@ export interface ResumeStep {
 
 /** Event names that carry no `id:`: they never move the resume point by their id. */
 export const CONTROL_EVENTS = [EVENTS.reset, EVENTS.reauth, EVENTS.presence] as const
-/** Stand-ins for events the edge could not carry: their `id:` is the seq of the event they replace. */
-export const MARKER_EVENTS: readonly MarkerEvent[] = [EVENTS.oversize, EVENTS.undeliverable]
 
 /**
  * Applies one SSE message to `state`. Never throws: a message that breaks the protocol is ignored with a

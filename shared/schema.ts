@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { EVENTS, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
+import { MARKER_EVENTS, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
 
 export const TenantId = v.pipe(v.string(), v.regex(TENANT_PATTERN, 'tenant must match ^[A-Za-z0-9_-]{1,64}$'))
 export type TenantId = v.InferOutput<typeof TenantId>
@@ -37,7 +37,7 @@ export const WireEvent = v.object({
    * Set on a marker that stands in for an event the edge refused (too large, invalid): the SSE `event:` name, with
    * `data` an `UndeliverableMarker`. The seq stays, so clients keep a gapless sequence.
    */
-  event: v.optional(v.picklist([EVENTS.oversize, EVENTS.undeliverable])),
+  event: v.optional(v.picklist(MARKER_EVENTS)),
 })
 export type WireEvent = v.InferOutput<typeof WireEvent>
 
