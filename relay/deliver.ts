@@ -21,32 +21,21 @@ export interface DelivererOptions {
 /** Longest wait between retries to an edge that does not answer (or whose database writes fail). */
 const RETRY_CAP_MS = 5_000
 
-/**
- * A room behind the relay's cursor is refilled with at most this many events (older ones are announced as a
- * rebase): what a room keeps by default (HISTORY_LIMIT), which the relay cannot read from the edge.
- */
+/** At most this many events refill a room behind the cursor (older ones: a rebase): a room's default HISTORY_LIMIT. */
 const RESEND_MAX = 10_000
 
 /**
- * A refusal of the events themselves (too large, invalid): the same batch can never succeed, so retrying it would
- * stall the tenant for good. Anything else — unreachable, 5xx, 429, a refused signature or a wrong URL — is about
- * the request or the edge, never blamed on events: it is retried, and the delivery lag shows it.
+ * A refusal of the events themselves (too large, invalid): retrying the same batch would stall the tenant for good.
+ * Anything else (unreachable, 5xx, 429, a refused signature, a wrong URL) is retried, and the delivery lag shows it.
  */
 const refusesEvents = (err: unknown): err is RelayError =>
   err instanceof RelayError && (err.code === 'TOO_LARGE' || err.code === 'INVALID_BODY')
 
-const utf8 = new TextEncoder()
-
 /** The marker that stands in for an event the edge refused: same seq and topic, so the sequence stays gapless. */
 const markerFor = (e: WireEvent, err: RelayError): WireEvent => {
-  const marker: UndeliverableMarker = { topic: e.topic, bytes: utf8.encode(e.data).byteLength, reason: err.message.slice(0, 300) }
-  return {
-    seq: e.seq,
-    topic: e.topic,
-    ts: e.ts,
-    event: err.code === 'TOO_LARGE' ? EVENTS.oversize : EVENTS.undeliverable,
-    data: JSON.stringify(marker),
-  }
+  const marker: UndeliverableMarker = { topic: e.topic, bytes: Buffer.byteLength(e.data), reason: err.message.slice(0, 300) }
+  const event = err.code === 'TOO_LARGE' ? EVENTS.oversize : EVENTS.undeliverable
+  return { seq: e.seq, topic: e.topic, ts: e.ts, event, data: JSON.stringify(marker) }
 }
 
 /**
@@ -104,7 +93,6 @@ export class Deliverer {
   }
 
   private async run(tenant: string) {
-    const { outbox } = this.o
     let skipped = false
     let readLimit = BATCH_EVENTS
     for (;;) {
@@ -119,16 +107,14 @@ export class Deliverer {
         if (reply && reply.head < cursor) {
           this.o.log('info', 'room restarted behind relay cursor; refilling', { edge: this.o.edge, tenant, head: reply.head })
           ;({ cursor, skipped } = this.rewind(tenant, reply.head, cursor))
-          // Saved before the check counts as done: a relay that dies now resends from here instead of trusting
-          // a cursor the empty room never had.
+          // Saved before the check counts as done: a relay dying now resends from here, not from a cursor the empty room never had.
           await this.saving
         }
         check()
       }
-      const { events, more } = await outbox.after(tenant, cursor, readLimit, BATCH_BYTES)
+      const { events, more } = await this.o.outbox.after(tenant, cursor, readLimit, BATCH_BYTES)
       if (events.length === 0) return
-      // Read about twice what fits the byte cap next time: large events otherwise cost a read of BATCH_EVENTS rows
-      // (each turned into text) for the few that fit.
+      // Next, read about twice what fits the byte cap, not BATCH_EVENTS rows (each turned into text) for a few large ones.
       const bytes = events.reduce((n, e) => n + e.data.length, 0)
       readLimit = Math.max(1, Math.min(BATCH_EVENTS, Math.ceil((2 * BATCH_BYTES * events.length) / Math.max(1, bytes))))
       // Tell the room the events before this batch are gone for good (retention pruned them, or we skipped ahead
@@ -153,10 +139,7 @@ export class Deliverer {
     }
   }
 
-  /**
-   * Moves a tenant's cursor back to the room's head, but no further back than RESEND_MAX before `upTo` — older
-   * events are then announced as a rebase (`skipped`). The new cursor is saved, behind delivery as usual.
-   */
+  /** Moves the cursor back to the room's head, at most RESEND_MAX before `upTo` (older events: a rebase, `skipped`), and saves it. */
   private rewind(tenant: string, head: number, upTo: number): { cursor: number; skipped: boolean } {
     const cursor = Math.max(head, upTo - RESEND_MAX)
     this.cursors.set(tenant, cursor)
@@ -165,9 +148,8 @@ export class Deliverer {
   }
 
   /**
-   * Posts a batch. If the edge refuses the events themselves (see refusesEvents), finds the offending ones by
-   * halving the batch, delivers the rest, and delivers each offender as a marker with its seq (see markerFor): one
-   * undeliverable event never holds back the events after it.
+   * Posts a batch. If the edge refuses the events themselves (see refusesEvents), finds the offenders by halving the
+   * batch and delivers each as a marker with its seq (see markerFor): one undeliverable event never holds back the rest.
    */
   private async send(body: PublishBody): Promise<PublishReply | undefined> {
     try {
@@ -177,14 +159,8 @@ export class Deliverer {
       const { events } = body
       if (events.length === 1) {
         const e = events[0]!
-        this.o.log('error', 'edge refused an event; delivering a marker in its place', {
-          edge: this.o.edge,
-          tenant: body.tenant,
-          seq: e.seq,
-          topic: e.topic,
-          code: err.code,
-          reason: err.message,
-        })
+        const at = { edge: this.o.edge, tenant: body.tenant, seq: e.seq, topic: e.topic }
+        this.o.log('error', 'edge refused an event; delivering a marker in its place', { ...at, code: err.code, reason: err.message })
         this.o.onUndeliverable?.(body.tenant, e.seq, err.code)
         return this.postWithRetry({ ...body, events: [markerFor(e, err)] }, true)
       }
@@ -198,10 +174,9 @@ export class Deliverer {
   }
 
   /**
-   * Cursors are written behind delivery, batched: a commit per delivered batch would queue the latency-critical
-   * reads behind fsyncs (measured: light load, 100 tenants). Saving late is safe: after a
-   * crash the relay resends from the older cursor and the room ignores what it has. Saves run one at a time, so a
-   * tenant's cursor is written in the order it moved.
+   * Cursors are written behind delivery, batched: a commit per delivered batch would queue the latency-critical reads
+   * behind fsyncs (measured: light load, 100 tenants). Saving late is safe: after a crash the relay resends from the
+   * older cursor and the room ignores what it has. Saves run one at a time, so a cursor is written in the order it moved.
    */
   private saveLater(tenant: string, delivered: number) {
     this.unsaved.set(tenant, delivered)
@@ -255,14 +230,12 @@ export class Deliverer {
   recheck(tenants: Iterable<string>): Promise<void> {
     if (this.stopping) return Promise.resolve()
     const all = new Set([...tenants, ...[...this.cursors].filter(([, c]) => c > 0).map(([t]) => t)])
-    const done = [...all].map(
-      (tenant) =>
-        new Promise<void>((resolve) => {
-          const prev = this.unchecked.get(tenant)
-          this.unchecked.set(tenant, () => (prev?.(), resolve()))
-          this.nudge(tenant)
-        }),
-    )
+    const done: Promise<void>[] = []
+    for (const tenant of all) {
+      const prev = this.unchecked.get(tenant)
+      done.push(new Promise((resolve) => this.unchecked.set(tenant, () => (prev?.(), resolve()))))
+      this.nudge(tenant)
+    }
     return Promise.all(done).then(() => {})
   }
 
