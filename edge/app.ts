@@ -1,5 +1,4 @@
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
 import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
@@ -12,7 +11,7 @@ import { verify as verifySignature, type Hmac } from '../shared/sign.ts'
 import { tokenWithSource, type Auth } from './auth.ts'
 import { checkBatch } from './batch.ts'
 import type { EdgeSettings } from './config.ts'
-import { UNREAD_BODY, type ConnectionLimits } from './limits.ts'
+import { limitBody, type ConnectionLimits } from './limits.ts'
 import type { ReplayCache } from './signature-replay.ts'
 import { ticketRoute } from './ticket-route.ts'
 import { grantsAllow } from './room/topics.ts'
@@ -29,14 +28,9 @@ export type AppSettings = Pick<
 export interface AppParts {
   rooms: Rooms
   auth: Auth
-  /** Live streams per tenant and subject (429 past them). */
   limits: ConnectionLimits
-  /** Relay signatures remembered against replay. */
   replays: ReplayCache
-  /**
-   * How an authorised stream is served, chosen once by the platform: Node writes bytes straight to the socket
-   * (node-sse.ts); elsewhere the room stub's ReadableStream is the response body.
-   */
+  /** How an authorised stream is served, chosen once by the platform (Node writes to the socket: node-sse.ts). */
   streams: StreamServer
   /** The relay signature's HMAC (unset: Web Crypto; Node passes node:crypto's, which needs no threadpool hop). */
   hmac?: Hmac
@@ -72,6 +66,12 @@ const parseTopics = (raw: string | undefined, max: number): string[] | undefined
   return topics
 }
 
+const parseSigned = <S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> => {
+  const parsed = v.safeParse(schema, body)
+  if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
+  return parsed.output
+}
+
 const parseLastEventId = (raw: string | undefined): number | undefined => {
   if (raw === undefined || raw === '') return undefined
   const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN
@@ -84,8 +84,7 @@ const parseLastEventId = (raw: string | undefined): number | undefined => {
  * platform files serve the result.
  */
 export const createApp = (settings: AppSettings, { rooms, auth, limits, replays, streams, hmac, log }: AppParts) => {
-  const maxTopics = settings.EDGE_MAX_TOPICS
-  const maxEventBytes = settings.EDGE_MAX_EVENT_BYTES
+  const { EDGE_MAX_TOPICS: maxTopics, EDGE_MAX_EVENT_BYTES: maxEventBytes } = settings
   const maxBodyBytes = maxPublishBytes(maxEventBytes)
   const app = new Hono()
 
@@ -102,11 +101,9 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
   const principalFor = async (req: Parameters<typeof tokenWithSource>[0], tenant: string) => {
     const { token, from } = tokenWithSource(req)
     const claims = await auth.verify(token)
+    const tip = 'exchange yours at POST /v1/tickets and put the ticket in access_token'
     if (from === 'query' && claims.kind !== 'ticket' && settings.EDGE_QUERY_TOKENS === 'ticket')
-      throw new RelayError(
-        'TOKEN_INVALID',
-        'app tokens do not belong in URLs: exchange yours at POST /v1/tickets and put the ticket in access_token',
-      )
+      throw new RelayError('TOKEN_INVALID', `app tokens do not belong in URLs: ${tip}`)
     if (claims.tenant !== tenant) throw new RelayError('TENANT_FORBIDDEN', `token is not valid for tenant ${tenant}`)
     return claims
   }
@@ -126,11 +123,9 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
   // Before anything parses the query: an absurd query string costs nothing past this point.
   app.use('*', async (c, next) => {
     const q = c.req.url.indexOf('?')
+    const tip = 'ask for fewer topics, or send the token in a header'
     if (q !== -1 && c.req.url.length - q - 1 > MAX_QUERY_BYTES)
-      throw new RelayError(
-        'QUERY_TOO_LONG',
-        `query string over ${MAX_QUERY_BYTES} bytes: ask for fewer topics, or send the token in a header`,
-      )
+      throw new RelayError('QUERY_TOO_LONG', `query string over ${MAX_QUERY_BYTES} bytes: ${tip}`)
     await next()
   })
 
@@ -171,37 +166,17 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
 
   ticketRoute(app, auth, { maxTopics })
 
-  app.post(
-    PATHS.publish,
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new RelayError('TOO_LARGE', `publish body over ${maxBodyBytes} bytes: send smaller batches`, UNREAD_BODY)
-      },
-    }),
-    async (c) => {
-      const parsed = v.safeParse(PublishBody, await signedBody(c, 'publish body is not JSON'))
-      if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
-      checkBatch(parsed.output, maxEventBytes)
-      return c.json(await rooms.get(parsed.output.tenant).publish(parsed.output))
-    },
-  )
+  app.post(PATHS.publish, limitBody(maxBodyBytes, 'publish', ': send smaller batches'), async (c) => {
+    const body = parseSigned(PublishBody, await signedBody(c, 'publish body is not JSON'))
+    checkBatch(body, maxEventBytes)
+    return c.json(await rooms.get(body.tenant).publish(body))
+  })
 
   // The relay asks this every sweep: a new instance means rooms in memory restarted empty (see HelloReply).
-  app.post(
-    PATHS.hello,
-    bodyLimit({
-      maxSize: 1024,
-      onError: () => {
-        throw new RelayError('TOO_LARGE', 'hello body over 1 KiB', UNREAD_BODY)
-      },
-    }),
-    async (c) => {
-      const parsed = v.safeParse(HelloBody, await signedBody(c, 'hello body is not JSON'))
-      if (!parsed.success) throw new RelayError('INVALID_BODY', v.summarize(parsed.issues))
-      return c.json({ instance: rooms.instance })
-    },
-  )
+  app.post(PATHS.hello, limitBody(1024, 'hello'), async (c) => {
+    parseSigned(HelloBody, await signedBody(c, 'hello body is not JSON'))
+    return c.json({ instance: rooms.instance })
+  })
 
   app.notFound((c) => c.json(new RelayError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`).toJSON(), 404))
 

@@ -10,13 +10,7 @@ import { ticketKey, signTicket } from './ticket.ts'
 /** What createAuth reads of the edge's settings. */
 export type AuthSettings = Pick<
   EdgeSettings,
-  | 'EDGE_JWT_SECRET'
-  | 'EDGE_JWKS_URL'
-  | 'EDGE_JWT_PUBLIC_KEY'
-  | 'EDGE_JWT_ISSUER'
-  | 'EDGE_JWT_AUDIENCE'
-  | 'EDGE_TICKET_SECRET'
-  | 'EDGE_TICKET_TTL_S'
+  Extract<keyof EdgeSettings, `EDGE_JWT_${string}` | `EDGE_JWKS_${string}` | `EDGE_TICKET_${string}`>
 >
 
 /** Who is asking: validated claims, what kind of token carried them, and when a stream opened with it must end. */
@@ -63,11 +57,9 @@ const rejection = (err: unknown): RelayError => {
  * Refused with the reason instead (an absent `topics` is what grants every topic).
  */
 const grantingSomeTopic = <C extends { topics?: readonly string[] | undefined }>(claims: C): C => {
+  const tip = 'list at least one topic, or omit topics to grant all'
   if (claims.topics?.length === 0)
-    throw new RelayError(
-      'TOPIC_FORBIDDEN',
-      'token grants no topics (its topics claim is an empty list): list at least one topic, or omit topics to grant all',
-    )
+    throw new RelayError('TOPIC_FORBIDDEN', `token grants no topics (its topics claim is an empty list): ${tip}`)
   return claims
 }
 
@@ -96,7 +88,7 @@ export const createAuth = (settings: AuthSettings): Auth => {
   const ticketKeyP = ticketSecret ? ticketKey(ticketSecret) : undefined
   const common: JWTVerifyOptions = { requiredClaims: ['exp'], clockTolerance: CLOCK_SKEW_S }
   const appOptions: JWTVerifyOptions = { ...common, ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) }
-  const accepted = [...(secret ? ['HS256'] : []), ...(publicKeys ? ASYMMETRIC : [])]
+  const accepted = [...(secret ? ['HS256'] : []), ...(publicKeys ? ASYMMETRIC : [])].join(', ')
 
   const verifyApp = async (token: string): Promise<Principal> => {
     const { alg, typ } = headerOf(token)
@@ -106,11 +98,7 @@ export const createAuth = (settings: AuthSettings): Auth => {
       if (alg === 'HS256' && secret) ({ payload } = await jwtVerify(token, secret, { ...appOptions, algorithms: ['HS256'] }))
       else if (alg && ASYMMETRIC.includes(alg) && publicKeys)
         ({ payload } = await jwtVerify(token, publicKeys, { ...appOptions, algorithms: ASYMMETRIC }))
-      else
-        throw new RelayError(
-          'TOKEN_INVALID',
-          `token algorithm ${JSON.stringify(alg)} is not accepted here (accepted: ${accepted.join(', ')})`,
-        )
+      else throw new RelayError('TOKEN_INVALID', `token algorithm ${JSON.stringify(alg)} is not accepted here (accepted: ${accepted})`)
     } catch (err) {
       throw rejection(err)
     }
@@ -170,7 +158,6 @@ const cookieValue = (header: string | undefined, name: string): string | undefin
 
 type TokenRequest = { header(name: string): string | undefined; query(name: string): string | undefined }
 
-/** The token and where it came from: `Authorization: Bearer`, the `access_token` query parameter, or the cookie — in that order. */
 /** The token of an `Authorization: Bearer <token>` header (TOKEN_INVALID for any other form). */
 export const bearerToken = (authz: string): string => {
   const m = /^Bearer\s+(\S+)$/i.exec(authz)
@@ -178,6 +165,7 @@ export const bearerToken = (authz: string): string => {
   return m[1]!
 }
 
+/** The token and where it came from: `Authorization: Bearer`, the `access_token` query parameter, or the cookie — in that order. */
 export const tokenWithSource = (req: TokenRequest): { token: string; from: 'header' | 'query' | 'cookie' } => {
   const authz = req.header('authorization')
   if (authz) return { token: bearerToken(authz), from: 'header' }

@@ -26,12 +26,8 @@ export const signTicket = async (
   const nowS = Math.floor(Date.now() / 1000)
   const sexp = Math.floor(principal.expiresAt / 1000)
   const exp = Math.min(nowS + ttlS, sexp)
-  const ticket = await new SignJWT({
-    tenant: principal.tenant,
-    ...(topics ? { topics } : {}),
-    ...(principal.sub !== undefined ? { sub: principal.sub } : {}),
-    sexp,
-  })
+  const sub = principal.sub !== undefined ? { sub: principal.sub } : {}
+  const ticket = await new SignJWT({ tenant: principal.tenant, ...(topics ? { topics } : {}), ...sub, sexp })
     .setProtectedHeader({ alg: 'HS256', typ: TICKET_TYP })
     .setIssuedAt(nowS)
     .setExpirationTime(exp)

@@ -37,15 +37,10 @@ export const hostVar = (fallback: string) =>
     v.check((s) => isHostname(s) || v.is(IP, s), 'must be a hostname or an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)'),
   )
 
-/** Comma-separated values, blanks dropped. */
+/** Comma-separated values, trimmed, blanks dropped. */
 export const listVar = v.pipe(
   v.string(),
-  v.transform((s) =>
-    s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean),
-  ),
+  v.transform((s) => s.split(',').flatMap((x) => x.trim() || [])),
 )
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly Level[]

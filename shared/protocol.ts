@@ -78,11 +78,7 @@ export interface UndeliverableMarker {
  * goes out in rounds: the room ends each round but the last with `pause`, the Worker answers `more` once its
  * browser has read it, and the room ends the last round with `live`. Internal: never reaches a browser.
  */
-export const ROOM_SOCKET = {
-  pause: '\u0000pause',
-  more: 'more',
-  live: '\u0000live',
-} as const
+export const ROOM_SOCKET = { pause: '\u0000pause', more: 'more', live: '\u0000live' } as const
 
 export const PATHS = {
   publish: '/internal/publish',
