@@ -9,28 +9,23 @@ export interface StoredEvent {
 }
 
 /**
- * The events a room can replay: a contiguous run of seqs whose newest is the room's head. In memory on Node and
- * Deno (ArrayHistory), in SQLite in a Durable Object (durable/sqlite-history.ts). Synchronous, so a room replays
- * and goes live in one turn.
+ * The events a room can replay: a contiguous run of seqs ending at the room's head. In memory on Node and Deno
+ * (ArrayHistory), in SQLite in a Durable Object. Synchronous, so a room replays and goes live in one turn.
  */
 export interface History {
   /** Newest seq held (0 when none): the newest event is never trimmed, so this is the room's head. */
   readonly head: number
   /** Oldest seq served for resume (undefined when none). */
   readonly first: number | undefined
-  /**
-   * Appends events that continue the head (or, with `restart`, replace everything: a rebase), then trims to the
-   * bounds. All or nothing: if it throws, the history is as it was.
-   */
+  /** Appends events after the head (`restart`: replacing all, a rebase), then trims. All or nothing: a throw changes nothing. */
   append(events: readonly StoredEvent[], restart: boolean): void
   /** At most `limit` events after `after`, oldest first. */
   since(after: number, limit: number): StoredEvent[]
 }
 
+/** Events kept, and bytes of frames kept (the newest event is kept whatever its size). */
 export interface HistoryBounds {
-  /** Events kept. */
   limit: number
-  /** Bytes of frames kept (the newest event is kept whatever its size). */
   bytes: number
 }
 

@@ -22,16 +22,10 @@ export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: Mem
   const onSlowDrop = (tenant: string, queuedBytes: number) =>
     log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
   const rooms = new Map<TenantId, Room>()
+  const bounds = { limit: settings.HISTORY_LIMIT, bytes: settings.HISTORY_MAX_BYTES }
   const room = (tenant: TenantId) => {
     let r = rooms.get(tenant)
-    if (!r)
-      rooms.set(
-        tenant,
-        (r = new Room(tenant, {
-          history: new ArrayHistory({ limit: settings.HISTORY_LIMIT, bytes: settings.HISTORY_MAX_BYTES }),
-          onSlowDrop,
-        })),
-      )
+    if (!r) rooms.set(tenant, (r = new Room(tenant, { history: new ArrayHistory(bounds), onSlowDrop })))
     return r
   }
   const attach = (tenant: TenantId, request: ConnectRequest, sink: Sink) => {
@@ -52,12 +46,11 @@ export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: Mem
         const r = room(tenant)
         const before = r.head
         const reply = r.publish(body)
-        if (observe)
-          observe.published(
-            tenant,
-            body,
-            body.events.filter((e) => e.seq > before && e.seq <= reply.head),
-          )
+        observe?.published(
+          tenant,
+          body,
+          body.events.filter((e) => e.seq > before && e.seq <= reply.head),
+        )
         return reply
       },
       attach: (request, sink) => attach(tenant, request, sink),

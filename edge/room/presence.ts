@@ -14,10 +14,7 @@ export const presenceKeys = ({ requested, grants }: TopicFilter): string[] => {
  */
 export class PresenceCounter {
   private counts = new Map<string, number>()
-  /**
-   * Subscribers grouped by their exact set of keys: a limited snapshot counts a group once if any of its keys is
-   * visible, which is what keeps a subscriber to `a,b` from counting twice for a token granted both.
-   */
+  /** Subscribers by their exact set of keys: a limited snapshot counts a group once if any key is visible (never `a,b` twice). */
   private groups = new Map<string, { keys: readonly string[]; n: number }>()
   private total = 0
   private timer: ReturnType<typeof setTimeout> | undefined
@@ -52,9 +49,8 @@ export class PresenceCounter {
   }
 
   /**
-   * Counts as seen by a token with `grants` (undefined = every topic): other topics' names are not disclosed, and
-   * neither is how many subscribers listen to them — a limited token's `subscribers` counts only the subscribers
-   * counted under at least one of the keys it is shown (see PresenceSnapshot).
+   * Counts as a token with `grants` (undefined = all) may see them: neither other topics' names nor how many listen to
+   * them — a limited token's `subscribers` counts only those under a key it is shown (see PresenceSnapshot).
    */
   snapshot(tenant: string, grants?: readonly string[]): PresenceSnapshot {
     const topics: Record<string, number> = {}

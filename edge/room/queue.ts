@@ -1,7 +1,4 @@
-/**
- * Frames a subscriber may have queued besides SUBSCRIBER_QUEUE_BYTES: a guard against a runaway of tiny frames
- * (Mercure's figure); the byte bound is the one that matters in practice.
- */
+/** Frames a subscriber may have queued besides SUBSCRIBER_QUEUE_BYTES: a guard against a runaway of tiny frames (Mercure's figure). */
 export const SUBSCRIBER_QUEUE_EVENTS = 1_000
 
 /** Bounds of one subscriber's queue: whichever is reached first makes the subscriber too slow. */
@@ -11,14 +8,21 @@ export interface QueueLimits {
   events: number
 }
 
+/** The chunks as one array (the chunk itself when there is one). */
+export const concatBytes = (chunks: readonly Uint8Array[]): Uint8Array => {
+  if (chunks.length === 1) return chunks[0]!
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0))
+  let at = 0
+  for (const c of chunks) out.set(c, at), (at += c.byteLength)
+  return out
+}
+
 /**
- * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream.
- *
- * The stream has no buffer of its own (highWaterMark 0): bytes leave the queue only when the consumer (the HTTP
- * server writing to the socket, which waits for `drain`) asks for more, so the queue measures exactly how far this
- * subscriber is behind. A push that would exceed a bound is refused; the caller then drops the subscriber with
- * `abort()`, which discards the queue and errors the stream so the connection is torn down at once (the client
- * reconnects with Last-Event-ID and resumes from the room's history). Nothing here can block the room.
+ * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream. The
+ * stream has no buffer of its own (highWaterMark 0): bytes leave only when the consumer (the HTTP server, which
+ * waits for `drain`) asks, so the queue measures exactly how far this subscriber is behind. A push over a bound is
+ * refused; the caller then drops the subscriber with `abort()`, which errors the stream so the connection is torn
+ * down at once (the client resumes with Last-Event-ID). Nothing here can block the room.
  */
 export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
   let over = false
@@ -44,15 +48,9 @@ export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
   const take = (): Uint8Array => {
     const chunks = queue
     queue = []
-    queuedBytes = 0
-    bytes = 0
-    events = 0
-    if (chunks.length === 1) return chunks[0]!
+    queuedBytes = bytes = events = 0
     // One write per pull, not one per frame: a subscriber that fell behind catches up in a few syscalls.
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0))
-    let at = 0
-    for (const c of chunks) out.set(c, at), (at += c.byteLength)
-    return out
+    return concatBytes(chunks)
   }
 
   const stream = new ReadableStream<Uint8Array>(
@@ -133,14 +131,14 @@ export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
       poke()
     },
     /** Drops the subscriber now: discards the queue and errors the stream (the connection closes). */
-    abort(reason = 'subscriber too slow: queue full'): void {
+    abort(): void {
       if (done) return
       done = true
       queue = []
       drained = undefined
       queuedBytes = bytes = events = 0
       poke()
-      controller.error(new Error(reason))
+      controller.error(new Error('subscriber too slow: queue full'))
       finish()
     },
     /** The bounded part of the queue (live frames not yet read by the consumer). */

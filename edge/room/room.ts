@@ -11,14 +11,11 @@ export type CloseReason = 'slow' | 'end' | 'reauth'
 
 /** Where a room writes one subscriber's bytes: a Node response, a ReadableStream, a WebSocket to a Worker. */
 export interface Sink {
-  /**
-   * Queue bytes; false means the subscriber's queue is full and the room drops it. A `forced` write is outside the
-   * queue's bounds: a replay round (bounded by REPLAY_ROUND_BYTES), the `retry:` line, the final `reauth`.
-   */
+  /** Queues bytes; false = queue full (the room drops it). `forced` is bounded elsewhere: replay rounds, `retry:`, the last `reauth`. */
   write(chunk: Uint8Array, forced?: boolean): boolean
   /** Ends the stream; on 'slow' at once, discarding what is queued (the client resumes from its Last-Event-ID). */
   close(reason: CloseReason): void
-  /** Bytes written and not yet taken by the client's connection. */
+  /** Bytes written and not yet taken by the connection. */
   readonly backlog: number
   /** Calls `fn` once, when the connection has taken what was written (a replay goes on from there). */
   whenDrained(fn: () => void): void
@@ -36,7 +33,7 @@ export interface SubscribeOptions {
   topics: TopicFilter
   /** Resume after this seq; undefined = live only. */
   lastEventId?: number
-  /** Also receive `event: presence` when subscriber counts change (and once on joining). */
+  /** Also receive `event: presence` when counts change (and once on joining). */
   presence?: boolean
 }
 
@@ -46,18 +43,14 @@ export interface RoomOptions {
   onSlowDrop?: (tenant: string, queuedBytes: number) => void
 }
 
-/**
- * A replay goes out in rounds of at most this many bytes (or REPLAY_ROUND_EVENTS frames), each when the client's
- * connection took the last: a resume from far back holds one round per connection, never a copy of the history.
- */
+/** A replay goes out in rounds of this many bytes (or REPLAY_ROUND_EVENTS frames): a far resume holds one round, not a history copy. */
 export const REPLAY_ROUND_BYTES = 64 * 1024
 export const REPLAY_ROUND_EVENTS = 256
 
 interface Subscriber extends Position {
   sink: Sink
   accepts: (topic: string) => boolean
-  /** Presence keys it counts under. */
-  keys: string[]
+  keys: string[] // presence keys it counts under
   /** Receives presence events; `grants` limits which topics they name. */
   presence: boolean
   grants: readonly string[] | undefined
@@ -66,10 +59,7 @@ interface Subscriber extends Position {
 /** What a resume request gets, decided from the history bounds alone (pure; tested without a network). */
 export type ResumePlan = { kind: 'live' } | { kind: 'replay'; after: number } | { kind: 'reset' }
 
-/**
- * @param first seq of the oldest event held (undefined when none)
- * @param head highest seq held or acknowledged (0 when the room knows nothing)
- */
+/** `first`: oldest seq held (undefined when none); `head`: highest seq held or acknowledged (0 when the room knows nothing). */
 export const planResume = (lastEventId: number | undefined, first: number | undefined, head: number): ResumePlan => {
   if (lastEventId === undefined) return { kind: 'live' }
   if (lastEventId >= head) return { kind: 'replay', after: lastEventId } // nothing to replay; skip seqs ≤ it later
@@ -86,11 +76,9 @@ const resetFrame = (payload: ResetPayload) => encodeControl(EVENTS.reset, payloa
 export class Room {
   private readonly subscribers = new Set<Subscriber>()
   private readonly history: History
-  /** Subscribers dropped because they could not keep up. */
-  slowDropped = 0
-  /** Event frames written to subscribers (for metrics). */
-  delivered = 0
-  private readonly counter: PresenceCounter
+  slowDropped = 0 // subscribers dropped because they could not keep up
+  delivered = 0 // event frames written to subscribers (metrics)
+  private readonly counter = new PresenceCounter(() => this.broadcastPresence(), PRESENCE_INTERVAL_MS)
   private lastPresence = ''
 
   constructor(
@@ -98,7 +86,6 @@ export class Room {
     private readonly options: RoomOptions,
   ) {
     this.history = options.history
-    this.counter = new PresenceCounter(() => this.broadcastPresence(), PRESENCE_INTERVAL_MS)
   }
 
   get head(): number {
@@ -124,10 +111,7 @@ export class Room {
     return this.counter.snapshot(this.tenant, grants)
   }
 
-  /**
-   * Applies a relay batch. Seqs the room already has are ignored; a batch that would leave a gap is refused (the
-   * reply's head tells the relay where to resend from) unless `rebase` says the outbox has nothing older.
-   */
+  /** A relay batch: held seqs are ignored; a gap is refused (the reply's head says where to resend from) unless `rebase`. */
   publish(body: PublishBody): PublishReply {
     const head = this.history.head
     const fresh = body.events.filter((e) => e.seq > head)
@@ -153,9 +137,8 @@ export class Room {
   }
 
   /**
-   * Replays what the subscriber missed (or tells it to reset) and adds it to the live set; `restore` puts back a
-   * subscriber exactly where it stood (a Durable Object waking from hibernation). Returns the function that
-   * removes it.
+   * Replays what the subscriber missed (or tells it to reset), then it is live; `restore` puts it back where it stood (a
+   * Durable Object waking from hibernation). Returns the function that removes it.
    */
   subscribe(options: SubscribeOptions, sink: Sink, restore?: Position): () => void {
     const s: Subscriber = {
@@ -184,31 +167,22 @@ export class Room {
     return () => this.remove(s)
   }
 
-  /**
-   * Replays the history after the subscriber's position, one round at a time (see REPLAY_ROUND_BYTES), each round
-   * when its connection has taken the last; then it is live. The history is shared: nothing is copied per client.
-   */
+  /** Replays the history after the subscriber's position, a round each time its connection took the last; then it is live. */
   private catchUp(s: Subscriber): void {
     if (!this.subscribers.has(s)) return // it left between rounds
     const first = this.first
     if (first === undefined || first > s.after + 1) {
       // The history moved past it while it replayed (a slow reader of a busy room): it cannot resume exactly.
       Object.assign(s, { after: this.head, catchingUp: false })
-      if (!s.sink.write(resetFrame({ head: this.head, first: first ?? null }))) {
-        this.drop(s)
-        return
-      }
-      s.sink.checkpoint?.(s)
+      if (s.sink.write(resetFrame({ head: this.head, first: first ?? null }))) s.sink.checkpoint?.(s)
+      else this.drop(s)
       return
     }
     // A round is REPLAY_ROUND_EVENTS frames written (or REPLAY_ROUND_BYTES queued), however many events of other
     // topics it skips: a narrow filter over a long history does not cost a round trip per page read.
     let frames = 0
-    round: for (
-      let page = this.history.since(s.after, REPLAY_ROUND_EVENTS);
-      page.length > 0;
-      page = this.history.since(s.after, REPLAY_ROUND_EVENTS)
-    )
+    let page: StoredEvent[]
+    round: while ((page = this.history.since(s.after, REPLAY_ROUND_EVENTS)).length > 0)
       for (const e of page) {
         if (frames >= REPLAY_ROUND_EVENTS || s.sink.backlog >= REPLAY_ROUND_BYTES) break round
         if (!this.deliver(s, e, true)) return
@@ -261,7 +235,7 @@ export class Room {
     this.lastPresence = JSON.stringify(this.counter.snapshot(this.tenant))
   }
 
-  /** A comment line to every subscriber; a write that fails drops the subscriber. */
+  /** A comment line to every subscriber; a failed write drops it. */
   heartbeat(): void {
     for (const s of this.subscribers) if (!s.sink.write(HEARTBEAT)) this.drop(s)
   }

@@ -9,10 +9,7 @@ export interface StreamTerms {
   retryMs: number
   /** When the token behind the stream expires (ms since epoch): the stream then ends with `event: reauth`. */
   expiresAt?: number
-  /**
-   * A comment line this often, when the stream beats on its own (a Worker's stream: its room sleeps between
-   * events). Rooms in memory beat all their subscribers at once instead (Room.heartbeat).
-   */
+  /** A comment line this often, for a stream that beats on its own (a Worker's: its room sleeps); memory rooms use Room.heartbeat. */
   heartbeatMs?: number
 }
 
@@ -33,29 +30,22 @@ export const runStream = (sink: Sink, terms: StreamTerms, subscribe: () => () =>
     detach?.()
     detach = undefined
   }
+  // Streams must not outlive their token: tell the client to fetch a new one and resume.
+  const expire = () => {
+    stop()
+    sink.write(REAUTH, true)
+    sink.close('reauth')
+  }
+  // A write is also how a client that left is noticed where nothing else reports it.
+  const beat = () => {
+    if (sink.write(HEARTBEAT)) return
+    stop()
+    sink.close('slow')
+  }
   const untilExpiry = terms.expiresAt === undefined ? Infinity : terms.expiresAt - Date.now()
   // (setTimeout cannot wait past 2^31-1 ms, ~24.8 days: a stream is heartbeat-checked long before that.)
-  if (untilExpiry <= 2 ** 31 - 1)
-    // Streams must not outlive their token: tell the client to fetch a new one and resume.
-    timers.push(
-      setTimeout(
-        () => {
-          stop()
-          sink.write(REAUTH, true)
-          sink.close('reauth')
-        },
-        Math.max(0, untilExpiry),
-      ),
-    )
-  if (terms.heartbeatMs !== undefined)
-    timers.push(
-      setInterval(() => {
-        // A write is also how a client that left is noticed where nothing else reports it.
-        if (sink.write(HEARTBEAT)) return
-        stop()
-        sink.close('slow')
-      }, terms.heartbeatMs),
-    )
+  if (untilExpiry <= 2 ** 31 - 1) timers.push(setTimeout(expire, Math.max(0, untilExpiry)))
+  if (terms.heartbeatMs !== undefined) timers.push(setInterval(beat, terms.heartbeatMs))
   return stop
 }
 

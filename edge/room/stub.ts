@@ -1,4 +1,3 @@
-/** What an edge handler holds of a tenant's room, wherever the room lives (memory, a Durable Object). */
 import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId, WireEvent } from '../../shared/schema.ts'
 import type { Sink, SubscribeOptions } from './room.ts'
@@ -14,12 +13,10 @@ export interface ConnectOptions {
   ended?: () => void
 }
 
-/** What an edge handler can do with a tenant's room, wherever the room lives. */
+/** What an edge handler can do with a tenant's room, wherever the room lives (memory, a Durable Object). */
 export interface RoomStub {
   publish(body: PublishBody): Promise<PublishReply>
-  /**
-   * The SSE byte stream for one subscriber; cancelling the stream unsubscribes.
-   */
+  /** The SSE byte stream for one subscriber; cancelling the stream unsubscribes. */
   connect(request: ConnectRequest, opts?: ConnectOptions): Promise<ReadableStream<Uint8Array>>
   /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
   presence(grants?: readonly string[]): Promise<PresenceSnapshot>
@@ -28,10 +25,7 @@ export interface RoomStub {
 /** All that an edge handler knows about where a tenant's room lives. */
 export interface Rooms {
   get(tenant: TenantId): RoomStub
-  /**
-   * Names this set of rooms for the relay (`POST /internal/hello`): rooms in memory take a new one at each start,
-   * since they start empty; durable rooms keep theirs.
-   */
+  /** Names these rooms for the relay (`POST /internal/hello`): memory rooms start empty, so take a new one each start. */
   readonly instance: string
 }
 

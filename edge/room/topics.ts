@@ -10,11 +10,10 @@ export interface TopicFilter {
 }
 
 // Grant matching lives in shared/ so that the browser matches grants exactly as the edge does.
-export { grantAllows, grantsAllow } from '../../shared/topics.ts'
+export { grantsAllow } from '../../shared/topics.ts'
 
 /** Compiles a filter into a predicate; exact topic sets become a Set lookup. */
-export const topicMatcher = (filter: TopicFilter): ((topic: string) => boolean) => {
-  const { requested, grants } = filter
+export const topicMatcher = ({ requested, grants }: TopicFilter): ((topic: string) => boolean) => {
   if (requested && requested.length > 0) {
     const allowed = new Set(requested.filter((t) => grantsAllow(grants, t)))
     return (topic) => allowed.has(topic)

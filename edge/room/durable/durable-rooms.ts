@@ -24,10 +24,7 @@ export interface RoomNamespace {
 /** The part of a ConnectRequest the room needs, as it travels in the upgrade request's header. */
 export const RoomConnect = v.object({
   tenant: TenantId,
-  topics: v.object({
-    requested: v.optional(v.array(Topic)),
-    grants: v.optional(v.array(TopicGrant)),
-  }),
+  topics: v.object({ requested: v.optional(v.array(Topic)), grants: v.optional(v.array(TopicGrant)) }),
   lastEventId: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
   presence: v.optional(v.literal(true)),
 })
@@ -56,10 +53,7 @@ const reachable = async <T>(what: string, call: () => Promise<T>): Promise<T> =>
   }
 }
 
-/**
- * What durable rooms read of the edge's settings: the heartbeat the Worker sends, and the bytes a browser may have
- * queued before its stream is dropped as too slow (it then resumes).
- */
+/** What durable rooms read of the edge's settings: the Worker's heartbeat, and the bytes a browser's stream may queue. */
 export type DurableRoomsSettings = Pick<EdgeSettings, 'HEARTBEAT_MS' | 'SUBSCRIBER_QUEUE_BYTES'>
 
 /**
@@ -76,26 +70,18 @@ export const durableRooms = (ns: RoomNamespace, settings: DurableRoomsSettings) 
       publish: (body) => reachable('publish', () => stub(tenant).publish(body)),
       async connect(request: ConnectRequest, opts: ConnectOptions = {}) {
         const { requested, grants } = request.topics
-        const wire: RoomConnect = {
-          tenant,
-          // Compact keeps the upgrade's header small; presence events need the grants, so those keep the full filter.
-          topics: (request.presence
-            ? { ...(requested ? { requested: [...requested] } : {}), ...(grants ? { grants: [...grants] } : {}) }
-            : compactFilter(request.topics)) as RoomConnect['topics'],
-          ...(request.lastEventId !== undefined ? { lastEventId: request.lastEventId } : {}),
-          ...(request.presence ? { presence: true as const } : {}),
-        }
+        // Compact keeps the upgrade's header small; presence events need the grants, so those keep the full filter.
+        const topics = (request.presence ? { requested, grants } : compactFilter(request.topics)) as RoomConnect['topics']
+        // Undefined fields do not travel: JSON.stringify leaves them out.
+        const wire: RoomConnect = { tenant, topics, lastEventId: request.lastEventId, presence: request.presence || undefined }
         const res = await reachable('connect', () =>
           stub(tenant).fetch('https://room/connect', { headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) } }),
         )
         const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
         if (res.status !== 101 || !ws)
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)
-        return streamFromSocket(
-          ws,
-          { ...request, heartbeatMs: settings.HEARTBEAT_MS },
-          { queueBytes: settings.SUBSCRIBER_QUEUE_BYTES, ...opts },
-        )
+        const terms = { ...request, heartbeatMs: settings.HEARTBEAT_MS }
+        return streamFromSocket(ws, terms, { queueBytes: settings.SUBSCRIBER_QUEUE_BYTES, ...opts })
       },
       presence: (grants) => reachable('presence', () => stub(tenant).presence(tenant, grants ? [...grants] : undefined)),
     }),

@@ -1,6 +1,7 @@
 import { ROOM_SOCKET } from '../../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../../shared/presence.ts'
 import type { PublishBody, PublishReply } from '../../../shared/schema.ts'
+import { concatBytes } from '../queue.ts'
 import { Room, type CloseReason, type Position, type Sink, type SubscribeOptions } from '../room.ts'
 import { grantsAllow, type TopicFilter } from '../topics.ts'
 import type { WorkersSettings } from '../../config.ts'
@@ -14,10 +15,7 @@ export interface RoomSocket {
   deserializeAttachment(): unknown
 }
 
-/**
- * What a socket carries across hibernation: its filter (or, for a filter too large for an attachment, the id of the
- * row that holds it), where it stands, and whether it gets presence events.
- */
+/** What a socket carries across hibernation: its filter (or `ref`, the row holding one too large), where it stands, presence. */
 interface Attachment extends Partial<Position> {
   topics?: TopicFilter
   ref?: number
@@ -30,12 +28,10 @@ interface Attachment extends Partial<Position> {
 const ATTACHMENT_FILTER_CHARS = 8 * 1024
 
 /** The smallest filter with the same meaning: requested topics the grants allow, else the grants. */
-export const compactFilter = ({ requested, grants }: TopicFilter): TopicFilter =>
-  requested && requested.length > 0
-    ? { requested: requested.filter((t) => grantsAllow(grants, t)) }
-    : grants === undefined
-      ? {}
-      : { grants }
+export const compactFilter = ({ requested, grants }: TopicFilter): TopicFilter => {
+  if (requested && requested.length > 0) return { requested: requested.filter((t) => grantsAllow(grants, t)) }
+  return grants === undefined ? {} : { grants }
+}
 
 const readAttachment = (ws: RoomSocket): Attachment | undefined => {
   const a = ws.deserializeAttachment() as Partial<Attachment> | null
@@ -53,10 +49,7 @@ class SocketSink implements Sink {
   private live = false
   /** While the object rebuilds its subscribers after waking: the Worker already has its `pause`. */
   restoring = false
-  /**
-   * Bytes sent since the Worker last asked for more: all a replay round may add before it waits (the Worker's
-   * own queue, which it reads from, bounds everything else).
-   */
+  /** Bytes sent since the Worker last asked for more: what bounds a replay round (the Worker's queue bounds the rest). */
   backlog = 0
 
   constructor(
@@ -108,24 +101,17 @@ class SocketSink implements Sink {
     }
   }
 
-  /** Sends what is pending, then `control` if given: in order, as the Worker must see them. */
-  private send(control?: string): void {
+  /** Sends what is pending, then `control`: in order, as the Worker must see them. */
+  private send(control: string): void {
     this.flush()
-    if (control !== undefined) this.deliver(control)
+    this.deliver(control)
   }
 
   private flush(): void {
     if (this.pending.length === 0) return
     const parts = this.pending
     this.pending = []
-    if (parts.length === 1) {
-      this.deliver(parts[0]!)
-      return
-    }
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
-    let at = 0
-    for (const p of parts) out.set(p, at), (at += p.byteLength)
-    this.deliver(out)
+    this.deliver(concatBytes(parts))
   }
 
   /** A socket whose send throws has gone away: forget it (its Worker ends the SSE stream; the client resumes). */
@@ -164,12 +150,8 @@ export class RoomObject {
     sockets: Iterable<RoomSocket> = [],
   ) {
     sql.exec(`CREATE TABLE IF NOT EXISTS room_filters (id INTEGER PRIMARY KEY, filter TEXT NOT NULL)`)
-    this.history = new SqliteHistory(sql, {
-      limit: options.HISTORY_LIMIT,
-      bytes: options.HISTORY_MAX_BYTES,
-      maxAgeMs: options.HISTORY_MAX_AGE_S * 1000,
-      ...(options.transaction ? { transaction: options.transaction } : {}),
-    })
+    const { HISTORY_LIMIT: limit, HISTORY_MAX_BYTES: bytes, HISTORY_MAX_AGE_S: maxAgeS, transaction } = options
+    this.history = new SqliteHistory(sql, { limit, bytes, maxAgeMs: maxAgeS * 1000, transaction })
     this.room = new Room(options.tenant ?? '', { history: this.history })
     const refs: number[] = []
     for (const ws of sockets) {
@@ -203,7 +185,6 @@ export class RoomObject {
     return this.room.presence(grants)
   }
 
-  /** Sockets subscribed. */
   get size(): number {
     return this.room.size
   }

@@ -1,6 +1,6 @@
 import { ROOM_SOCKET } from '../../../shared/protocol.ts'
 import { encodeText } from '../../../shared/sse.ts'
-import type { CloseReason, Sink } from '../room.ts'
+import type { Sink } from '../room.ts'
 import type { ConnectOptions } from '../stub.ts'
 import { runStream, type StreamTerms } from '../stream.ts'
 
@@ -39,11 +39,11 @@ export const streamFromSocket = (ws: ClientSocket, terms: StreamTerms, options: 
         /** Until the room says `live`: a replay is paced by our asking, so a full queue then is not slowness. */
         let replaying = true
         let leave = () => {}
-        const end = (_reason: CloseReason) => {
+        const end = () => {
           if (!open) return
           open = false
           leave()
-          options.signal?.removeEventListener('abort', left)
+          options.signal?.removeEventListener('abort', end)
           try {
             ws.close(1000, 'stream ended')
           } catch {
@@ -58,7 +58,6 @@ export const streamFromSocket = (ws: ClientSocket, terms: StreamTerms, options: 
           }
           options.ended?.()
         }
-        const left = () => end('slow')
         sink = {
           write(chunk, forced) {
             if (!open) return false
@@ -78,7 +77,7 @@ export const streamFromSocket = (ws: ClientSocket, terms: StreamTerms, options: 
           try {
             ws.send(ROOM_SOCKET.more)
           } catch {
-            end('end')
+            end()
           }
         }
         const room = sink
@@ -87,16 +86,16 @@ export const streamFromSocket = (ws: ClientSocket, terms: StreamTerms, options: 
             if (data === ROOM_SOCKET.pause) return ((wantMore = true), askIfRead())
             if (data === ROOM_SOCKET.live) return void (replaying = false)
             // The room's frames arrive as bytes (text from rooms written before frames were stored as bytes).
-            if (!room.write(typeof data === 'string' ? encodeText(data) : new Uint8Array(data as ArrayBuffer))) end('slow')
+            if (!room.write(typeof data === 'string' ? encodeText(data) : new Uint8Array(data as ArrayBuffer))) end()
           })
-          ws.addEventListener('close', () => end('end'))
-          ws.addEventListener('error', () => end('end'))
+          ws.addEventListener('close', end)
+          ws.addEventListener('error', end)
           ws.binaryType = 'arraybuffer'
           ws.accept()
           return () => {}
         })
-        if (options.signal?.aborted) end('slow')
-        else options.signal?.addEventListener('abort', left)
+        if (options.signal?.aborted) end()
+        else options.signal?.addEventListener('abort', end)
       },
       pull() {
         askIfRead()

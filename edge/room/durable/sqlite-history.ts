@@ -15,7 +15,6 @@ export interface SqliteHistoryOptions {
   maxAgeMs: number
   /** Bytes of frames kept (the newest event is kept whatever its size). */
   bytes: number
-  now?: () => number
   /** Runs the writes of one append atomically (`ctx.storage.transactionSync`). */
   transaction?: <T>(fn: () => T) => T
 }
@@ -37,10 +36,7 @@ const blobOf = (frame: Uint8Array): ArrayBuffer =>
  */
 export class SqliteHistory implements History {
   private lastSeq: number
-  /**
-   * Bytes of the frames held, kept as rows come and go; -1 until the first append after a wake sums them (a wake
-   * for a connect or a replay round never needs it).
-   */
+  /** Bytes of the frames held, kept as rows come and go; -1 until an append needs them (a wake to connect or replay never does). */
   private bytes = -1
 
   constructor(
@@ -65,7 +61,7 @@ export class SqliteHistory implements History {
     if (events.length === 0) return
     const head = events[events.length - 1]!.seq
     const write = () => {
-      if (this.bytes < 0) this.bytes = this.heldBytes()
+      if (this.bytes < 0) this.bytes = Number(this.sql.exec(`SELECT sum(length(frame)) AS bytes FROM room_events`).toArray()[0]?.bytes ?? 0)
       if (restart) this.delete(`DELETE FROM room_events`)
       for (const e of events) {
         this.sql.exec(`INSERT INTO room_events (seq, topic, ts, frame) VALUES (?, ?, ?, ?)`, e.seq, e.topic, e.ts, blobOf(e.frame))
@@ -90,14 +86,11 @@ export class SqliteHistory implements History {
       .map((r) => ({ seq: Number(r.seq), topic: String(r.topic), ts: Number(r.ts), frame: frameOf(r.frame) }))
   }
 
-  /**
-   * Keeps the newest `limit` events, none older than `maxAgeMs` and at most `bytes` of frames — except the newest,
-   * which records the head — always as a contiguous suffix.
-   */
+  /** Keeps a contiguous suffix: the newest `limit` events, none older than `maxAgeMs`, `bytes` of frames, the newest always. */
   private trim(head: number, appended: readonly StoredEvent[]) {
     this.delete(`DELETE FROM room_events WHERE seq <= ?`, head - this.options.limit)
     if (this.options.maxAgeMs > 0) {
-      const cutoff = (this.options.now ?? Date.now)() - this.options.maxAgeMs
+      const cutoff = Date.now() - this.options.maxAgeMs
       // Rows are written in about commit order: when neither the oldest row nor an event just appended has
       // expired (the usual case), none has, and the scan of ts below is not needed.
       const oldest = this.sql.exec(`SELECT ts FROM room_events ORDER BY seq LIMIT 1`).toArray()[0]
@@ -117,10 +110,6 @@ export class SqliteHistory implements History {
       if (upTo === undefined) break
       this.delete(`DELETE FROM room_events WHERE seq <= ?`, upTo)
     }
-  }
-
-  private heldBytes(): number {
-    return Number(this.sql.exec(`SELECT sum(length(frame)) AS bytes FROM room_events`).toArray()[0]?.bytes ?? 0)
   }
 
   /** Runs a DELETE on room_events and takes the deleted frames' bytes off the running total. */
