@@ -11,7 +11,7 @@ const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000]
  * rooms already keep (deliveries, slow drops) and subscriber counts are read from the rooms at scrape time, so the
  * hot path pays one integer increment per delivery and nothing else.
  */
-export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }) => {
+export const edgeMetrics = (rooms: () => ReadonlyMap<string, Room>) => {
   const registry = new Registry()
   const registers = [registry]
   collectDefaultMetrics({ register: registry })
@@ -45,26 +45,23 @@ export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }
     labelNames: ['tenant', 'kind'],
     registers,
   })
-  new Counter({
-    name: 'edge_relay_edge_events_delivered_total',
-    help: 'Event frames written to subscribers, per tenant',
-    labelNames: ['tenant'],
-    registers,
-    collect() {
-      this.reset()
-      for (const [tenant, room] of rooms.rooms) this.inc({ tenant }, room.delivered)
-    },
-  })
-  new Counter({
-    name: 'edge_relay_edge_slow_subscribers_dropped_total',
-    help: 'Subscribers dropped because their queue filled up, per tenant',
-    labelNames: ['tenant'],
-    registers,
-    collect() {
-      this.reset()
-      for (const [tenant, room] of rooms.rooms) this.inc({ tenant }, room.slowDropped)
-    },
-  })
+  const roomCounter = (name: string, help: string, read: (room: Room) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['tenant'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [tenant, room] of rooms()) this.inc({ tenant }, read(room))
+      },
+    })
+  roomCounter('edge_relay_edge_events_delivered_total', 'Event frames written to subscribers, per tenant', (r) => r.delivered)
+  roomCounter(
+    'edge_relay_edge_slow_subscribers_dropped_total',
+    'Subscribers dropped because their queue filled up, per tenant',
+    (r) => r.slowDropped,
+  )
   new Gauge({
     name: 'edge_relay_edge_subscribers',
     help: 'Connected subscribers per tenant and topic (topic "*" = all topics; one subscriber may count under several topics)',
@@ -72,8 +69,7 @@ export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }
     registers,
     collect() {
       this.reset()
-      for (const [tenant, room] of rooms.rooms)
-        for (const [topic, n] of Object.entries(room.presence().topics)) this.set({ tenant, topic }, n)
+      for (const [tenant, room] of rooms()) for (const [topic, n] of Object.entries(room.presence().topics)) this.set({ tenant, topic }, n)
     },
   })
   new Gauge({
@@ -83,7 +79,7 @@ export const edgeMetrics = (rooms: { readonly rooms: ReadonlyMap<string, Room> }
     registers,
     collect() {
       this.reset()
-      for (const [tenant, room] of rooms.rooms) if (room.size > 0) this.set({ tenant }, room.size)
+      for (const [tenant, room] of rooms()) if (room.size > 0) this.set({ tenant }, room.size)
     },
   })
 

@@ -26,15 +26,9 @@ export interface NodeEdge {
 }
 
 export interface NodeEdgeOptions {
-  /**
-   * Adds routes to the edge's app before it serves (e.g. `npm start`'s development page). The edge's own routes
-   * win; an extension never sees Postgres through the edge (it brings its own, in its own module).
-   */
+  /** Adds routes before it serves (`npm start`'s development page). The edge's own routes win; it never lends Postgres to one. */
   extend?: (app: Hono) => void
 }
-
-/** A URL for an address to listen on (an IPv6 address goes in brackets). */
-const urlFor = (host: string, port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 
 /**
  * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
@@ -43,11 +37,7 @@ const urlFor = (host: string, port: number) => `http://${host.includes(':') ? `[
  * @throws RelayError CONFIG_INVALID for a configured public key that does not import
  */
 export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST, options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
-  const metrics = edgeMetrics({
-    get rooms() {
-      return rooms.rooms
-    },
-  })
+  const metrics = edgeMetrics(() => rooms.rooms)
   const rooms = memoryRooms(settings, { log, observe: metrics.observe })
   const app = await createEdge(settings, { rooms, streams: nodeStreams(rooms, settings), hmac: nodeHmac, log }).catch((err: unknown) => {
     rooms.close()
@@ -61,7 +51,7 @@ export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST
   return new Promise((resolve) => {
     const server: ServerType = serve({ fetch: app.fetch, port: settings.PORT, hostname: host }, (info: { port: number }) => {
       resolve({
-        url: urlFor(host, info.port),
+        url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`, // an IPv6 address goes in brackets
         port: info.port,
         rooms,
         publish: async (body) => {
