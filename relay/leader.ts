@@ -11,10 +11,7 @@ export interface Term {
   stop(immediate: boolean): Promise<void>
 }
 
-/**
- * How often a standby tries the lock and the leader proves it still holds it: a standby leads within about this
- * long of a leader's death, for one tiny query a second per relay.
- */
+/** A standby tries the lock, and the leader re-proves it, this often (one tiny query): a standby leads within about this long. */
 const CHECK_MS = 1_000
 
 export interface ElectionOptions {
@@ -87,10 +84,8 @@ export const startElection = (o: ElectionOptions) => {
 
   const tryLead = async () => {
     lockSql ??= connect()
-    const [row] = await withTimeout(
-      lockSql<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LEADER_LOCK}::bigint) as ok, pg_backend_pid() as pid`,
-      timeoutMs,
-    )
+    const lock = lockSql<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LEADER_LOCK}::bigint) as ok, pg_backend_pid() as pid`
+    const [row] = await withTimeout(lock, timeoutMs)
     if (!row?.ok || closed) return
     role = 'leader'
     since = Date.now()

@@ -25,50 +25,22 @@ export const relayMetrics = () => {
   const registry = new Registry()
   const registers = [registry]
   collectDefaultMetrics({ register: registry })
+  const counter = <L extends string>(name: string, help: string, labelNames: L[] = []) => new Counter({ name, help, labelNames, registers })
+  const histogram = <L extends string>(name: string, help: string, labelNames: L[] = [], buckets = LAG_BUCKETS) =>
+    new Histogram({ name, help, buckets, labelNames, registers })
   const m = {
     registry,
-    read: new Counter({
-      name: 'edge_relay_events_read_total',
-      help: 'Events read from the outbox, per tenant (resends included)',
-      labelNames: ['tenant'],
-      registers,
-    }),
-    delivered: new Counter({
-      name: 'edge_relay_events_delivered_total',
-      help: 'Events an edge confirmed, per tenant and edge',
-      labelNames: ['tenant', 'edge'],
-      registers,
-    }),
-    commitLag: new Histogram({
-      name: 'edge_relay_commit_to_relay_seconds',
-      help: 'From an event’s created_at to the relay reading it',
-      buckets: LAG_BUCKETS,
-      registers,
-    }),
-    postSeconds: new Histogram({
-      name: 'edge_relay_relay_to_edge_seconds',
-      help: 'Round trip of one signed publish POST to an edge',
-      labelNames: ['edge', 'outcome'],
-      buckets: LAG_BUCKETS,
-      registers,
-    }),
-    batch: new Histogram({
-      name: 'edge_relay_batch_events',
-      help: 'Events per publish batch posted to an edge',
-      buckets: BATCH_BUCKETS,
-      registers,
-    }),
-    undeliverable: new Counter({
-      name: 'edge_relay_events_undeliverable_total',
-      help: 'Events an edge refused (too large, invalid), delivered as a marker frame with their seq instead',
-      labelNames: ['tenant', 'edge', 'reason'],
-      registers,
-    }),
-    reconnects: new Counter({
-      name: 'edge_relay_listener_reconnects_total',
-      help: 'Times the LISTEN connection was re-established after the first',
-      registers,
-    }),
+    read: counter('edge_relay_events_read_total', 'Events read from the outbox, per tenant (resends included)', ['tenant']),
+    delivered: counter('edge_relay_events_delivered_total', 'Events an edge confirmed, per tenant and edge', ['tenant', 'edge']),
+    commitLag: histogram('edge_relay_commit_to_relay_seconds', 'From an event’s created_at to the relay reading it'),
+    postSeconds: histogram('edge_relay_relay_to_edge_seconds', 'Round trip of one signed publish POST to an edge', ['edge', 'outcome']),
+    batch: histogram('edge_relay_batch_events', 'Events per publish batch posted to an edge', [], BATCH_BUCKETS),
+    undeliverable: counter(
+      'edge_relay_events_undeliverable_total',
+      'Events an edge refused (too large, invalid), delivered as a marker frame with their seq instead',
+      ['tenant', 'edge', 'reason'],
+    ),
+    reconnects: counter('edge_relay_listener_reconnects_total', 'Times the LISTEN connection was re-established after the first'),
     /** Set by the leader election: 1 while this relay holds the lock and listens, 0 (from the start) as standby. */
     leader: new Gauge({
       name: 'edge_relay_leader',
@@ -84,53 +56,27 @@ export type RelayMetrics = ReturnType<typeof relayMetrics>
 
 /** Registers the scrape-time gauges that read live state. */
 export const attachSources = (m: RelayMetrics, src: RelayMetricSources) => {
-  const registers = [m.registry]
-  new Gauge({
-    name: 'edge_relay_listening',
-    help: '1 when the LISTEN connection is up',
-    registers,
-    collect() {
-      this.set(src.listening() ? 1 : 0)
-    },
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[], collect: (g: Gauge<L>) => void | Promise<void>) => {
+    const g: Gauge<L> = new Gauge({ name, help, labelNames, registers: [m.registry], collect: () => collect(g) })
+  }
+  gauge('edge_relay_listening', '1 when the LISTEN connection is up', [], (g) => g.set(src.listening() ? 1 : 0))
+  gauge('edge_relay_edge_failures', 'Consecutive failed publish POSTs per edge (0 when it answers)', ['edge'], (g) => {
+    for (const e of src.edges()) g.set({ edge: e.url }, e.failures)
   })
-  new Gauge({
-    name: 'edge_relay_edge_failures',
-    help: 'Consecutive failed publish POSTs per edge (0 when it answers)',
-    labelNames: ['edge'],
-    registers,
-    collect() {
-      for (const e of src.edges()) this.set({ edge: e.url }, e.failures)
-    },
+  gauge('edge_relay_backlog_events', 'Events committed but not yet confirmed by the edge, over all tenants', ['edge'], async (g) => {
+    for (const e of src.edges()) {
+      const n = await withTimeout(src.backlog(e.url), SCRAPE_TIMEOUT_MS).catch(() => undefined)
+      if (n !== undefined) g.set({ edge: e.url }, n)
+    }
   })
-  new Gauge({
-    name: 'edge_relay_backlog_events',
-    help: 'Events committed but not yet confirmed by the edge, over all tenants',
-    labelNames: ['edge'],
-    registers,
-    async collect() {
-      for (const e of src.edges()) {
-        const n = await withTimeout(src.backlog(e.url), SCRAPE_TIMEOUT_MS).catch(() => undefined)
-        if (n !== undefined) this.set({ edge: e.url }, n)
-      }
-    },
+  const lagHelp = 'Age of the oldest committed event the edge has not confirmed (0 when caught up): a stalled tenant shows here'
+  gauge('edge_relay_delivery_lag_seconds', lagHelp, ['edge'], (g) => {
+    for (const [edge, s] of src.lag()) g.set({ edge }, s)
   })
-  new Gauge({
-    name: 'edge_relay_delivery_lag_seconds',
-    help: 'Age of the oldest committed event the edge has not confirmed (0 when caught up): a stalled tenant shows here',
-    labelNames: ['edge'],
-    registers,
-    collect() {
-      for (const [edge, s] of src.lag()) this.set({ edge }, s)
-    },
-  })
-  new Gauge({
-    name: 'edge_relay_notification_queue_usage',
-    help: 'pg_notification_queue_usage(): fraction of the NOTIFY queue in use (a stuck listener fills it)',
-    registers,
-    collect() {
-      const usage = src.queueUsage()
-      if (usage !== undefined) this.set(usage)
-    },
+  const queueHelp = 'pg_notification_queue_usage(): fraction of the NOTIFY queue in use (a stuck listener fills it)'
+  gauge('edge_relay_notification_queue_usage', queueHelp, [], (g) => {
+    const usage = src.queueUsage()
+    if (usage !== undefined) g.set(usage)
   })
 }
 

@@ -9,10 +9,9 @@ export const outbox = (sql: Sql) => ({
    * read stopped at a bound, so more may follow. Data is read as text (`data::text`) and never parsed: it reaches
    * the browser exactly as PostgreSQL stores it.
    */
-  async after(tenant: string, after: number, limit: number, maxBytes: number): Promise<OutboxRead> {
-    // The scan stops at `limit` rows whatever the backlog, and each row is turned into text once. A row is kept
-    // while the bytes before it are under the cap, so the first row always is. Rows past the cap were converted
-    // for nothing: the caller sizes `limit` from the events it has seen.
+  async after(tenant: string, after: number, limit: number, maxBytes: number): Promise<{ events: WireEvent[]; more: boolean }> {
+    // The scan stops at `limit` rows whatever the backlog, each turned into text once. A row is kept while the bytes
+    // before it are under the cap (so the first always is); the caller sizes `limit` so few are converted for nothing.
     const rows = await sql<{ seq: string; topic: string; data: string; ts: number; n: string }[]>`
       with e as (
         select seq, topic, data, created_at, sum(octet_length(data)) over (order by seq) - octet_length(data) as before
@@ -61,10 +60,7 @@ export const outbox = (sql: Sql) => ({
       on conflict (edge) do update set instance = excluded.instance, checked_at = now()`
   },
 
-  /**
-   * Seconds since the oldest committed event this edge has not confirmed was committed (0 when caught up): a
-   * stalled tenant shows here within one sample, whatever the others do.
-   */
+  /** Age in seconds of the oldest event this edge has not confirmed (0 when caught up): one stalled tenant shows here. */
   async lagSeconds(edge: string): Promise<number> {
     const [row] = await sql<{ lag: number }[]>`
       select coalesce(extract(epoch from now() - min(e.created_at)), 0)::float8 as lag
@@ -89,9 +85,3 @@ export const outbox = (sql: Sql) => ({
 })
 
 export type Outbox = ReturnType<typeof outbox>
-
-export interface OutboxRead {
-  events: WireEvent[]
-  /** The read stopped at its count or byte bound: there may be more after the last event. */
-  more: boolean
-}

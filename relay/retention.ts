@@ -10,17 +10,13 @@ export interface RetentionOptions {
   ageS: number
   /** Keep at most this many newest events per tenant (0 = no count limit). */
   count: number
-  /** How often to prune. */
   intervalMs: number
   log: Log
 }
 
 const BATCH = 10_000
 
-/**
- * Retention runs at every this many edge checks (see relay.ts): once a minute at the default RELAY_SWEEP_MS, in
- * either mode. Each run reads every tenant's head and cursors.
- */
+/** Retention runs every this many edge checks (relay.ts): once a minute at the default RELAY_SWEEP_MS, in either mode. */
 export const RETENTION_EVERY_CHECKS = 12
 
 /**
@@ -42,21 +38,13 @@ export const pruneOnce = async ({ sql, edges, ageS, count }: Pick<RetentionOptio
 /** Runs `pruneOnce` every `intervalMs` while leading. */
 export const startRetention = (o: RetentionOptions) => {
   const state = { pruned: 0, lastRunAt: 0 }
-  const loop =
-    o.ageS > 0 || o.count > 0
-      ? every(
-          o.intervalMs,
-          async () => {
-            const n = await pruneOnce(o)
-            state.pruned += n
-            state.lastRunAt = Date.now()
-            if (n > 0) o.log('info', 'retention pruned events', { events: n })
-          },
-          (err) => o.log('warn', 'retention failed', { err: String(err) }),
-        )
-      : undefined
-  return {
-    state,
-    stop: async () => loop?.stop(),
+  const prune = async () => {
+    const n = await pruneOnce(o)
+    state.pruned += n
+    state.lastRunAt = Date.now()
+    if (n > 0) o.log('info', 'retention pruned events', { events: n })
   }
+  const onError = (err: unknown) => o.log('warn', 'retention failed', { err: String(err) })
+  const loop = o.ageS > 0 || o.count > 0 ? every(o.intervalMs, prune, onError) : undefined
+  return { state, stop: async () => loop?.stop() }
 }

@@ -1,18 +1,15 @@
 /** Timing, pure or nearly: backoff, timeouts, sleeps and a loop that never overlaps itself. */
 
-/**
- * Capped exponential backoff with full jitter, in ms: attempt 0 → up to `baseMs`, doubling to at most `capMs`.
- * Pure: `random` is injectable for tests.
- */
+/** Capped exponential backoff with jitter, in ms: attempt 0 → up to `baseMs`, doubling to at most `capMs`; `random` for tests. */
 export const backoffMs = (attempt: number, baseMs = 100, capMs = 5_000, random = Math.random): number => {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30))
   return Math.round(ceiling / 2 + (random() * ceiling) / 2)
 }
 
 /** Rejects if `p` has not settled within `ms`; the timer never holds the process open. */
-export const withTimeout = <T>(p: PromiseLike<T>, ms: number, what = `no answer in ${ms} ms`): Promise<T> =>
+export const withTimeout = <T>(p: PromiseLike<T>, ms: number): Promise<T> =>
   new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(what)), ms)
+    const timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)
     timer.unref()
     Promise.resolve(p).then(
       (v) => (clearTimeout(timer), resolve(v)),
@@ -33,10 +30,7 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     }
   })
 
-/**
- * Runs `fn` every `ms` (first run after one interval), never two at once: a slow run delays the next instead of
- * piling up. Errors go to `onError` and the loop goes on.
- */
+/** Runs `fn` every `ms` (first after one interval unless `immediate`), never two at once. Errors go to `onError`; it goes on. */
 export const every = (ms: number, fn: () => Promise<void>, onError: (err: unknown) => void, { immediate = false } = {}) => {
   const abort = new AbortController()
   const done = (async () => {
