@@ -4,14 +4,10 @@ import { PATHS } from '../shared/protocol.ts'
 
 export interface HealthSource {
   health(): { ok: boolean } & Record<string, unknown>
-  /** Served at /metrics in Prometheus text format when present. */
-  metrics?: { registry: { contentType: string; metrics(): Promise<string> } }
+  metrics: { registry: { contentType: string; metrics(): Promise<string> } }
 }
 
-/**
- * The relay's own HTTP port: /healthz (200 for a standby, or a leader that listens or polls, else 503; `role` says
- * which) and /metrics.
- */
+/** The relay's own HTTP port: /healthz (200 for a standby or a leader that listens or polls, else 503) and /metrics. */
 export const startRelayServer = (relay: HealthSource, port: number, host: string) => {
   const app = new Hono()
   app.get(PATHS.health, (c) => {
@@ -19,7 +15,6 @@ export const startRelayServer = (relay: HealthSource, port: number, host: string
     return c.json(h, h.ok ? 200 : 503)
   })
   app.get(PATHS.metrics, async (c) => {
-    if (!relay.metrics) return c.text('no metrics\n', 404)
     const { registry } = relay.metrics
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType })
   })

@@ -5,11 +5,7 @@ import { log } from '../shared/log.ts'
 const CRASH_EXIT_CODE = 70
 
 /** "at fn (file:line:col)": where an error was thrown, from its stack. */
-const firstFrame = (stack: string | undefined) =>
-  stack
-    ?.split('\n')
-    .find((line) => /^\s+at /.test(line))
-    ?.trim()
+const firstFrame = (stack: string | undefined) => stack?.match(/^[ \t]+at .*$/m)?.[0].trim()
 
 /**
  * An uncaught exception or unhandled rejection leaves the process in an unknown state (one seen in practice: the

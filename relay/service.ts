@@ -24,5 +24,3 @@ export const startRelayService = async (options: RelayOptions) => {
     },
   }
 }
-
-export type RelayService = Awaited<ReturnType<typeof startRelayService>>
