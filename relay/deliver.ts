@@ -86,18 +86,13 @@ export class Deliverer {
     return this.running.size
   }
 
-  private async cursor(tenant: string) {
-    let c = this.cursors.get(tenant)
-    if (c === undefined) this.cursors.set(tenant, (c = await this.o.outbox.cursor(this.o.edge, tenant)))
-    return c
-  }
-
   private async run(tenant: string) {
     let skipped = false
     let readLimit = BATCH_EVENTS
     for (;;) {
       if (this.stopping) return // finish the batch in flight, start no other
-      let cursor = await this.cursor(tenant)
+      let cursor = this.cursors.get(tenant)
+      if (cursor === undefined) this.cursors.set(tenant, (cursor = await this.o.outbox.cursor(this.o.edge, tenant)))
       const check = this.unchecked.get(tenant)
       if (check) {
         // The edge restarted: its room may have come back empty while our cursor says it has everything. Ask for
@@ -240,9 +235,8 @@ export class Deliverer {
   }
 
   /**
-   * Lets batches in flight finish (up to `graceMs`), then abandons retries. The cursors stay where confirmed.
-   * Resolves at most ~1 s after the grace even if a database query hangs (a silent network cut): such a run, if its
-   * query ever returns, finds the abort signal set and posts nothing.
+   * Lets batches in flight finish (up to `graceMs`), then abandons retries; the cursors stay where confirmed. Resolves at
+   * most ~1 s after the grace even if a query hangs (a silent network cut): such a run, if it ever returns, posts nothing.
    */
   async stop(graceMs = 5_000): Promise<void> {
     this.stopping = true

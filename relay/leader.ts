@@ -5,6 +5,9 @@ import { sleep, withTimeout } from './timing.ts'
 /** The session-level advisory lock whose holder is the leader (advisory locks are per database). */
 const LEADER_LOCK = 0x72656c6179_02n.toString()
 
+/** Lets the server notice a vanished leader within ~10 s (and free the lock) even if no FIN ever arrives. */
+const KEEPALIVES = { tcp_keepalives_idle: 4, tcp_keepalives_interval: 2, tcp_keepalives_count: 3 }
+
 /** One leadership term: whatever the leader runs (LISTEN, deliveries, sweeps). */
 export interface Term {
   /** `immediate`: the lock is lost, stop now (abandon posts in flight); otherwise finish batches in flight. */
@@ -24,14 +27,11 @@ export interface ElectionOptions {
 export type Role = 'leader' | 'standby'
 
 /**
- * Hot standby by a session-level advisory lock on a dedicated connection. Whoever holds the lock leads; the others
- * try it every CHECK_MS. Postgres releases the lock the moment the holder's session ends (crash, kill -9,
- * terminated backend, restart), so a standby takes over within one check.
- *
- * Never two leaders: the leader stops its term as soon as its lock connection closes, and every CHECK_MS it
- * proves the session that took the lock is still the one it talks to (same backend pid, answered in time). A
- * silent network cut is bounded by TCP keepalives set on the lock session: the server drops the dead session (and
- * with it the lock) only after the old leader's own check has already timed out and stopped it.
+ * Hot standby by a session-level advisory lock on a dedicated connection. Whoever holds it leads; the others try it
+ * every CHECK_MS. Postgres frees the lock the moment its session ends (crash, kill -9, terminated backend, restart).
+ * Never two leaders: the leader stops its term as soon as its lock connection closes, and every CHECK_MS proves the
+ * session that took the lock is still the one it talks to (same backend pid, answered in time). On a silent network
+ * cut, the server drops the dead session (TCP keepalives) only after the old leader's own check has stopped it.
  */
 export const startElection = (o: ElectionOptions) => {
   // A lock check unanswered for two intervals counts as a lost session (a silent network cut).
@@ -54,13 +54,7 @@ export const startElection = (o: ElectionOptions) => {
       onnotice: () => {},
       backoff: () => 0.2,
       connect_timeout: Math.ceil(timeoutMs / 1000),
-      // Let the server notice a vanished leader within ~10 s (and free the lock) even if no FIN ever arrives.
-      connection: {
-        application_name: 'edge-relay-leader',
-        tcp_keepalives_idle: 4,
-        tcp_keepalives_interval: 2,
-        tcp_keepalives_count: 3,
-      } as Record<string, string | number>,
+      connection: { application_name: 'edge-relay-leader', ...KEEPALIVES } as Record<string, string | number>,
       onclose: () => {
         // Only the session that took the lock matters (an old instance closing late must not depose a new term).
         if (sql === lockSql && role === 'leader') void depose('lock connection closed')

@@ -17,10 +17,7 @@ export interface RelayMetricSources {
   lag: () => ReadonlyMap<string, number>
 }
 
-/**
- * The relay's Prometheus metrics (prom-client, one registry per relay so tests can run several in a process).
- * Counters move as events flow; the backlog gauge queries at scrape time.
- */
+/** The relay's Prometheus metrics: one registry per relay, so tests can run several in a process. */
 export const relayMetrics = () => {
   const registry = new Registry()
   const registers = [registry]

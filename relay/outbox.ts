@@ -4,10 +4,9 @@ import type { WireEvent } from '../shared/schema.ts'
 /** SQL reads and writes the relay makes. The relay reads rows; the NOTIFY payload is never trusted for data. */
 export const outbox = (sql: Sql) => ({
   /**
-   * Events of a tenant after `after`, in seq order, shaped for the wire: at most `limit` of them and, past the first,
-   * at most `maxBytes` of data (a batch the edge would refuse as too large would stall the tenant). `more` says the
-   * read stopped at a bound, so more may follow. Data is read as text (`data::text`) and never parsed: it reaches
-   * the browser exactly as PostgreSQL stores it.
+   * Events of a tenant after `after`, in seq order, shaped for the wire: at most `limit` and, past the first, at most
+   * `maxBytes` of data (a batch the edge refuses as too large would stall the tenant). `more`: the read stopped at a
+   * bound. Data is read as text (`data::text`), never parsed: it reaches the browser exactly as PostgreSQL stores it.
    */
   async after(tenant: string, after: number, limit: number, maxBytes: number): Promise<{ events: WireEvent[]; more: boolean }> {
     // The scan stops at `limit` rows whatever the backlog, each turned into text once. A row is kept while the bytes

@@ -30,10 +30,9 @@ const crash = (origin: string) => (err: unknown) => {
 }
 
 /**
- * How every process that runs a relay lives and dies (`npm run relay`: relay/main.ts; `npm run serve`:
- * cli/serve.ts): a crash exits 70 at once (above), a failed start exits 1 saying why (a line per bad variable),
- * and SIGINT/SIGTERM stop what `start` started, then exit 0. `start` validates its configuration before it starts
- * anything, so a bad variable costs no half-started process.
+ * How every process that runs a relay (relay/main.ts, cli/serve.ts) lives and dies: a crash exits 70 at once (above),
+ * a failed start exits 1 saying why (a line per bad variable), SIGINT/SIGTERM stop what `start` started, then exit 0.
+ * `start` validates its configuration before it starts anything, so a bad variable costs no half-started process.
  */
 export const runRelayProcess = (start: () => Promise<{ stop(): Promise<void> }>) => {
   process.on('uncaughtException', crash('uncaught exception'))

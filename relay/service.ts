@@ -2,9 +2,8 @@ import { startRelayServer } from './health-server.ts'
 import { startRelay, type RelayOptions } from './relay.ts'
 
 /**
- * A relay with its /healthz and /metrics port: what `npm run relay`, `npm run serve` and `npm run dev:worker` run.
- * `stop` finishes the batches in flight (into a local edge too), then closes the port; a port that cannot be bound
- * stops the relay before the error is thrown.
+ * A relay with its /healthz and /metrics port (`npm run relay`, `serve`, `dev:worker`). `stop` finishes the batches in
+ * flight (into a local edge too), then closes the port; a port that cannot be bound stops the relay, then throws.
  */
 export const startRelayService = async (options: RelayOptions) => {
   const { config } = options
