@@ -13,16 +13,10 @@ const start = async () => {
   setLogLevel(settings.LOG_LEVEL)
   const rooms = memoryRooms(settings, { log })
   const app = await createEdge(settings, { rooms, log })
-  const server = Deno.serve(
-    {
-      port: settings.PORT,
-      hostname: settings.HOST,
-      // One line on stdout with the URL, so scripts and tests can find a port chosen by the kernel.
-      onListen: ({ hostname, port }) =>
-        console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: `http://${hostname}:${port}` })),
-    },
-    app.fetch,
-  )
+  // One line on stdout with the URL, so scripts and tests can find a port chosen by the kernel.
+  const onListen = ({ hostname, port }: Deno.NetAddr) =>
+    console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: `http://${hostname}:${port}` }))
+  const server = Deno.serve({ port: settings.PORT, hostname: settings.HOST, onListen }, app.fetch)
   const stop = async (signal: string) => {
     log('info', 'edge stopping', { signal })
     rooms.close() // ends every SSE stream so the server can finish

@@ -1,14 +1,12 @@
 /**
- * The edge on Cloudflare Workers: the same Hono app as on Node and Deno, with one `TenantRoom` Durable Object per
- * tenant. Browsers hold their SSE stream on a Worker request; the Worker attaches to the room over a hibernatable
- * WebSocket, so the room sleeps (and is not billed for duration) between events. Why, and what it costs:
- * docs/cloudflare.md.
+ * The edge on Cloudflare Workers: the same Hono app, one `TenantRoom` Durable Object per tenant. Browsers hold their SSE stream on a Worker
+ * request, attached to the room over a hibernatable WebSocket, so the room sleeps (unbilled) between events; why: docs/cloudflare.md.
  */
 import { DurableObject } from 'cloudflare:workers'
 import { loadWorkersEnv, type WorkersSettings } from '../config.ts'
 import { createEdge, type Edge } from '../create.ts'
 import { durableRooms, parseRoomConnect, type RoomConnect, type RoomNamespace } from '../room/durable/durable-rooms.ts'
-import { RoomObject } from '../room/durable/room-object.ts'
+import { RoomObject, type RoomObjectOptions } from '../room/durable/room-object.ts'
 import { startFailureLines } from '../../shared/env.ts'
 import { RelayError } from '../../shared/errors.ts'
 import { logs, setLogLevel, type Log } from '../../shared/log.ts'
@@ -24,10 +22,7 @@ const log: Log = (level, msg, fields) => {
   if (logs(level)) console[level === 'info' || level === 'debug' ? 'log' : level](JSON.stringify({ level, msg, ...fields }))
 }
 
-/**
- * Built once per isolate (bindings do not change while it lives), on the first request: a Worker has no start-up
- * of its own. A failed build is kept too, so a bad variable or public key is answered the same way every time.
- */
+/** Built once per isolate, on the first request (a Worker has no start-up); a failed build is kept, answered the same each time. */
 let built: { env: Env; edge: Promise<Edge> } | undefined
 
 const build = async (env: Env): Promise<Edge> => {
@@ -61,9 +56,8 @@ export default {
 } satisfies ExportedHandler<Env>
 
 /**
- * One tenant's room. History lives in SQLite (`new_sqlite_classes`), so resume survives eviction and restarts;
- * subscribers are hibernatable WebSockets from Worker requests, tagged with their topic filter and position, so
- * the object can be evicted from memory between events while every browser stays connected.
+ * One tenant's room. History lives in SQLite (`new_sqlite_classes`), so resume survives eviction and restarts; subscribers are hibernatable
+ * WebSockets tagged with their filter and position, so the object can leave memory between events.
  */
 export class TenantRoom extends DurableObject<Env> {
   private readonly room: RoomObject
@@ -74,11 +68,8 @@ export class TenantRoom extends DurableObject<Env> {
     const settings = loadWorkersEnv(env)
     // SQLite calls are synchronous: the room is fully loaded before any request or socket event is delivered,
     // so no blockConcurrencyWhile is needed.
-    this.room = new RoomObject(
-      ctx.storage.sql,
-      { ...settings, ...(ctx.id.name ? { tenant: ctx.id.name } : {}), transaction: (fn) => ctx.storage.transactionSync(fn) },
-      ctx.getWebSockets(),
-    )
+    const options: RoomObjectOptions = { ...settings, tenant: ctx.id.name, transaction: (fn) => ctx.storage.transactionSync(fn) }
+    this.room = new RoomObject(ctx.storage.sql, options, ctx.getWebSockets())
   }
 
   /** A relay batch (RPC from the Worker, which has verified its signature). */

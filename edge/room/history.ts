@@ -29,17 +29,6 @@ export interface HistoryBounds {
   bytes: number
 }
 
-/** Index of the first event after `after` in a seq-ordered array, from index `lo` on (binary search). */
-const firstAfter = (events: readonly StoredEvent[], after: number, lo: number): number => {
-  let hi = events.length
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if (events[mid]!.seq > after) hi = mid
-    else lo = mid + 1
-  }
-  return lo
-}
-
 /** A history in an array, bounded in events and bytes. */
 export class ArrayHistory implements History {
   private events: StoredEvent[] = []
@@ -73,8 +62,15 @@ export class ArrayHistory implements History {
   }
 
   since(after: number, limit: number): StoredEvent[] {
-    const from = firstAfter(this.events, after, this.oldest)
-    return this.events.slice(from, from + limit)
+    // Binary search for the first event after `after`, from the oldest served.
+    let lo = this.oldest
+    let hi = this.events.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.events[mid]!.seq > after) hi = mid
+      else lo = mid + 1
+    }
+    return this.events.slice(lo, lo + limit)
   }
 
   private trim() {

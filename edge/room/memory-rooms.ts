@@ -1,5 +1,5 @@
 import type { Log } from '../../shared/log.ts'
-import type { TenantId } from '../../shared/schema.ts'
+import type { TenantId, WireEvent } from '../../shared/schema.ts'
 import type { EdgeSettings } from '../config.ts'
 import { ArrayHistory } from './history.ts'
 import { SUBSCRIBER_QUEUE_EVENTS, type QueueLimits } from './queue.ts'
@@ -46,11 +46,8 @@ export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: Mem
         const r = room(tenant)
         const before = r.head
         const reply = r.publish(body)
-        observe?.published(
-          tenant,
-          body,
-          body.events.filter((e) => e.seq > before && e.seq <= reply.head),
-        )
+        const taken = (e: WireEvent) => e.seq > before && e.seq <= reply.head
+        observe?.published(tenant, body, body.events.filter(taken))
         return reply
       },
       attach: (request, sink) => attach(tenant, request, sink),

@@ -8,9 +8,8 @@ export const presenceKeys = ({ requested, grants }: TopicFilter): string[] => {
 }
 
 /**
- * Subscriber counts per key, and a coalescing timer: however many joins and leaves happen, `onChange` runs at
- * most once per `intervalMs` (the first change after a quiet period waits only for the current turn to end, so a
- * burst of joins in one turn is one change).
+ * Subscriber counts per key, and a coalescing timer: however many joins and leaves happen, `onChange` runs at most once per `intervalMs`
+ * (the first change after a quiet period waits only for the current turn to end, so a burst of joins in one turn is one change).
  */
 export class PresenceCounter {
   private counts = new Map<string, number>()

@@ -18,11 +18,10 @@ export const concatBytes = (chunks: readonly Uint8Array[]): Uint8Array => {
 }
 
 /**
- * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream. The
- * stream has no buffer of its own (highWaterMark 0): bytes leave only when the consumer (the HTTP server, which
- * waits for `drain`) asks, so the queue measures exactly how far this subscriber is behind. A push over a bound is
- * refused; the caller then drops the subscriber with `abort()`, which errors the stream so the connection is torn
- * down at once (the client resumes with Last-Event-ID). Nothing here can block the room.
+ * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream. The stream has no buffer of
+ * its own (highWaterMark 0): bytes leave only when the consumer (the HTTP server, which waits for `drain`) asks, so the queue measures
+ * exactly how far this subscriber is behind. A push over a bound is refused; the caller then drops the subscriber with `abort()`, which
+ * errors the stream so the connection is torn down at once (the client resumes with Last-Event-ID). Nothing here can block the room.
  */
 export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
   let over = false
@@ -45,14 +44,6 @@ export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
   let wake: (() => void) | undefined
   let controller!: ReadableStreamDefaultController<Uint8Array>
 
-  const take = (): Uint8Array => {
-    const chunks = queue
-    queue = []
-    queuedBytes = bytes = events = 0
-    // One write per pull, not one per frame: a subscriber that fell behind catches up in a few syscalls.
-    return concatBytes(chunks)
-  }
-
   const stream = new ReadableStream<Uint8Array>(
     {
       start(c) {
@@ -71,7 +62,12 @@ export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
           await new Promise<void>((resolve) => (wake = resolve))
         }
         if (done) return
-        if (queue.length > 0) c.enqueue(take())
+        if (queue.length > 0) {
+          // One write per pull, not one per frame: a subscriber that fell behind catches up in a few syscalls.
+          c.enqueue(concatBytes(queue))
+          queue = []
+          queuedBytes = bytes = events = 0
+        }
         if (ending && queue.length === 0) {
           done = true
           c.close()

@@ -115,10 +115,9 @@ export class Room {
   publish(body: PublishBody): PublishReply {
     const head = this.history.head
     const fresh = body.events.filter((e) => e.seq > head)
-    if (fresh.length === 0) return { tenant: this.tenant, head }
-    const start = fresh[0]!.seq
+    const start = fresh[0]?.seq
     const gap = start !== head + 1
-    if (gap && !body.rebase) return { tenant: this.tenant, head }
+    if (start === undefined || (gap && !body.rebase)) return { tenant: this.tenant, head }
     // Data is JSON text, framed as it came (never parsed here: see EventData); a marker has its own event name.
     const events = fresh.map((e) => ({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.event ?? e.topic, e.data) }))
     // A gap inside the history would be a silent loss on resume: a rebase starts it over at `start`.

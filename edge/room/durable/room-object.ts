@@ -52,10 +52,10 @@ class SocketSink implements Sink {
   /** Bytes sent since the Worker last asked for more: what bounds a replay round (the Worker's queue bounds the rest). */
   backlog = 0
 
+  /** @param tag what the socket's attachment always holds: its filter (or `ref`), and `presence`. */
   constructor(
     private readonly ws: RoomSocket,
-    private readonly filter: { topics: TopicFilter } | { ref: number },
-    private readonly presence: boolean,
+    private readonly tag: Omit<Attachment, 'after' | 'catchingUp'>,
     private readonly gone: () => void,
   ) {}
 
@@ -79,13 +79,7 @@ class SocketSink implements Sink {
   }
 
   checkpoint(p: Position): void {
-    const a: Attachment = {
-      ...this.filter,
-      after: p.after,
-      ...(this.presence ? { presence: true } : {}),
-      ...(p.catchingUp ? { catchingUp: true } : {}),
-    }
-    this.ws.serializeAttachment(a)
+    this.ws.serializeAttachment({ ...this.tag, after: p.after, ...(p.catchingUp ? { catchingUp: true } : {}) } satisfies Attachment)
     if (!p.catchingUp && !this.live) {
       this.live = true
       this.send(ROOM_SOCKET.live)
@@ -126,9 +120,9 @@ class SocketSink implements Sink {
 }
 
 /** What a room object reads of the Worker's settings. */
-export type RoomSettings = Pick<WorkersSettings, 'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HISTORY_MAX_AGE_S'>
-
-export interface RoomObjectOptions extends RoomSettings, Pick<SqliteHistoryOptions, 'transaction'> {
+export interface RoomObjectOptions
+  extends Pick<WorkersSettings, 'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HISTORY_MAX_AGE_S'>,
+    Pick<SqliteHistoryOptions, 'transaction'> {
   /** The tenant, when the object knows its name (`ctx.id.name`); else learnt from the first call. */
   tenant?: string
 }
@@ -204,8 +198,8 @@ export class RoomObject {
   }
 
   private attach(ws: RoomSocket, options: SubscribeOptions, ref: number | undefined, restore?: Position) {
-    const filter = ref !== undefined ? { ref } : { topics: options.topics }
-    const sink = new SocketSink(ws, filter, options.presence === true, () => this.disconnect(ws))
+    const tag = { ...(ref !== undefined ? { ref } : { topics: options.topics }), ...(options.presence ? { presence: true as const } : {}) }
+    const sink = new SocketSink(ws, tag, () => this.disconnect(ws))
     const entry: { sink: SocketSink; leave: () => void; ref?: number } = { sink, leave: () => {}, ...(ref !== undefined ? { ref } : {}) }
     this.sinks.set(ws, entry)
     sink.restoring = restore !== undefined
