@@ -18,11 +18,7 @@ export interface RelayOptions {
   local?: LocalEdge
 }
 
-/**
- * An edge whose rooms live in the relay's own process (`npm run serve`, `npm start`). Batches reach its rooms by a
- * function call: no HTTP, no signature, no second process to wake. On this 2-core bench machine that hop cost
- * ~1.5 ms at p50 and ~2 ms of CPU per batch across both processes (the bench's `ours` against `ours_split`).
- */
+/** An edge whose rooms live in the relay's own process (`npm run serve`): batches reach them by a function call. */
 export interface LocalEdge {
   publish(body: PublishBody): Promise<PublishReply>
   /** Names its set of rooms, as POST /internal/hello does (a new one when they start empty). */
@@ -54,14 +50,12 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
   }
   const metrics = relayMetrics()
   const plainOutbox = makeOutbox(sql)
-  const outbox: typeof plainOutbox = {
-    ...plainOutbox,
-    after: async (tenant, after, limit, maxBytes) => {
-      const read = await plainOutbox.after(tenant, after, limit, maxBytes)
-      observeRead(metrics, tenant, read.events)
-      return read
-    },
+  const after: typeof plainOutbox.after = async (...args) => {
+    const read = await plainOutbox.after(...args)
+    observeRead(metrics, args[0], read.events)
+    return read
   }
+  const outbox: typeof plainOutbox = { ...plainOutbox, after }
   // The edges delivered to: each URL of EDGE_URL over HTTP, and the edge in this process, if any.
   const targets: Target[] = [
     ...config.EDGE_URL.map((edge) => ({
