@@ -21,24 +21,18 @@ export const edgeMetrics = (rooms: () => ReadonlyMap<string, Room>) => {
     labelNames: ['tenant'],
     registers,
   })
-  const lag = new Histogram({
-    name: 'edge_relay_edge_commit_lag_seconds',
-    help: 'From an event’s created_at in Postgres to its room on this edge',
-    buckets: LAG_BUCKETS,
-    registers,
-  })
-  const flush = new Histogram({
-    name: 'edge_relay_edge_flush_seconds',
-    help: 'Time to write one event-loop turn’s frames to every subscriber that had some: the fan-out of a publish (whole process)',
-    buckets: FLUSH_BUCKETS,
-    registers,
-  })
-  const batch = new Histogram({
-    name: 'edge_relay_edge_batch_events',
-    help: 'Events per publish batch received from the relay',
-    buckets: BATCH_BUCKETS,
-    registers,
-  })
+  const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name, help, buckets, registers })
+  const lag = histogram(
+    'edge_relay_edge_commit_lag_seconds',
+    'From an event’s created_at in Postgres to its room on this edge',
+    LAG_BUCKETS,
+  )
+  const flush = histogram(
+    'edge_relay_edge_flush_seconds',
+    'Time to write one event-loop turn’s frames to every subscriber that had some: the fan-out of a publish (whole process)',
+    FLUSH_BUCKETS,
+  )
+  const batch = histogram('edge_relay_edge_batch_events', 'Events per publish batch received from the relay', BATCH_BUCKETS)
   const connects = new Counter({
     name: 'edge_relay_edge_connections_total',
     help: 'SSE connections opened, per tenant; kind="resume" when they carried a Last-Event-ID (reconnects)',

@@ -5,9 +5,9 @@ import { checkBatch } from '../batch.ts'
 import { loadEdgeEnv, type EdgeSettings } from '../config.ts'
 import { createEdge } from '../create.ts'
 import { memoryRooms, type MemoryRooms } from '../room/memory-rooms.ts'
-import { startFailureLines } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
+import { runProcess } from '../../shared/node/process.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { metricsAuth } from './metrics-auth.ts'
@@ -71,25 +71,12 @@ export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST
   })
 }
 
-/** `npm run edge`: the settings from process.env, every bad variable on a line of its own. */
-const main = async () => {
-  const settings = loadEdgeEnv(process.env)
-  setLogLevel(settings.LOG_LEVEL)
-  const edge = await startNodeEdge(settings)
-  log('info', 'edge listening', { url: edge.url })
-  const stop = async (signal: string) => {
-    log('info', 'edge stopping', { signal })
-    await edge.close()
-    process.exit(0)
-  }
-  process.once('SIGINT', () => void stop('SIGINT'))
-  process.once('SIGTERM', () => void stop('SIGTERM'))
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err) => {
-    for (const line of startFailureLines(err)) log('error', line)
-    log('error', 'edge failed to start')
-    process.exit(1)
+/** `npm run edge`: the settings from process.env, every bad variable on a line of its own (see runProcess). */
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+  runProcess('edge', async () => {
+    const settings = loadEdgeEnv(process.env)
+    setLogLevel(settings.LOG_LEVEL)
+    const edge = await startNodeEdge(settings)
+    log('info', 'edge listening', { url: edge.url })
+    return { stop: edge.close }
   })
-}

@@ -29,7 +29,6 @@ export interface HistoryBounds {
   bytes: number
 }
 
-/** A history in an array, bounded in events and bytes. */
 export class ArrayHistory implements History {
   private events: StoredEvent[] = []
   private bytes = 0

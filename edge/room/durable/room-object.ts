@@ -212,7 +212,6 @@ export class RoomObject {
     this.sinks.get(ws)?.sink.drain()
   }
 
-  /** The socket closed or failed. */
   disconnect(ws: RoomSocket): void {
     const entry = this.sinks.get(ws)
     if (!entry) return
