@@ -70,11 +70,7 @@ export const acrossVars = <T extends object>(
       })
   })
 
-/**
- * Variables that are no longer read, with the one that took over where there is one (docs/configuration.md lists
- * what each became). Refused rather than ignored: a limit an operator set that silently stopped applying is worse
- * than a process that says so at start.
- */
+/** Variables no longer read, and what took over: refused, since a limit that silently stopped applying is worse. */
 export const RETIRED: Readonly<Record<string, string | undefined>> = {
   EDGE_CLOCK_SKEW_S: undefined,
   EDGE_JWKS_COOLDOWN_S: undefined,
@@ -106,7 +102,8 @@ export class ConfigError extends RelayError {
 
 /** The variables' schemas of a process's schema (an object schema, or a pipe that starts with one). */
 const entriesOf = (schema: v.GenericSchema): Record<string, v.GenericSchema> => {
-  const s = schema as { entries?: Record<string, v.GenericSchema>; pipe?: readonly { entries?: Record<string, v.GenericSchema> }[] }
+  type Entries = { entries?: Record<string, v.GenericSchema> }
+  const s = schema as Entries & { pipe?: readonly Entries[] }
   return s.entries ?? s.pipe?.[0]?.entries ?? {}
 }
 

@@ -1,16 +1,8 @@
 /**
  * What a subscriber does with each message of a stream, as one pure reducer: which seq to resume after, which
  * events are new, when something went missing, and what the control events ask for. The browser client, the `tail`
- * CLI and the live-tail page all resume through it; each keeps only its I/O (connecting, printing, calling back).
- *
- * ```ts
- * let state: ResumeState = { lastSeq: after, detectGaps: true }
- * const onMessage = (m: SseMessage) => {
- *   const step = resume(state, m)
- *   state = step.state
- *   for (const effect of step.effects) apply(effect)
- * }
- * ```
+ * CLI and the live-tail page all resume through it (`({ state, effects } = resume(state, message))`); each keeps
+ * only its I/O (connecting, printing, calling back).
  */
 import { EVENTS, MARKER_EVENTS, type MarkerEvent, type ReauthPayload, type ResetPayload, type UndeliverableMarker } from './protocol.ts'
 import type { PresenceSnapshot } from './presence.ts'
@@ -30,8 +22,6 @@ export interface ResumeState {
   readonly detectGaps: boolean
 }
 
-/** An event the edge could not carry, named by its marker. */
-
 /** What the caller does after a message, in order. */
 export type ResumeEffect =
   /** Deliver a new event. `data` is its JSON text as it came (parse it, or pass it on unchanged). */
@@ -50,10 +40,7 @@ export type ResumeEffect =
   | { type: 'malformed'; event: string; problem: string }
 
 /** The state after one message, and what to do about it. */
-export interface ResumeStep {
-  state: ResumeState
-  effects: ResumeEffect[]
-}
+export type ResumeStep = { state: ResumeState; effects: ResumeEffect[] }
 
 /** Event names that carry no `id:`: they never move the resume point by their id. */
 export const CONTROL_EVENTS = [EVENTS.reset, EVENTS.reauth, EVENTS.presence] as const

@@ -1,5 +1,5 @@
-import { startFailureLines } from '../shared/env.ts'
-import { log } from '../shared/log.ts'
+import { startFailureLines } from '../env.ts'
+import { log } from '../log.ts'
 
 /** EX_SOFTWARE (sysexits.h): an internal error; the supervisor restarts the process. */
 const CRASH_EXIT_CODE = 70
@@ -16,11 +16,12 @@ const firstFrame = (stack: string | undefined) => stack?.match(/^[ \t]+at .*$/m)
  * lock, a standby leads within one check, systemd restarts this one, and every relay catches up from the cursors.
  */
 let crashed = false
-const crash = (origin: string) => (err: unknown) => {
+const crash = (name: string, origin: string) => (err: unknown) => {
   if (crashed) return // a second error while exiting: the first one is the line that matters
   crashed = true
+  const then = name === 'relay' ? 'systemd restarts it and a standby takes over' : 'its supervisor restarts it'
   try {
-    log('error', `relay crashed (${origin}); exiting with code ${CRASH_EXIT_CODE} so that systemd restarts it and a standby takes over`, {
+    log('error', `${name} crashed (${origin}); exiting with code ${CRASH_EXIT_CODE} so that ${then}`, {
       err: err instanceof Error ? err.message : String(err),
       at: err instanceof Error ? firstFrame(err.stack) : undefined,
     })
@@ -30,22 +31,23 @@ const crash = (origin: string) => (err: unknown) => {
 }
 
 /**
- * How every process that runs a relay (relay/main.ts, cli/serve.ts) lives and dies: a crash exits 70 at once (above),
- * a failed start exits 1 saying why (a line per bad variable), SIGINT/SIGTERM stop what `start` started, then exit 0.
- * `start` validates its configuration before it starts anything, so a bad variable costs no half-started process.
+ * How every Node process of ours (`relay`, `edge`, the two together in `serve`) lives and dies: a crash exits 70 at
+ * once (above), a failed start exits 1 saying why (a line per bad variable), SIGINT/SIGTERM stop what `start`
+ * started, then exit 0. `start` validates its configuration before it starts anything, so a bad variable costs no
+ * half-started process.
  */
-export const runRelayProcess = (start: () => Promise<{ stop(): Promise<void> }>) => {
-  process.on('uncaughtException', crash('uncaught exception'))
-  process.on('unhandledRejection', crash('unhandled rejection'))
+export const runProcess = (name: 'relay' | 'edge', start: () => Promise<{ stop(): Promise<void> }>) => {
+  process.on('uncaughtException', crash(name, 'uncaught exception'))
+  process.on('unhandledRejection', crash(name, 'unhandled rejection'))
   start().then(
     (running) => {
       let stopping = false
       const stop = async (signal: string) => {
         if (stopping) return
         stopping = true
-        log('info', 'relay stopping', { signal })
+        log('info', `${name} stopping`, { signal })
         await running.stop()
-        log('info', 'relay stopped')
+        log('info', `${name} stopped`)
         process.exit(0)
       }
       process.once('SIGINT', () => void stop('SIGINT'))
@@ -54,7 +56,7 @@ export const runRelayProcess = (start: () => Promise<{ stop(): Promise<void> }>)
     (err: unknown) => {
       // A refused configuration: one line per bad variable.
       for (const line of startFailureLines(err)) log('error', line)
-      log('error', 'relay failed to start')
+      log('error', `${name} failed to start`)
       process.exit(1)
     },
   )
