@@ -1,11 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, importJWK, importSPKI, type JWK, type JWTVerifyGetKey } from 'jose'
 import { RelayError } from '../shared/errors.ts'
 
-interface InlineKey {
-  alg: string
-  kid?: string
-  key: CryptoKey
-}
+type InlineKey = { alg: string; kid?: string; key: CryptoKey }
 
 const invalid = (why: string) => new RelayError('CONFIG_INVALID', `EDGE_JWT_PUBLIC_KEY ${why}`)
 
@@ -45,13 +41,8 @@ const JWKS_MAX_AGE_MS = 600_000
  * Undefined when neither is configured.
  */
 export const asymmetricKeys = (options: { jwksUrl: string | undefined; publicKey: string | undefined }): JWTVerifyGetKey | undefined => {
-  const remote = options.jwksUrl
-    ? createRemoteJWKSet(new URL(options.jwksUrl), {
-        cooldownDuration: JWKS_COOLDOWN_MS,
-        cacheMaxAge: JWKS_MAX_AGE_MS,
-        timeoutDuration: 5_000,
-      })
-    : undefined
+  const jwks = { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: 5_000 }
+  const remote = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl), jwks) : undefined
   const inline = options.publicKey ? importInline(options.publicKey) : undefined
   inline?.catch(() => {}) // reported at start by createEdge (checkPublicKey), and on use
   if (!remote && !inline) return undefined

@@ -25,11 +25,7 @@ import type { SseMessage } from './sse-parse.ts'
 
 export type Status = 'connecting' | 'live' | 'reconnecting' | 'closed'
 
-export interface RelayEvent<T = unknown> {
-  seq: number
-  topic: string
-  data: T
-}
+export type RelayEvent<T = unknown> = { seq: number; topic: string; data: T }
 
 /** Why the app must refetch: the edge said so (`reset`), or the client saw seqs go missing (`gap`). */
 export type ResetInfo = { reason: 'reset'; head: number } | { reason: 'gap'; expected: number; got: number }
@@ -98,15 +94,11 @@ export const ticketFetcher =
   async (): Promise<string> => {
     const headers: Record<string, string> = { 'content-type': 'application/json' }
     if (o.appToken) headers.authorization = `Bearer ${await o.appToken()}`
-    const res = await (o.fetch ?? fetch)(o.url, {
-      method: 'POST',
-      headers,
-      credentials: 'include',
-      body: JSON.stringify(o.topics ? { topics: o.topics } : {}),
-    })
-    const body = (await res.json().catch(() => ({}))) as { ticket?: string; token?: string; error?: { message?: string } }
-    const token = body.ticket ?? body.token
-    if (!res.ok || !token) throw new Error(`ticket request failed (${res.status}): ${body.error?.message ?? 'no ticket in reply'}`)
+    const body = JSON.stringify(o.topics ? { topics: o.topics } : {})
+    const res = await (o.fetch ?? fetch)(o.url, { method: 'POST', headers, credentials: 'include', body })
+    const reply = (await res.json().catch(() => ({}))) as { ticket?: string; token?: string; error?: { message?: string } }
+    const token = reply.ticket ?? reply.token
+    if (!res.ok || !token) throw new Error(`ticket request failed (${res.status}): ${reply.error?.message ?? 'no ticket in reply'}`)
     return token
   }
 

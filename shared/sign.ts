@@ -7,12 +7,10 @@
 const encoder = new TextEncoder()
 
 const keyCache = new Map<string, Promise<CryptoKey>>()
+const HMAC = { name: 'HMAC', hash: 'SHA-256' }
 const hmacKey = (secret: string) => {
   let key = keyCache.get(secret)
-  if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
-    keyCache.set(secret, key)
-  }
+  if (!key) keyCache.set(secret, (key = crypto.subtle.importKey('raw', encoder.encode(secret), HMAC, false, ['sign', 'verify'])))
   return key
 }
 
