@@ -6,9 +6,8 @@ import { bearerToken } from '../auth.ts'
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
 /**
- * Guards `GET /metrics` with `EDGE_METRICS_TOKEN`: `Authorization: Bearer <token>` or a JSON 401. Without a token
- * configured it lets every scrape through, as on a port only Prometheus can reach. The comparison is between
- * SHA-256 digests in constant time, so neither the token's bytes nor its length leak through response timing.
+ * Guards `GET /metrics` with `EDGE_METRICS_TOKEN` (`Authorization: Bearer`, else a JSON 401); without one, as on a port only Prometheus
+ * reaches, every scrape passes. SHA-256 digests compared in constant time: neither the token's bytes nor its length leak through timing.
  */
 export const metricsAuth = (token: string | undefined): MiddlewareHandler => {
   const expected = token === undefined ? undefined : digest(token)

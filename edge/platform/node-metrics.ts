@@ -7,9 +7,8 @@ const FLUSH_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000]
 
 /**
- * The Node edge's Prometheus metrics (prom-client; Node only, which is why this lives in platform/). Counters that
- * rooms already keep (deliveries, slow drops) and subscriber counts are read from the rooms at scrape time, so the
- * hot path pays one integer increment per delivery and nothing else.
+ * The Node edge's Prometheus metrics (prom-client: Node only). What rooms count already (deliveries, slow drops) and subscriber counts are
+ * read at scrape time, so the hot path pays one integer increment per delivery and nothing else.
  */
 export const edgeMetrics = (rooms: () => ReadonlyMap<string, Room>) => {
   const registry = new Registry()

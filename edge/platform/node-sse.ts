@@ -9,10 +9,9 @@ import type { CloseReason, Sink } from '../room/room.ts'
 import type { LocalRooms } from '../room/stub.ts'
 
 /**
- * The Node fast path for SSE. The portable path hands Hono a ReadableStream, and @hono/node-server pumps it into the ServerResponse through
- * a Web-Streams reader: ~12–22 µs per subscriber write, against ~3–10 µs for a plain `res.write` (measured with `npm run bench`). Here a
- * room's frames — encoded once per room — leave with one socket write per client per event-loop turn, the bytes (chunk framing included)
- * built once for all the clients that get the same frames.
+ * The Node fast path for SSE. The portable path (a ReadableStream pumped through a Web-Streams reader) costs ~12–22 µs a subscriber write,
+ * against ~3–10 µs for `res.write` (`npm run bench`). Here frames leave with one socket write per client per event-loop turn, the bytes
+ * (chunk framing included) built once for all the clients that get the same frames.
  */
 
 /** Sinks holding frames for the next flush; one setImmediate flushes them all after the current I/O phase. */
@@ -203,10 +202,9 @@ export const nodeStreams =
   }
 
 /**
- * The head goes out at the first flush, after the handler returned and every middleware finished: headers they set
- * around the handler (CORS, Vary, …) land on `c.res` and are sent with ours. Built here, not inline: closures
- * created in one scope share one V8 context, so an inline head would keep the request's whole Hono Context (~2 KB)
- * alive through the close listener for the stream's lifetime, although the sink drops the head once sent.
+ * The head goes out at the first flush, once every middleware has run: headers they set (CORS, Vary, …) land on `c.res` and go with ours.
+ * Built here, not inline: closures of one scope share one V8 context, so an inline head would keep the whole Hono Context (~2 KB) alive
+ * through the close listener for the stream's lifetime.
  */
 const headFrom = (c: Context, res: ServerResponse) => () => {
   const headers: Record<string, string | string[]> = { ...SSE_HEADERS }

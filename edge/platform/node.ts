@@ -31,9 +31,8 @@ export interface NodeEdgeOptions {
 }
 
 /**
- * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
- * here and not in the runtime-neutral app). Streams are written straight to the sockets (node-sse.ts). Listens on
- * `host` (default: the settings' HOST) and resolves once listening (PORT 0 picks a free port).
+ * Serves the edge on Node with in-memory rooms and `GET /metrics` (Node only, so wired here), streams written straight to the sockets
+ * (node-sse.ts). Listens on `host` (default: HOST) and resolves once listening (PORT 0 picks a free port).
  * @throws RelayError CONFIG_INVALID for a configured public key that does not import
  */
 export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST, options: NodeEdgeOptions = {}): Promise<NodeEdge> => {

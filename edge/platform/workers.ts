@@ -66,8 +66,7 @@ export class TenantRoom extends DurableObject<Env> {
     super(ctx, env)
     // The same settings as the Worker's (the Worker refuses every request before a room is reached if they are bad).
     const settings = loadWorkersEnv(env)
-    // SQLite calls are synchronous: the room is fully loaded before any request or socket event is delivered,
-    // so no blockConcurrencyWhile is needed.
+    // SQLite is synchronous: the room is loaded before any request or socket event arrives (no blockConcurrencyWhile needed).
     const options: RoomObjectOptions = { ...settings, tenant: ctx.id.name, transaction: (fn) => ctx.storage.transactionSync(fn) }
     this.room = new RoomObject(ctx.storage.sql, options, ctx.getWebSockets())
   }

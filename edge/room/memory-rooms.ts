@@ -7,7 +7,6 @@ import { Room, type Sink } from './room.ts'
 import { readableSink, runStream } from './stream.ts'
 import type { ConnectOptions, ConnectRequest, LocalRooms, RoomsObserver } from './stub.ts'
 
-/** What rooms in memory read of the edge's settings. */
 export type MemoryRoomsSettings = Pick<EdgeSettings, 'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HEARTBEAT_MS' | 'SUBSCRIBER_QUEUE_BYTES'>
 
 export interface MemoryRoomsHooks {

@@ -48,8 +48,8 @@ export class PresenceCounter {
   }
 
   /**
-   * Counts as a token with `grants` (undefined = all) may see them: neither other topics' names nor how many listen to
-   * them — a limited token's `subscribers` counts only those under a key it is shown (see PresenceSnapshot).
+   * Counts as a token with `grants` (undefined = all) may see them: neither other topics' names nor how many listen to them (a limited
+   * token's `subscribers` counts only those under a key it is shown).
    */
   snapshot(tenant: string, grants?: readonly string[]): PresenceSnapshot {
     const topics: Record<string, number> = {}

@@ -18,10 +18,9 @@ export const concatBytes = (chunks: readonly Uint8Array[]): Uint8Array => {
 }
 
 /**
- * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream. The stream has no buffer of
- * its own (highWaterMark 0): bytes leave only when the consumer (the HTTP server, which waits for `drain`) asks, so the queue measures
- * exactly how far this subscriber is behind. A push over a bound is refused; the caller then drops the subscriber with `abort()`, which
- * errors the stream so the connection is torn down at once (the client resumes with Last-Event-ID). Nothing here can block the room.
+ * One subscriber's outgoing bytes: a queue bounded in bytes AND events in front of a pull-based ReadableStream with no buffer of its own
+ * (highWaterMark 0): bytes leave only when the consumer asks, so the queue measures exactly how far this subscriber is behind. A push
+ * over a bound is refused; the caller then `abort()`s, which errors the stream so the connection is torn down at once (the client resumes).
  */
 export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
   let over = false
@@ -94,9 +93,8 @@ export const boundedStream = (limits: QueueLimits, onEnd: () => void) => {
   return {
     stream,
     /**
-     * Queues a chunk; false (and nothing queued) when it would exceed a bound or the stream is over. `force`
-     * queues outside the bounds: for what is already bounded elsewhere (the `retry:` line, a replay of the room's
-     * history, the final `reauth`), so that a resume from far back is never mistaken for a slow subscriber.
+     * Queues a chunk; false (nothing queued) over a bound or after the end. `force` skips the bounds for what is bounded elsewhere
+     * (`retry:`, a replay, the final `reauth`), so that a resume from far back is never mistaken for a slow subscriber.
      */
     push(chunk: Uint8Array, force = false): boolean {
       if (done || ending) return false

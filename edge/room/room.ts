@@ -70,8 +70,8 @@ export const planResume = (lastEventId: number | undefined, first: number | unde
 const resetFrame = (payload: ResetPayload) => encodeControl(EVENTS.reset, payload)
 
 /**
- * A tenant's room: a history for resume and a set of live subscribers, on any runtime (the history and the sinks
- * are where runtimes differ). Synchronous, so replay and the switch to live happen without a gap or a duplicate.
+ * A tenant's room: a history for resume and live subscribers, on any runtime (the history and the sinks are where runtimes differ).
+ * Synchronous, so replay and the switch to live happen without a gap or a duplicate.
  */
 export class Room {
   private readonly subscribers = new Set<Subscriber>()
@@ -92,7 +92,6 @@ export class Room {
     return this.history.head
   }
 
-  /** Oldest seq held, for resume decisions. */
   get first(): number | undefined {
     return this.history.first
   }
@@ -239,7 +238,6 @@ export class Room {
     for (const s of this.subscribers) if (!s.sink.write(HEARTBEAT)) this.drop(s)
   }
 
-  /** Ends every stream (shutdown). */
   closeAll(): void {
     for (const s of this.subscribers) s.sink.close('end')
     this.subscribers.clear()

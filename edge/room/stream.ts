@@ -16,10 +16,9 @@ export interface StreamTerms {
 const REAUTH = encodeControl(EVENTS.reauth, { reason: 'token expired' } satisfies ReauthPayload)
 
 /**
- * The life of one SSE stream, whatever carries it (a Node response, a ReadableStream, a Worker's stream from a
- * room's socket): `retry:` first, then what `subscribe` brings (replay, then live), heartbeats when asked, and at
- * the token's expiry `event: reauth` — always delivered, however full the queue — and the end. Returns the
- * function to call when the client leaves; `subscribe` returns the one that detaches it from its room.
+ * The life of one SSE stream, whatever carries it: `retry:` first, then what `subscribe` brings (replay, then live), heartbeats when asked,
+ * and at the token's expiry `event: reauth` (delivered however full the queue) and the end. Returns the function to call when the client
+ * leaves; `subscribe` returns the one that detaches it from its room.
  */
 export const runStream = (sink: Sink, terms: StreamTerms, subscribe: () => () => void): (() => void) => {
   sink.write(encodeRetry(terms.retryMs), true)
@@ -50,9 +49,8 @@ export const runStream = (sink: Sink, terms: StreamTerms, subscribe: () => () =>
 }
 
 /**
- * A stream as a ReadableStream (the portable path: Deno, and anything served by `fetch`), with a queue bounded in
- * bytes and events (see queue.ts). `attach` is given the sink and returns the function that detaches it; when the
- * stream ends for any reason (read to its end, dropped, cancelled because the client left) that runs, then `ended`.
+ * A stream as a ReadableStream (the portable path: Deno, anything served by `fetch`), its queue bounded in bytes and events (queue.ts).
+ * `attach` returns the function that detaches the sink; when the stream ends for any reason that runs, then `ended`.
  */
 export const readableSink = (limits: QueueLimits, attach: (sink: Sink) => () => void, ended?: () => void): ReadableStream<Uint8Array> => {
   let leave = () => {}

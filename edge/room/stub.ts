@@ -29,15 +29,10 @@ export interface Rooms {
   readonly instance: string
 }
 
-/** A room in this process: besides the stub, a stream can be written to any Sink (Node writes to its sockets). */
-export interface LocalRoomStub extends RoomStub {
-  /** Runs one stream into `sink` (see runStream); returns the function to call when the client leaves. */
-  attach(request: ConnectRequest, sink: Sink): () => void
-}
-
-/** Rooms in this process (Node, Deno). */
+/** Rooms in this process (Node, Deno): besides the stub's, a stream can be written to any Sink (Node writes to its sockets). */
 export interface LocalRooms extends Rooms {
-  get(tenant: TenantId): LocalRoomStub
+  /** `attach` runs one stream into `sink` (see runStream) and returns the function to call when the client leaves. */
+  get(tenant: TenantId): RoomStub & { attach(request: ConnectRequest, sink: Sink): () => void }
 }
 
 /** What the Node edge counts as it happens (the rest it reads from the rooms at scrape time). */

@@ -57,9 +57,8 @@ const reachable = async <T>(what: string, call: () => Promise<T>): Promise<T> =>
 export type DurableRoomsSettings = Pick<EdgeSettings, 'HEARTBEAT_MS' | 'SUBSCRIBER_QUEUE_BYTES'>
 
 /**
- * Rooms on Cloudflare: one Durable Object per tenant (`idFromName(tenant)`). Publishing is an RPC call; a
- * subscriber is a hibernatable WebSocket from this Worker request to the room, which the Worker turns into SSE —
- * so the room can sleep between events while browsers stay connected (see docs/cloudflare.md).
+ * Rooms on Cloudflare: one Durable Object per tenant (`idFromName`). Publishing is an RPC call; a subscriber is a hibernatable WebSocket
+ * to the room, which the Worker turns into SSE, so the room sleeps between events while browsers stay connected (docs/cloudflare.md).
  */
 export const durableRooms = (ns: RoomNamespace, settings: DurableRoomsSettings) => {
   const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)

@@ -39,9 +39,8 @@ const readAttachment = (ws: RoomSocket): Attachment | undefined => {
 }
 
 /**
- * One subscriber's WebSocket as a room's Sink. Frames written in one turn leave as one binary message. The Worker
- * at the other end owns the browser's queue (it ends a stream that falls behind, which closes this socket), so
- * here nothing is ever "full"; a replay waits for the Worker to ask for each next round (ROOM_SOCKET).
+ * One subscriber's WebSocket as a room's Sink: a turn's frames leave as one binary message. The Worker owns the browser's queue (it ends a
+ * stream that falls behind, closing this socket), so nothing here is ever full; a replay waits for the Worker to ask for each round.
  */
 class SocketSink implements Sink {
   private pending: Uint8Array[] = []
@@ -119,7 +118,6 @@ class SocketSink implements Sink {
   }
 }
 
-/** What a room object reads of the Worker's settings. */
 export interface RoomObjectOptions
   extends Pick<WorkersSettings, 'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HISTORY_MAX_AGE_S'>,
     Pick<SqliteHistoryOptions, 'transaction'> {
@@ -128,9 +126,8 @@ export interface RoomObjectOptions
 }
 
 /**
- * What a tenant's Durable Object does, runtime-neutral (edge/platform/workers.ts wires it to `cloudflare:workers`):
- * one Room over a SQLite history, whose subscribers are hibernatable WebSockets from Worker requests. All that is
- * its own: the sockets' attachments, and rebuilding the subscribers from them when the object wakes.
+ * What a tenant's Durable Object does, runtime-neutral (workers.ts wires it to `cloudflare:workers`): one Room over a SQLite history, its
+ * subscribers hibernatable WebSockets; its own part is the sockets' attachments, and rebuilding the subscribers from them on waking.
  */
 export class RoomObject {
   readonly room: Room
@@ -173,7 +170,6 @@ export class RoomObject {
     return this.room.publish(body)
   }
 
-  /** Subscriber counts per topic, naming only topics that `grants` allows (undefined = all). */
   presence(tenant: string, grants?: readonly string[]): PresenceSnapshot {
     this.learn(tenant)
     return this.room.presence(grants)
@@ -186,9 +182,8 @@ export class RoomObject {
   /** A Worker's subscriber: replays (in rounds the Worker asks for), then live. */
   connect(ws: RoomSocket, options: SubscribeOptions, tenant: string): void {
     this.learn(tenant)
-    const presence = options.presence === true
     // Presence events name only the topics a subscriber's grants allow: keep the grants for those subscribers.
-    const topics = presence ? options.topics : compactFilter(options.topics)
+    const topics = options.presence ? options.topics : compactFilter(options.topics)
     const json = JSON.stringify(topics)
     const ref =
       json.length <= ATTACHMENT_FILTER_CHARS

@@ -21,10 +21,9 @@ export interface SocketStreamOptions extends ConnectOptions {
 }
 
 /**
- * Turns the WebSocket a room sends frames on into the browser's SSE byte stream, with the one stream lifecycle (runStream). The Worker, not
- * the room, owns everything periodic — heartbeats, the token's expiry — so the room stays asleep between events; and the browser's queue,
- * whose reads pace a replay: each round is asked for (ROOM_SOCKET.more) once the browser has read the last. Ends, and closes the socket
- * (which tells the room), when the browser leaves, the room goes away, the queue overflows or the token expires.
+ * Turns the WebSocket a room sends frames on into the browser's SSE stream (runStream). The Worker, not the room, owns what is periodic
+ * (heartbeats, the token's expiry), so the room sleeps between events; and the browser's queue, whose reads pace a replay (each round is
+ * asked for: ROOM_SOCKET.more). Ends, closing the socket, when the browser leaves, the room goes, the queue overflows or the token expires.
  */
 export const streamFromSocket = (ws: ClientSocket, terms: StreamTerms, options: SocketStreamOptions): ReadableStream<Uint8Array> => {
   let sink: Sink | undefined

@@ -1,4 +1,4 @@
-import type { History, StoredEvent } from '../history.ts'
+import type { History, HistoryBounds, StoredEvent } from '../history.ts'
 
 /**
  * The slice of a Durable Object's SQLite API (`ctx.storage.sql`) a room uses. Structural, so this file needs no
@@ -8,13 +8,9 @@ export interface RoomSql {
   exec(query: string, ...bindings: unknown[]): Iterable<Record<string, unknown>> & { toArray(): Record<string, unknown>[] }
 }
 
-export interface SqliteHistoryOptions {
-  /** Events kept for resume (the newest `limit`). */
-  limit: number
+export interface SqliteHistoryOptions extends HistoryBounds {
   /** Events older than this (by commit time) are dropped; 0 keeps them until the count bound drops them. */
   maxAgeMs: number
-  /** Bytes of frames kept (the newest event is kept whatever its size). */
-  bytes: number
   /** Runs the writes of one append atomically (`ctx.storage.transactionSync`). */
   transaction?: <T>(fn: () => T) => T
 }
