@@ -53,12 +53,8 @@ export class PresenceCounter {
    */
   snapshot(tenant: string, grants?: readonly string[]): PresenceSnapshot {
     const topics: Record<string, number> = {}
-    const shown = new Set<string>()
-    for (const [k, n] of [...this.counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      if (grantsAllow(grants, k)) {
-        topics[k] = n
-        shown.add(k)
-      }
+    const shown = new Set([...this.counts.keys()].filter((k) => grantsAllow(grants, k)).sort())
+    for (const k of shown) topics[k] = this.counts.get(k)!
     if (grants === undefined) return { tenant, subscribers: this.total, topics }
     let subscribers = 0
     for (const { keys, n } of this.groups.values()) if (keys.some((k) => shown.has(k))) subscribers += n

@@ -158,10 +158,8 @@ export class Room {
     this.subscribers.add(s)
     this.counter.join(s.keys)
     if (!restore && s.presence && !sink.write(encodeControl(EVENTS.presence, this.presence(s.grants)))) this.drop(s)
-    else if (s.catchingUp) {
-      if (restore) sink.whenDrained(() => this.catchUp(s))
-      else this.catchUp(s)
-    }
+    else if (s.catchingUp && restore) sink.whenDrained(() => this.catchUp(s))
+    else if (s.catchingUp) this.catchUp(s)
     return () => this.remove(s)
   }
 
