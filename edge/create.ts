@@ -1,5 +1,5 @@
 import { SIGNATURE_WINDOW_S } from '../shared/protocol.ts'
-import type { Log } from '../shared/log.ts'
+import { log as jsonLog, type Log } from '../shared/log.ts'
 import type { Hmac } from '../shared/sign.ts'
 import { createApp, SSE_HEADERS, type StreamServer } from './app.ts'
 import { createAuth } from './auth.ts'
@@ -16,7 +16,8 @@ export interface Platform {
   streams?: StreamServer
   /** The relay signature's HMAC (unset: Web Crypto). */
   hmac?: Hmac
-  log: Log
+  /** Unset: JSON lines on stdout/stderr (shared/log.ts). */
+  log?: Log
 }
 
 /** The portable way to serve a stream: the room stub's ReadableStream as the response body. */
@@ -35,6 +36,7 @@ export const createEdge = async (settings: EdgeSettings, platform: Platform) => 
   await checkPublicKey(settings.EDGE_JWT_PUBLIC_KEY)
   return createApp(settings, {
     ...platform,
+    log: platform.log ?? jsonLog,
     auth: createAuth(settings),
     limits: new ConnectionLimits({
       perTenant: settings.EDGE_MAX_CONNECTIONS_PER_TENANT,

@@ -1,9 +1,13 @@
+import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Sql } from 'postgres'
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url))
+/** migrations/ at the package's root: next to relay/ in a checkout, two levels up from the built dist/relay/. */
+export const MIGRATIONS_DIR = ['../migrations/', '../../migrations/']
+  .map((dir) => fileURLToPath(new URL(dir, import.meta.url)))
+  .find((dir) => existsSync(dir))!
 
 /** Any 64-bit number, fixed: serialises concurrent migrators. */
 const MIGRATE_LOCK = 0x72656c6179_01n

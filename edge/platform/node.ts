@@ -70,8 +70,8 @@ export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST
   })
 }
 
-/** `npm run edge`: the settings from process.env, every bad variable on a line of its own (see runProcess). */
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+/** `npm run edge`, `edge-relay edge`: the settings from process.env, every bad variable on a line of its own (see runProcess). */
+export const runNodeEdge = () =>
   runProcess('edge', async () => {
     const settings = loadEdgeEnv(process.env)
     setLogLevel(settings.LOG_LEVEL)
@@ -79,3 +79,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
     log('info', 'edge listening', { url: edge.url })
     return { stop: edge.close }
   })
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runNodeEdge()
