@@ -5,7 +5,7 @@ import { checkBatch } from '../batch.ts'
 import { loadEdgeEnv, type EdgeSettings } from '../config.ts'
 import { createEdge } from '../create.ts'
 import { memoryRooms, type MemoryRooms } from '../room/memory-rooms.ts'
-import { startFailureLines } from '../../shared/env.ts'
+import { ConfigError, startFailureLines } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
 import { PATHS } from '../../shared/protocol.ts'
@@ -40,9 +40,11 @@ const urlFor = (host: string, port: number) => `http://${host.includes(':') ? `[
  * Serves the edge on Node with in-memory rooms, plus `GET /metrics` (Prometheus text; Node only, so it is wired
  * here and not in the runtime-neutral app). Streams are written straight to the sockets (node-sse.ts). Listens on
  * `host` (default: the settings' HOST) and resolves once listening (PORT 0 picks a free port).
- * @throws RelayError CONFIG_INVALID for a configured public key that does not import
+ * @throws RelayError CONFIG_INVALID for a configured public key that does not import, or EDGE_ROOMS=kv
  */
 export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST, options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
+  if (settings.EDGE_ROOMS !== 'memory')
+    throw new ConfigError([`EDGE_ROOMS: ${settings.EDGE_ROOMS} is for the Deno edge; Node keeps its rooms in memory`])
   const metrics = edgeMetrics({
     get rooms() {
       return rooms.rooms
