@@ -1,17 +1,31 @@
 /**
- * The edge on Deno: the same Hono app as on Workers and Node, with in-memory rooms. `deno task edge`.
- * Its variables are the edge's (docs/configuration.md); PORT 0 picks a free port.
+ * The edge on Deno: the same Hono app as on Workers and Node, with rooms in memory, or with EDGE_ROOMS=kv shared
+ * through Deno KV by every instance (Deno Deploy; docs/deno.md). `deno task edge`. Its variables are the edge's
+ * (docs/configuration.md); PORT 0 picks a free port. The only file that calls Deno's own APIs.
  */
 import { loadEdgeEnv } from '../config.ts'
 import { createEdge } from '../create.ts'
+import type { EdgeSettings } from '../config.ts'
+import { kvRooms } from '../room/kv/kv-rooms.ts'
 import { memoryRooms } from '../room/memory-rooms.ts'
 import { startFailureLines } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 
+/** Rooms in memory, or in Deno KV (a file at EDGE_KV_PATH, or Deno's default: on Deno Deploy, the app's KV). */
+const openRooms = async (settings: EdgeSettings) => {
+  if (settings.EDGE_ROOMS === 'memory') return { rooms: memoryRooms(settings, { log }), closeKv: () => {} }
+  const path = settings.EDGE_KV_PATH
+  const dir = path?.replace(/[\\/][^\\/]*$/, '')
+  if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true })
+  const kv = await Deno.openKv(path)
+  log('info', 'rooms in Deno KV', { path: path ?? "Deno's default" })
+  return { rooms: await kvRooms(kv, settings, { log }), closeKv: () => kv.close() }
+}
+
 const start = async () => {
   const settings = loadEdgeEnv(Deno.env.toObject())
   setLogLevel(settings.LOG_LEVEL)
-  const rooms = memoryRooms(settings, { log })
+  const { rooms, closeKv } = await openRooms(settings)
   const app = await createEdge(settings, { rooms, log })
   const server = Deno.serve(
     {
@@ -26,6 +40,7 @@ const start = async () => {
   const stop = async (signal: string) => {
     log('info', 'edge stopping', { signal })
     rooms.close() // ends every SSE stream so the server can finish
+    closeKv()
     await server.shutdown()
     Deno.exit(0)
   }
