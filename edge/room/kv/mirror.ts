@@ -13,6 +13,11 @@ import { headKey, type KvHead, type KvHistoryBounds, readEvents, readHead } from
 
 /** Events read from KV per list call while catching up: bounds what one read holds in memory (64 KiB each at most). */
 export const CATCH_UP_PAGE = 256
+/**
+ * Newest events a copy loads on its first subscriber (one list call). It grows from there up to the room's bounds; a
+ * resume from further back is replayed from KV (resume.ts).
+ */
+export const LOAD_EVENTS = CATCH_UP_PAGE
 /** Wait before watching again after a watch failed or ended. */
 const REWATCH_MS = 1000
 
@@ -95,7 +100,7 @@ export class Mirror {
     void this.follow()
     const { head } = await readHead(this.o.kv, this.o.tenant)
     this.report(head)
-    await this.catchUp()
+    await this.catchUp(Math.min(LOAD_EVENTS, this.o.kept.limit))
     // Nobody is attached yet, so setting the head above what the copy holds resets no one.
     if (this.room.first === undefined && this.latest) this.history.floor = this.latest.seq
     this.loaded = true
@@ -146,13 +151,12 @@ export class Mirror {
   /**
    * Reads KV's events after the copy's head up to the newest head reported, a page at a time, and hands them to
    * the room. What KV no longer holds (before a rebase, trimmed, expired) is skipped as a rebase, so subscribers
-   * placed before it get `reset`: every gap the room sees is a real one.
+   * placed before it get `reset`: every gap the room sees is a real one. At most `depth` events back from the head.
    */
-  private async catchUp(): Promise<void> {
+  private async catchUp(depth = this.o.kept.limit): Promise<void> {
     const target = this.latest
     if (!target) return
-    const { limit } = this.o.kept
-    let after = Math.max(this.through, this.room.head, target.base - 1, target.seq - limit)
+    let after = Math.max(this.through, this.room.head, target.base - 1, target.seq - depth)
     while (after < target.seq && !this.closed) {
       const upTo = Math.min(target.seq, after + CATCH_UP_PAGE)
       const page = await readEvents(this.o.kv, this.o.tenant, after, upTo)

@@ -134,7 +134,7 @@ describe('KV rooms and Deno KV limits', () => {
 
 describe('what KV rooms cost in KV operations', () => {
   it('per published batch, per instance watching, and per connect', async () => {
-    const settings = edgeSettings({ HISTORY_LIMIT: '100' })
+    const settings = edgeSettings({ HISTORY_LIMIT: '300' })
     const a = countingKv(await db.open())
     const b = countingKv(await db.open())
     const roomsA = await kvRooms(a.kv, settings, { log: quiet })
@@ -143,46 +143,53 @@ describe('what KV rooms cost in KV operations', () => {
     await roomsA.get(t).publish(
       body(
         t,
-        range(1, 200).map((s) => ev(s)),
+        range(1, 400).map((s) => ev(s)),
       ),
-    ) // past HISTORY_LIMIT: trims from now on
+    ) // past HISTORY_LIMIT: KV holds 101..400
     a.reset()
     b.reset()
+    const connect = (lastEventId?: number) => roomsB.get(t).connect({ topics: {}, retryMs: 1000, lastEventId })
 
-    // The first subscriber on an instance: one get (the head), one list of the history, one watch.
-    const first = await roomsB.get(t).connect({ topics: {}, retryMs: 1000, lastEventId: 150 })
-    expect(b.counts).toMatchObject({ gets: 1, lists: 1, listed: 100, commits: 0, watches: 1 })
-    // Later subscribers of that tenant on that instance: nothing from KV (a resume within the copy too).
+    // The first subscriber of a tenant on an instance: one get (the head), one list (the newest 256), one watch.
+    const streams = [await connect(390)]
+    expect(b.counts).toMatchObject({ gets: 1, lists: 1, listed: 256, commits: 0, watches: 1 })
+    expect(roomsB.mirrors.get(t)!.room.first).toBe(145)
+    // Later subscribers of that tenant on that instance: nothing from KV, for a resume within the copy.
     b.reset()
-    const second = await roomsB.get(t).connect({ topics: {}, retryMs: 1000, lastEventId: 190 })
+    streams.push(await connect(395), await connect())
     expect(b.counts).toMatchObject({ gets: 0, lists: 0, commits: 0, watches: 0 })
+    // A resume from before the copy: the missing events from KV, 256 per list call (here 101..144).
+    streams.push(await connect(100))
+    await until('the resume from KV', () => b.counts.listed === 44 && roomsB.subscribers(t) === 4)
+    expect(b.counts).toMatchObject({ gets: 0, lists: 1, listed: 44 })
 
     // A batch of n events through A: one get, one commit of n sets, n count trims and the head.
+    b.reset()
     await roomsA.get(t).publish(
       body(
         t,
-        range(201, 210).map((s) => ev(s)),
+        range(401, 410).map((s) => ev(s)),
       ),
     )
     expect(a.counts).toMatchObject({ gets: 1, lists: 0, commits: 1, mutations: 21 })
     // B, watching: one list of the new events per watch notification (notifications may coalesce batches).
-    await until('B has the batch', () => roomsB.mirrors.get(t)!.room.head === 210)
+    await until('B has the batch', () => roomsB.mirrors.get(t)!.room.head === 410)
     expect(b.counts).toMatchObject({ gets: 0, lists: 1, listed: 10, commits: 0 })
 
-    // An instance that has subscribers takes its own batches without reading them back.
-    const onA = await roomsA.get(t).connect({ topics: {}, retryMs: 1000 })
+    // An instance with subscribers of its own takes the batches it writes without reading them back.
+    streams.push(await roomsA.get(t).connect({ topics: {}, retryMs: 1000 }))
     a.reset()
     await roomsA.get(t).publish(
       body(
         t,
-        range(211, 215).map((s) => ev(s)),
+        range(411, 415).map((s) => ev(s)),
       ),
     )
-    await until('B has the next batch', () => roomsB.mirrors.get(t)!.room.head === 215)
+    await until('B has the next batch', () => roomsB.mirrors.get(t)!.room.head === 415)
     await new Promise((resolve) => setTimeout(resolve, 100)) // A's own watch notification
     expect(a.counts).toMatchObject({ gets: 1, lists: 0, commits: 1, mutations: 11 })
 
-    await Promise.all([first.cancel(), second.cancel(), onA.cancel()])
+    await Promise.all(streams.map((s) => s.cancel()))
     roomsA.close()
     roomsB.close()
   })
