@@ -13,7 +13,12 @@ import { log, setLogLevel } from '../../shared/log.ts'
 
 /** Rooms in memory, or in Deno KV (a file at EDGE_KV_PATH, or Deno's default: on Deno Deploy, the app's KV). */
 const openRooms = async (settings: EdgeSettings) => {
-  if (settings.EDGE_ROOMS === 'memory') return { rooms: memoryRooms(settings, { log }), closeKv: () => {} }
+  if (settings.EDGE_ROOMS === 'memory') {
+    // Deno Deploy runs several instances: rooms in one of them miss what the relay posts to another.
+    if (Deno.env.get('DENO_DEPLOYMENT_ID'))
+      log('warn', 'rooms in memory on Deno Deploy: subscribers miss events posted to other instances; set EDGE_ROOMS=kv')
+    return { rooms: memoryRooms(settings, { log }), closeKv: () => {} }
+  }
   const path = settings.EDGE_KV_PATH
   const dir = path?.replace(/[\\/][^\\/]*$/, '')
   if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true })
@@ -37,11 +42,15 @@ const start = async () => {
     },
     app.fetch,
   )
+  let stopping = false
   const stop = async (signal: string) => {
+    // `deno task` passes a signal on, so one sent to the process group arrives twice.
+    if (stopping) return
+    stopping = true
     log('info', 'edge stopping', { signal })
     rooms.close() // ends every SSE stream so the server can finish
-    closeKv()
     await server.shutdown()
+    closeKv()
     Deno.exit(0)
   }
   Deno.addSignalListener('SIGINT', () => void stop('SIGINT'))

@@ -33,9 +33,13 @@ const startDenoEdge = async (env: Record<string, string> = {}) => {
     child.stderr!.on('data', onData)
     child.once('exit', (code) => fail(new Error(`deno task edge exited with ${code}:\n${output}`)))
   })
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
   return {
     url,
     exited,
+    /** What it wrote to stdout and stderr (for failure messages). */
+    output: () => output,
     /** Signals the process group (`deno task` and its deno). */
     signal: (signal: NodeJS.Signals) => process.kill(-child.pid!, signal),
     kill() {
@@ -111,7 +115,7 @@ describe('the Deno edge with KV rooms', () => {
     expect(instance).toMatch(/^kv-/)
     first.signal('SIGTERM')
     await stream.ended
-    expect(await first.exited).toBe(0)
+    expect(await first.exited, first.output()).toBe(0)
 
     const second = await start()
     expect(await postHello(second.url, RELAY_SECRET)).toEqual({ instance })
@@ -121,6 +125,6 @@ describe('the Deno edge with KV rooms', () => {
     expect(resumed.seqs()).toEqual([1])
     resumed.close()
     second.signal('SIGTERM')
-    expect(await second.exited).toBe(0)
+    expect(await second.exited, second.output()).toBe(0)
   })
 })
