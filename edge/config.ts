@@ -66,9 +66,8 @@ export const edgeVariables = {
   EDGE_KV_PATH: v.optional(v.pipe(v.string(), v.minLength(1))),
 }
 
-/** The Worker's are the edge's less the Deno rooms' choice: its rooms are Durable Objects. */
-const { EDGE_ROOMS: _rooms, EDGE_KV_PATH: _kvPath, ...workersVariables } = edgeVariables
-export { workersVariables }
+/** The Worker's are the edge's (it ignores EDGE_ROOMS and EDGE_KV_PATH: its rooms are Durable Objects). */
+export const workersVariables = edgeVariables
 
 type KeyVariables = { EDGE_JWT_SECRET?: string; EDGE_JWKS_URL?: string; EDGE_JWT_PUBLIC_KEY?: string; EDGE_TICKET_SECRET?: string }
 
