@@ -55,14 +55,19 @@ export const edgeVariables = {
   HISTORY_MAX_BYTES: intVar(64 * 1024, 1 << 30, 16 * 1024 * 1024),
   /** A subscriber this many bytes behind is dropped as too slow (it resumes with Last-Event-ID). */
   SUBSCRIBER_QUEUE_BYTES: intVar(1024, 1 << 30, 4 * 1024 * 1024),
+  /**
+   * Seconds a durable room keeps events for resume: Durable Object rooms, and KV rooms on Deno (0: until
+   * HISTORY_LIMIT pushes them out). Rooms in memory do not read it.
+   */
+  HISTORY_MAX_AGE_S: intVar(0, 365 * 86_400, 86_400),
+  /** Deno: `memory` (rooms in this process) or `kv` (rooms shared through Deno KV by every instance: Deno Deploy). */
+  EDGE_ROOMS: v.optional(v.picklist(['memory', 'kv'], 'must be memory or kv'), 'memory'),
+  /** Deno with EDGE_ROOMS=kv: the KV database's path (unset: Deno's default, on Deno Deploy the app's database). */
+  EDGE_KV_PATH: v.optional(v.pipe(v.string(), v.minLength(1))),
 }
 
-/** The Worker adds what its Durable Object rooms keep besides count and bytes. */
-export const workersVariables = {
-  ...edgeVariables,
-  /** Seconds a Durable Object room keeps events for resume (0: until HISTORY_LIMIT pushes them out). */
-  HISTORY_MAX_AGE_S: intVar(0, 365 * 86_400, 86_400),
-}
+/** The Worker's are the edge's (it ignores EDGE_ROOMS and EDGE_KV_PATH: its rooms are Durable Objects). */
+export const workersVariables = edgeVariables
 
 type KeyVariables = { EDGE_JWT_SECRET?: string; EDGE_JWKS_URL?: string; EDGE_JWT_PUBLIC_KEY?: string; EDGE_TICKET_SECRET?: string }
 

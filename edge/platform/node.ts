@@ -5,6 +5,7 @@ import { checkBatch } from '../batch.ts'
 import { loadEdgeEnv, type EdgeSettings } from '../config.ts'
 import { createEdge } from '../create.ts'
 import { memoryRooms, type MemoryRooms } from '../room/memory-rooms.ts'
+import { ConfigError } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
 import { runProcess } from '../../shared/node/process.ts'
@@ -33,9 +34,11 @@ export interface NodeEdgeOptions {
 /**
  * Serves the edge on Node with in-memory rooms and `GET /metrics` (Node only, so wired here), streams written straight to the sockets
  * (node-sse.ts). Listens on `host` (default: HOST) and resolves once listening (PORT 0 picks a free port).
- * @throws RelayError CONFIG_INVALID for a configured public key that does not import
+ * @throws RelayError CONFIG_INVALID for a configured public key that does not import, or EDGE_ROOMS=kv
  */
 export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST, options: NodeEdgeOptions = {}): Promise<NodeEdge> => {
+  if (settings.EDGE_ROOMS !== 'memory')
+    throw new ConfigError([`EDGE_ROOMS: ${settings.EDGE_ROOMS} is for the Deno edge; Node keeps its rooms in memory`])
   const metrics = edgeMetrics(() => rooms.rooms)
   const rooms = memoryRooms(settings, { log, observe: metrics.observe })
   const app = await createEdge(settings, { rooms, streams: nodeStreams(rooms, settings), hmac: nodeHmac, log }).catch((err: unknown) => {

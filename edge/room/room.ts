@@ -112,13 +112,32 @@ export class Room {
 
   /** A relay batch: held seqs are ignored; a gap is refused (the reply's head says where to resend from) unless `rebase`. */
   publish(body: PublishBody): PublishReply {
+    // Data is JSON text, framed as it came (never parsed here: see EventData); a marker has its own event name.
+    const head = this.apply(body.events, body.rebase === true, (e) => ({
+      seq: e.seq,
+      topic: e.topic,
+      ts: e.ts,
+      frame: encodeFrame(e.seq, e.event ?? e.topic, e.data),
+    }))
+    return { tenant: this.tenant, head }
+  }
+
+  /**
+   * As publish, for events framed elsewhere (a copy of a history shared by several processes: KV rooms). Returns
+   * the head.
+   */
+  publishFramed(events: readonly StoredEvent[], rebase: boolean): number {
+    return this.apply(events, rebase, (e) => e)
+  }
+
+  /** publish's rules; `store` frames only the events the room takes. */
+  private apply<E extends { seq: number }>(all: readonly E[], rebase: boolean, store: (e: E) => StoredEvent): number {
     const head = this.history.head
-    const fresh = body.events.filter((e) => e.seq > head)
+    const fresh = all.filter((e) => e.seq > head)
     const start = fresh[0]?.seq
     const gap = start !== head + 1
-    if (start === undefined || (gap && !body.rebase)) return { tenant: this.tenant, head }
-    // Data is JSON text, framed as it came (never parsed here: see EventData); a marker has its own event name.
-    const events = fresh.map((e) => ({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.event ?? e.topic, e.data) }))
+    if (start === undefined || (gap && !rebase)) return head
+    const events = fresh.map(store)
     // A gap inside the history would be a silent loss on resume: a rebase starts it over at `start`.
     this.history.append(events, gap)
     if (gap) {
@@ -131,7 +150,7 @@ export class Room {
         }
     }
     for (const e of events) for (const s of this.subscribers) if (!s.catchingUp) this.deliver(s, e)
-    return { tenant: this.tenant, head: this.history.head }
+    return this.history.head
   }
 
   /**
