@@ -36,7 +36,7 @@ export default defineConfig({
           // Real Chromium (Debian `chromium` + playwright-core) against a real stack; screenshots in test-results/.
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: ['test/support/postgres-global.ts'],
+          globalSetup: ['test/support/postgres-global.ts', 'test/support/pack-global.ts'],
           testTimeout: 120_000,
           hookTimeout: 60_000,
         },

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { freePort } from '../../scripts/embedded.ts'
 import { launchChromium } from '../support/browser.ts'
 import { databaseUrl, freshDatabase, type TestDb } from '../support/db.ts'
@@ -37,11 +37,9 @@ beforeAll(async () => {
   app = join(dir, 'app')
   mkdirSync(app)
   db = await freshDatabase('er_pkg')
-  // prepack builds dist/ first: this is the tarball `npm publish` would upload.
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root, env, maxBuffer: 16 << 20 })
-  const [{ filename }] = JSON.parse(stdout) as [{ filename: string }]
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, type: 'module' }))
-  await run('npm', ['install', '--omit=dev', join(dir, filename)], { cwd: app, env })
+  // The tarball `npm publish` would upload (test/support/pack-global.ts packs it once per run).
+  await run('npm', ['install', '--omit=dev', inject('tarball')], { cwd: app, env })
 }, 300_000)
 
 afterAll(async () => {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { build, type Loader, transform } from 'esbuild'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import postgres from 'postgres'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { freePort } from '../../scripts/free-port.ts'
 import { launchChromium } from '../support/browser.ts'
 import { databaseUrl, freshDatabase, type TestDb } from '../support/db.ts'
@@ -134,15 +134,13 @@ beforeAll(async () => {
   mkdirSync(app)
   db = await freshDatabase('er_qs')
   await db.sql`create table orders (id bigint primary key, tenant_id text not null, total numeric not null, status text not null default 'new')`
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root, env, maxBuffer: 16 << 20 })
-  const [{ filename }] = JSON.parse(stdout) as [{ filename: string }]
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'existing-app', private: true, type: 'module' }))
   // The doc's install line, with the tarball for `edge-relay` (not published yet), plus what the "existing app"
   // already has: pg, express and React, at the versions this repository tests with.
   const [install] = block('install').split('\n')
   expect(install).toBe('npm install edge-relay jose')
   const pin = (name: string) => `${name}@${rootPackage.dependencies[name] ?? rootPackage.devDependencies[name]}`
-  const packages = [join(dir, filename), pin('jose'), ...['pg', 'express', 'react', 'react-dom'].map(pin)]
+  const packages = [inject('tarball'), pin('jose'), ...['pg', 'express', 'react', 'react-dom'].map(pin)]
   await run('npm', ['install', '--omit=dev', ...packages], { cwd: app, env, maxBuffer: 16 << 20 })
   writeFile(
     'create-orders.mjs',
