@@ -5,7 +5,7 @@
 import { loadEdgeEnv } from '../config.ts'
 import { createEdge } from '../create.ts'
 import { memoryRooms } from '../room/memory-rooms.ts'
-import { startFailureLines } from '../../shared/env.ts'
+import { PortInUseError, startFailureLines } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 
 const start = async () => {
@@ -16,7 +16,14 @@ const start = async () => {
   // One line on stdout with the URL, so scripts and tests can find a port chosen by the kernel.
   const onListen = ({ hostname, port }: Deno.NetAddr) =>
     console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: `http://${hostname}:${port}` }))
-  const server = Deno.serve({ port: settings.PORT, hostname: settings.HOST, onListen }, app.fetch)
+  const server = (() => {
+    try {
+      return Deno.serve({ port: settings.PORT, hostname: settings.HOST, onListen }, app.fetch)
+    } catch (err) {
+      rooms.close()
+      throw err instanceof Deno.errors.AddrInUse ? new PortInUseError('PORT', settings.PORT, settings.HOST) : err
+    }
+  })()
   const stop = async (signal: string) => {
     log('info', 'edge stopping', { signal })
     rooms.close() // ends every SSE stream so the server can finish
@@ -28,7 +35,9 @@ const start = async () => {
 }
 
 start().catch((err: unknown) => {
-  for (const line of startFailureLines(err)) log('error', line)
-  log('error', 'edge failed to start')
+  // Plain lines first, for the person at the terminal; then the JSON log line (as shared/node/process.ts does).
+  const problems = startFailureLines(err)
+  for (const line of problems) console.error(`edge: ${line}`)
+  log('error', 'edge failed to start', { problems })
   Deno.exit(1)
 })
