@@ -157,14 +157,30 @@ const renderPresence = (topics: Record<string, number>) => {
 // The form needs the development publish route (npm start); anywhere else it stays disabled.
 const form = $<HTMLFormElement>('publish')
 const result = $('publish-result')
-fetch('/dev/config')
-  .then((r) => (r.ok ? r.json() : undefined))
-  .then((config: { publish?: boolean } | undefined) => {
-    if (!config?.publish || !token) return
-    $<HTMLButtonElement>('publish-button').disabled = false
-    result.textContent = ''
-  })
-  .catch(() => {})
+type DevConfig = { publish?: boolean; relay?: 'leader' | 'standby' | null }
+const devConfig = () =>
+  fetch('/dev/config')
+    .then((r) => (r.ok ? (r.json() as Promise<DevConfig>) : undefined))
+    .catch(() => undefined)
+/**
+ * A standby relay (another one leads the database) delivers nothing to this edge: say so, and look again every few
+ * seconds, since it leads as soon as the other one stops.
+ */
+const relayNotice = $('relay-notice')
+const showRelay = (config: DevConfig | undefined) => {
+  const standby = config?.relay === 'standby'
+  relayNotice.hidden = !standby
+  relayNotice.textContent = standby
+    ? 'Another relay leads this database: the relay of this `npm start` is a standby, so this page gets events only once it leads (when the other one stops). Events you publish here go to the leading relay’s page.'
+    : ''
+  if (standby) setTimeout(() => void devConfig().then(showRelay), 5_000)
+}
+void devConfig().then((config) => {
+  showRelay(config)
+  if (!config?.publish || !token) return
+  $<HTMLButtonElement>('publish-button').disabled = false
+  result.textContent = ''
+})
 
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault()
