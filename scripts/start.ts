@@ -8,7 +8,7 @@ import { loadServeConfig, startServe } from '../cli/compose.ts'
 import { createAuth } from '../edge/auth.ts'
 import { startFailureLines } from '../shared/env.ts'
 import { log, setLogLevel } from '../shared/log.ts'
-import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
+import { devEnv, devSecretSource, lifecycle, mintDevToken, mintHint, prepareDatabase, say } from './dev-common.ts'
 import { devRoutes } from './dev-routes.ts'
 
 const env = devEnv()
@@ -51,7 +51,8 @@ edge-relay is running. Open the live tail:
   relay         ${relayUrl}/healthz   (metrics: /metrics on both)
   DATABASE_URL  ${env.DATABASE_URL}
   dev token     ${token}
-                (tenant "${tenant}", valid 24 h, signed with this run's EDGE_JWT_SECRET)
+                (tenant "${tenant}", every topic, valid 24 h, signed with ${devSecretSource()})
+  mint another  ${mintHint(tenant)}
 
 Watch the stream:
   curl -N '${stream}?access_token=${token}'
