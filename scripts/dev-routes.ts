@@ -71,6 +71,14 @@ export const devRoutes =
 
     app.get('/dev/config', (c) => c.json({ publish: true, relay: relayRole?.() ?? null }))
 
+    // The tenant's head now: the page marks the events it then receives up to it as replayed (committed before the
+    // connection opened), since SSE frames carry no commit time and no replay flag (the frame format is public).
+    app.get('/dev/head', async (c) => {
+      const claims = await auth.verify(tokenFrom(c.req))
+      const [row] = await sql<{ seq: string }[]>`select seq from relay.heads where tenant = ${claims.tenant}`
+      return c.json({ tenant: claims.tenant, head: Number(row?.seq ?? 0) }, 200, { 'cache-control': 'no-store' })
+    })
+
     app.get('/dev/src/*', async (c) => {
       const file = c.req.path.slice('/dev/src/'.length).replace(/\.js$/, '.ts')
       if (!MODULES.has(file)) throw new RelayError('NOT_FOUND', `no development module ${file}`)
