@@ -1,5 +1,6 @@
 /**
- * The edge on Deno: the same Hono app as on Workers and Node, with in-memory rooms. `deno task edge`.
+ * The edge on Deno: the same Hono app as on Workers and Node, with in-memory rooms. `npx deno task edge` (the `deno`
+ * binary comes with `npm install`; a bare `deno task edge` needs Deno on the PATH).
  * Its variables are the edge's (docs/configuration.md); PORT 0 picks a free port.
  */
 import { loadEdgeEnv } from '../config.ts'

@@ -10,7 +10,7 @@ const root = resolve(import.meta.dirname, '../..')
 const deno = resolve(root, 'node_modules/.bin/deno')
 const denoEnv = { ...process.env, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' }
 
-/** `deno task edge` (the npm `deno` binary) serving the same app with Deno.serve and in-memory rooms. */
+/** `npx deno task edge` (the npm `deno` binary) serving the same app with Deno.serve and in-memory rooms. */
 describe('the Deno edge', () => {
   let child: ChildProcess
   let url: string
