@@ -3,6 +3,7 @@
  * through tsx in a checkout). The long-running commands are the same entries as the npm scripts; each reads its
  * variables from the environment (docs/configuration.md).
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import * as v from 'valibot'
 import { TenantId, Topic } from '../shared/schema.ts'
@@ -35,8 +36,8 @@ const COMMANDS = {
   --json         one JSON object per line: {"seq":…,"topic":…,"data":…}`,
   token: `usage: edge-relay token <tenant> [--topics a,b] [--sub <id>] [--ttl <seconds>]
 
-  Prints an HS256 app token for <tenant>, signed with $EDGE_JWT_SECRET, as your app's backend would mint one
-  (for development and tests).
+  Prints an HS256 app token for <tenant>, signed with $EDGE_JWT_SECRET (unset: the development secret npm start
+  keeps in .data/dev-edge-jwt-secret), as your app's backend would mint one (for development and tests).
 
   --topics a,b       the topics (or prefix* grants) it grants (default: every topic)
   --sub <id>         its subject, counted by EDGE_MAX_CONNECTIONS_PER_SUBJECT
@@ -128,8 +129,17 @@ const tenantCommand = async (command: 'tail' | 'token', args: string[], values: 
   return command === 'tail' ? runTail(tenant, topics, values) : runToken(tenant, topics, values)
 }
 
+/** The secret `npm start` keeps for a development edge in this directory, if there is one. */
+const devSecret = () => {
+  try {
+    return readFileSync('.data/dev-edge-jwt-secret', 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}
+
 const runToken = async (tenant: string, topics: string[] | undefined, values: ReturnType<typeof parse>['values']) => {
-  const secret = process.env.EDGE_JWT_SECRET
+  const secret = process.env.EDGE_JWT_SECRET || devSecret()
   if (!secret || secret.length < 16) return fail('EDGE_JWT_SECRET must be set (16 characters or more): the edge verifies with it', 'token')
   if (values.ttl !== undefined && !/^[1-9]\d{0,7}$/.test(values.ttl)) return fail('--ttl must be a whole number of seconds', 'token')
   const { mintToken } = await import('./token.ts')

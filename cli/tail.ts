@@ -27,6 +27,16 @@ const clock = (d: Date) => `${d.toTimeString().slice(0, 8)}.${String(d.getMillis
 
 const paint = (on: boolean | undefined, code: number, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text)
 
+/** Why a fetch failed, in words: undici's "fetch failed" hides the cause (ECONNREFUSED, ENOTFOUND…) one level down. */
+const reason = (err: unknown): string => {
+  const e = err as Error & { cause?: { code?: string; message?: string } }
+  const cause = e.cause?.code ?? e.cause?.message
+  return cause && e.message === 'fetch failed' ? cause : cause ? `${e.message}: ${cause}` : e.message
+}
+
+/** A failure repeated with the same reason is said again at most this often (with how many attempts it took). */
+const REPEAT_MS = 30_000
+
 /**
  * Follows a tenant's stream like `tail -f`: prints each event as it arrives and, when the connection drops,
  * reconnects after the last seq it printed, so nothing is skipped or repeated. Resolves with an exit code: 0 when
@@ -52,10 +62,23 @@ export const tail = async (o: TailOptions): Promise<number> => {
     return e.type === 'reconnect'
   }
 
+  /** The last failure said, so that an edge down for an hour is one line every REPEAT_MS, not one per retry. */
+  let said: { why: string; at: number; quiet: number } | undefined
+  const retrying = (where: string, why: string, waitMs: number) => {
+    const now = Date.now()
+    if (said?.why === why && now - said.at < REPEAT_MS) return void said.quiet++
+    const quiet = said?.why === why && said.quiet ? ` (${said.quiet + 1} attempts since the last line)` : ''
+    o.err(`${where}: ${why}; retrying in ${(waitMs / 1000).toFixed(1)} s${quiet}`)
+    said = { why, at: now, quiet: 0 }
+  }
+
   while (!o.signal.aborted) {
     const url = new URL(`${o.url.replace(/\/+$/, '')}/v1/tenants/${encodeURIComponent(o.tenant)}/events`)
+    /** The stream's URL as printed: the token goes in a header, so this carries none. */
+    const where = url.origin + url.pathname
     if (o.topics?.length) url.searchParams.set(QUERY.topics, o.topics.join(','))
     if (state.lastSeq !== undefined) url.searchParams.set(QUERY.lastEventId, String(state.lastSeq))
+    let why: string
     try {
       const res = await fetch(url, {
         headers: { accept: 'text/event-stream', authorization: `Bearer ${o.token}` },
@@ -63,12 +86,20 @@ export const tail = async (o: TailOptions): Promise<number> => {
       })
       if (!res.ok || !res.body) {
         const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined
-        const why = body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`
-        o.err(`edge refused the stream (${res.status}) ${why}`)
-        if (FATAL.has(res.status)) return 1
-        throw new Error(why)
+        const refusal = body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`
+        // A token, tenant or request the edge refuses stays refused: retrying would print this forever.
+        if (FATAL.has(res.status)) {
+          const fix =
+            res.status === 401 || res.status === 403
+              ? 'the token is the problem and will not fix itself: pass a valid one for this tenant with --token'
+              : 'check the tenant, --topics and --url'
+          o.err(`${where}: edge refused the stream (${res.status}) ${refusal}; ${fix}`)
+          return 1
+        }
+        throw Object.assign(new Error(`edge refused the stream (${res.status}) ${refusal}`), { refused: true })
       }
       attempt = 0
+      said = undefined
       o.err(
         `following ${o.tenant}${o.topics ? ` (${o.topics.join(', ')})` : ''} at ${o.url}${state.lastSeq !== undefined ? `, after seq ${state.lastSeq}` : ''}`,
       )
@@ -84,12 +115,14 @@ export const tail = async (o: TailOptions): Promise<number> => {
         o.err(`the token expired: pass a fresh one with --token (resume with --from ${state.lastSeq ?? 0})`)
         return 1
       }
-      o.err('stream ended; reconnecting')
+      why = 'the stream ended'
     } catch (err) {
       if (o.signal.aborted) break
-      o.err(`connection lost (${(err as Error).message}); reconnecting`)
+      why = (err as { refused?: boolean }).refused ? (err as Error).message : `cannot reach the edge (${reason(err)})`
     }
-    await sleep(backoffMs(attempt++, 250, 10_000), o.signal)
+    const waitMs = backoffMs(attempt++, 250, 10_000)
+    retrying(where, why, waitMs)
+    await sleep(waitMs, o.signal)
   }
   return 0
 }

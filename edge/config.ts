@@ -12,11 +12,11 @@ export const edgeVariables = {
   HOST: hostVar('0.0.0.0'),
   LOG_LEVEL: logLevelVar,
   /** Verifies the relay's signed requests. */
-  RELAY_SECRET: secretVar('RELAY_SECRET'),
+  RELAY_SECRET: secretVar(),
   /** HS256 app tokens. At least one of EDGE_JWT_SECRET, EDGE_JWKS_URL, EDGE_JWT_PUBLIC_KEY is required. */
-  EDGE_JWT_SECRET: v.optional(secretVar('EDGE_JWT_SECRET')),
+  EDGE_JWT_SECRET: v.optional(secretVar()),
   /** RS256/ES256 app tokens against a JWKS (cached; refetched on an unknown kid). */
-  EDGE_JWKS_URL: v.optional(v.pipe(v.string(), v.url('must be a URL'), v.regex(/^https?:\/\//, 'must be an http(s) URL'))),
+  EDGE_JWKS_URL: v.optional(v.pipe(v.string(), v.url('must be an http(s) URL'), v.regex(/^https?:\/\//, 'must be an http(s) URL'))),
   /** RS256/ES256 app tokens against one public key: SPKI PEM or a JWK (JSON). */
   EDGE_JWT_PUBLIC_KEY: v.optional(
     v.pipe(
@@ -28,7 +28,7 @@ export const edgeVariables = {
   EDGE_JWT_ISSUER: v.optional(v.string()),
   EDGE_JWT_AUDIENCE: v.optional(v.string()),
   /** Tickets are signed with a key derived from this, or from EDGE_JWT_SECRET when unset. */
-  EDGE_TICKET_SECRET: v.optional(secretVar('EDGE_TICKET_SECRET')),
+  EDGE_TICKET_SECRET: v.optional(secretVar()),
   /** How long a ticket may be used to open a stream (the stream then lives as long as the app token). */
   EDGE_TICKET_TTL_S: intVar(1, 60, 60),
   /** `ticket`: ?access_token= accepts tickets only (app tokens go in a header); `any` accepts both. */
@@ -36,7 +36,7 @@ export const edgeVariables = {
   /** Browser origins allowed by CORS, comma-separated (e.g. https://app.example.com); none: no CORS headers. */
   EDGE_CORS_ORIGINS: v.optional(listVar, ''),
   /** Node: when set, GET /metrics needs `Authorization: Bearer <this>` (unset: /metrics is open, for a private port). */
-  EDGE_METRICS_TOKEN: v.optional(secretVar('EDGE_METRICS_TOKEN')),
+  EDGE_METRICS_TOKEN: v.optional(secretVar()),
   /** Live streams per tenant, and per token subject (`sub`) within a tenant, on one edge instance (429 past them). */
   EDGE_MAX_CONNECTIONS_PER_TENANT: intVar(1, 10_000_000, 10_000),
   EDGE_MAX_CONNECTIONS_PER_SUBJECT: intVar(1, 10_000_000, 100),

@@ -35,7 +35,7 @@ export const relayVariables = {
    */
   RELAY_LOCAL_EDGE: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\S{1,200}$/, 'must be one word or URL')), 'local'),
   /** Signs every request to the edges. */
-  RELAY_SECRET: secretVar('RELAY_SECRET'),
+  RELAY_SECRET: secretVar(),
   /** The relay's /healthz and /metrics. */
   RELAY_PORT: intVar(0, 65535, 8788),
   RELAY_HOST: hostVar('127.0.0.1'),

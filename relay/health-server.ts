@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
+import { portInUse } from '../shared/env.ts'
 import { PATHS } from '../shared/protocol.ts'
 
 export interface HealthSource {
@@ -18,9 +19,10 @@ export const startRelayServer = (relay: HealthSource, port: number, host: string
     const { registry } = relay.metrics
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType })
   })
-  return new Promise<{ port: number; close(): Promise<void> }>((resolve) => {
+  return new Promise<{ port: number; close(): Promise<void> }>((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port, hostname: host }, (info: { port: number }) =>
       resolve({ port: info.port, close: () => new Promise((done) => server.close(() => done())) }),
     )
+    server.once('error', (err) => reject(portInUse(err, 'RELAY_PORT', port, host)))
   })
 }

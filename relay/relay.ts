@@ -230,6 +230,12 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
 
   const election = startElection({ url: config.DATABASE_URL, log, lead })
   await election.ready
+  // A standby is silent by design, which left a second `npm start` or `serve` against a shared DATABASE_URL looking
+  // healthy while its own edge got nothing: say it once, at start, where the person who started it looks. It does
+  // not deliver to its own edge meanwhile: that would be a second reader outside the lock (its local edge's cursors
+  // go by RELAY_LOCAL_EDGE, `local` in both processes, so the two would move the same cursor rows), which the one
+  // leader per database rule exists to prevent. It delivers once it leads (when the leader stops).
+  if (election.role === 'standby') log('warn', STANDBY_NOTE)
 
   let stopped: Promise<void> | undefined
   return {
@@ -242,6 +248,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
         // A standby is healthy: it is ready to take over. A leader is healthy when it can hear nudges (or polls).
         ok: role === 'standby' || (current !== undefined && (config.RELAY_MODE === 'poll' || listening)),
         role,
+        ...(role === 'standby' ? { note: STANDBY_NOTE } : {}),
         mode: config.RELAY_MODE,
         roleSinceMs: Date.now() - election.since,
         listening,
@@ -265,6 +272,10 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
 }
 
 export type Relay = Awaited<ReturnType<typeof startRelay>>
+
+/** What a standby says at start and in /healthz. */
+export const STANDBY_NOTE =
+  'another relay leads this database: this one is a hot standby and delivers nothing (not even to an edge in its own process) until it leads, within about a second of the leader stopping'
 
 /** In poll mode, edge checks and lag samples run every this many sweeps (every sweep in notify mode). */
 const POLL_SWEEPS_PER_CHECK = 20

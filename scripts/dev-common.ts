@@ -3,22 +3,65 @@
  * database (embedded unless DATABASE_URL is set) with migrations, and a dev token.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { relative, resolve } from 'node:path'
 import postgres from 'postgres'
-import { SignJWT } from 'jose'
+import { mintToken } from '../cli/token.ts'
 import { migrate } from '../relay/migrate.ts'
 import { log } from '../shared/log.ts'
 
 export const say = (msg: string) => console.log(msg)
 
-/** The process env with development secrets generated for those not set. */
+const devSecret = () => randomBytes(24).toString('base64url')
+
+/** Where the development EDGE_JWT_SECRET is kept, under .data/ (gitignored) with the embedded database. */
+export const DEV_SECRET_FILE = '.data/dev-edge-jwt-secret'
+
+/**
+ * The development EDGE_JWT_SECRET, kept in `file` (mode 0600, its directory 0700): one per checkout rather than one
+ * per run, so a restart keeps the tokens of open tabs valid and `npx edge-relay token` can mint more. Created on
+ * first use; a second `npm start` starting at the same moment reads the one the first wrote.
+ */
+export const devJwtSecret = (file = resolve(DEV_SECRET_FILE)): string => {
+  const read = () => {
+    try {
+      const secret = readFileSync(file, 'utf8').trim()
+      if (secret.length < 16) return undefined
+      chmodSync(file, 0o600)
+      return secret
+    } catch {
+      return undefined
+    }
+  }
+  const kept = read()
+  if (kept) return kept
+  mkdirSync(resolve(file, '..'), { recursive: true, mode: 0o700 })
+  try {
+    writeFileSync(file, `${devSecret()}\n`, { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    // Written by another process meanwhile (read below), or a file too short to use: replace the latter.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !read()) writeFileSync(file, `${devSecret()}\n`, { mode: 0o600 })
+  }
+  return read()!
+}
+
+/** How the dev token's secret came about, for the banner. */
+export const devSecretSource = () =>
+  process.env.EDGE_JWT_SECRET ? 'your EDGE_JWT_SECRET' : `the EDGE_JWT_SECRET kept in ${relative(process.cwd(), resolve(DEV_SECRET_FILE))}`
+
+/** How to mint more tokens with the same secret, for the banner. */
+export const mintHint = (tenant: string) =>
+  `npx edge-relay token ${tenant} [--topics a,b] [--ttl 86400]   (reads EDGE_JWT_SECRET, else ${DEV_SECRET_FILE})`
+
+/**
+ * The process env with development secrets for those not set: EDGE_JWT_SECRET from .data/ (see devJwtSecret),
+ * RELAY_SECRET fresh each run (it never leaves this machine's processes).
+ */
 export const devEnv = () => {
-  const devSecret = () => randomBytes(24).toString('base64url')
   const env: Record<string, string | undefined> & { EDGE_JWT_SECRET: string; RELAY_SECRET: string } = {
     ...process.env,
-    EDGE_JWT_SECRET: process.env.EDGE_JWT_SECRET ?? devSecret(),
-    RELAY_SECRET: process.env.RELAY_SECRET ?? devSecret(),
+    EDGE_JWT_SECRET: process.env.EDGE_JWT_SECRET || devJwtSecret(),
+    RELAY_SECRET: process.env.RELAY_SECRET || devSecret(),
   }
   return env
 }
@@ -58,10 +101,5 @@ export const prepareDatabase = async (env: Record<string, string | undefined>, o
   return { embedded, url: env.DATABASE_URL! }
 }
 
-/** A 24-hour HS256 token for `tenant`, signed with this run's EDGE_JWT_SECRET. */
-export const mintDevToken = (secret: string, tenant: string) =>
-  new SignJWT({ tenant, sub: 'dev' })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuedAt()
-    .setExpirationTime('24h')
-    .sign(new TextEncoder().encode(secret))
+/** A 24-hour HS256 token for `tenant` (every topic), signed with `secret`: what `edge-relay token` mints. */
+export const mintDevToken = (secret: string, tenant: string) => mintToken(secret, { tenant, sub: 'dev', ttlS: 24 * 3600 })

@@ -55,16 +55,29 @@ export interface DevRoutesOptions {
    * refuses what is over its own relay.max_event_bytes, with its message.
    */
   maxEventBytes: number
+  /**
+   * This process's relay role, for the page: a standby (another relay leads the database) delivers nothing to this
+   * edge, and the page says so rather than wait in silence.
+   */
+  relayRole?: () => 'leader' | 'standby' | undefined
 }
 
 /** Adds the development page and its publish endpoint to an edge app (see NodeEdgeOptions.extend). */
 export const devRoutes =
-  ({ auth, sql, maxEventBytes }: DevRoutesOptions) =>
+  ({ auth, sql, maxEventBytes, relayRole }: DevRoutesOptions) =>
   (app: Hono) => {
     for (const path of ['/', '/tail'])
       app.get(path, async (c) => c.html(await readFile(join(root, 'web/tail.html'), 'utf8'), 200, { 'cache-control': 'no-store' }))
 
-    app.get('/dev/config', (c) => c.json({ publish: true }))
+    app.get('/dev/config', (c) => c.json({ publish: true, relay: relayRole?.() ?? null }))
+
+    // The tenant's head now: the page marks the events it then receives up to it as replayed (committed before the
+    // connection opened), since SSE frames carry no commit time and no replay flag (the frame format is public).
+    app.get('/dev/head', async (c) => {
+      const claims = await auth.verify(tokenFrom(c.req))
+      const [row] = await sql<{ seq: string }[]>`select seq from relay.heads where tenant = ${claims.tenant}`
+      return c.json({ tenant: claims.tenant, head: Number(row?.seq ?? 0) }, 200, { 'cache-control': 'no-store' })
+    })
 
     app.get('/dev/src/*', async (c) => {
       const file = c.req.path.slice('/dev/src/'.length).replace(/\.js$/, '.ts')

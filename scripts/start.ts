@@ -8,7 +8,7 @@ import { loadServeConfig, startServe } from '../cli/compose.ts'
 import { createAuth } from '../edge/auth.ts'
 import { startFailureLines } from '../shared/env.ts'
 import { log, setLogLevel } from '../shared/log.ts'
-import { devEnv, lifecycle, mintDevToken, prepareDatabase, say } from './dev-common.ts'
+import { devEnv, devSecretSource, lifecycle, mintDevToken, mintHint, prepareDatabase, say } from './dev-common.ts'
 import { devRoutes } from './dev-routes.ts'
 
 const env = devEnv()
@@ -23,13 +23,22 @@ try {
   // The live-tail page and its publish form: development only, never part of `npm run edge`.
   const devSql = postgres(db.url, { max: 2, onnotice: () => {} })
   onStop(() => devSql.end({ timeout: 1 }))
-  const extend = devRoutes({ auth: createAuth(config.edge), sql: devSql, maxEventBytes: config.edge.EDGE_MAX_EVENT_BYTES })
+  let served: Awaited<ReturnType<typeof startServe>> | undefined
+  const extend = devRoutes({
+    auth: createAuth(config.edge),
+    sql: devSql,
+    maxEventBytes: config.edge.EDGE_MAX_EVENT_BYTES,
+    relayRole: () => served?.relay.health().role,
+  })
   // What `npm run serve` runs: the relay delivers to this edge by a function call, and to EDGE_URL's edges if set.
-  const served = await startServe({ config, log, edge: { extend } })
+  served = await startServe({ config, log, edge: { extend } })
   onStop(() => served.stop())
   const { edge } = served
   const relayUrl = `http://${config.relay.RELAY_HOST}:${served.relayServer.port}`
 
+  // Another relay already leads this database (a second `npm start` or a `serve` sharing DATABASE_URL): this one
+  // waits as a standby and its edge gets nothing until it leads (relay/relay.ts says why it does not deliver).
+  const standby = served.relay.health().role === 'standby'
   const tenant = 'demo'
   const token = await mintDevToken(env.EDGE_JWT_SECRET, tenant)
   const stream = `${edge.url}/v1/tenants/${tenant}/events`
@@ -42,7 +51,8 @@ edge-relay is running. Open the live tail:
   relay         ${relayUrl}/healthz   (metrics: /metrics on both)
   DATABASE_URL  ${env.DATABASE_URL}
   dev token     ${token}
-                (tenant "${tenant}", valid 24 h, signed with this run's EDGE_JWT_SECRET)
+                (tenant "${tenant}", every topic, valid 24 h, signed with ${devSecretSource()})
+  mint another  ${mintHint(tenant)}
 
 Watch the stream:
   curl -N '${stream}?access_token=${token}'
@@ -54,6 +64,12 @@ Publish (in another terminal):
   psql '${env.DATABASE_URL}' -c "select relay.publish('${tenant}', 'greetings', '{\\"hello\\": \\"world\\"}')"
 
 Ctrl-C stops everything.`)
+  if (standby)
+    say(`
+WARNING: another relay leads this database (${env.DATABASE_URL}).
+  This one is a standby: its page and streams get events only once it leads (when that relay stops).
+  Use the page of the \`npm start\` or \`npm run serve\` that leads, stop it, or leave DATABASE_URL unset
+  to run on this directory's own embedded database.`)
 } catch (err) {
   for (const line of startFailureLines(err)) console.error(`npm start failed: ${line}`)
   await stopAll(1)

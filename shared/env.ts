@@ -21,7 +21,7 @@ export const wholeNumber = (min: number, max: number) =>
 export const intVar = (min: number, max: number, fallback: number) => v.optional(wholeNumber(min, max), String(fallback))
 
 /** A secret of 16 characters or more; required unless wrapped in v.optional. */
-export const secretVar = (name: string) => v.pipe(v.string('required'), v.minLength(16, `${name} must be at least 16 characters`))
+export const secretVar = () => v.pipe(v.string('required'), v.minLength(16, 'must be at least 16 characters'))
 
 const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
 
@@ -137,6 +137,27 @@ export const parseEnv = <S extends v.GenericSchema>(schema: S, env: Readonly<Rec
   if (!parsed.success || retired.length) throw new ConfigError([...(parsed.success ? [] : linesOf(schema, parsed.issues)), ...retired])
   return parsed.output
 }
+
+/**
+ * A port another process already holds, and the variable that moves ours (`PORT`, `RELAY_PORT`,
+ * `EMBEDDED_PG_PORT`): a start failure a person can fix, so it prints as one line, never as a stack trace.
+ */
+export class PortInUseError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly port: number,
+    host?: string,
+  ) {
+    super(
+      `port ${port}${host ? ` on ${host}` : ''} is already in use (another edge-relay, or another program): stop that one, or set ${variable} to a free port${variable === 'EMBEDDED_PG_PORT' ? ' (unset, it picks one)' : ` (${variable}=0 picks one)`}`,
+    )
+    this.name = 'PortInUseError'
+  }
+}
+
+/** `err` as a PortInUseError when it is a listen's EADDRINUSE, else unchanged. */
+export const portInUse = (err: unknown, variable: string, port: number, host?: string): unknown =>
+  (err as { code?: unknown } | undefined)?.code === 'EADDRINUSE' ? new PortInUseError(variable, port, host) : err
 
 /** The lines to print for a failed start: one per bad variable for a ConfigError, else the error's message. */
 export const startFailureLines = (err: unknown): string[] =>

@@ -8,6 +8,8 @@ export const CHANNEL = 'relay'
 
 export const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 export const TOPIC_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/
+/** A topic grant (in a token, or the live-tail page's filter): a topic, or a `prefix*` wildcard. */
+export const TOPIC_GRANT_PATTERN = /^(?:[A-Za-z0-9_.:-]{1,128}|[A-Za-z0-9_.:-]{0,127}\*)$/
 
 export const HEADERS = {
   signature: 'x-relay-signature',

@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { MARKER_EVENTS, TENANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
+import { MARKER_EVENTS, TENANT_PATTERN, TOPIC_GRANT_PATTERN, TOPIC_PATTERN } from './protocol.ts'
 
 export const TenantId = v.pipe(v.string(), v.regex(TENANT_PATTERN, 'tenant must match ^[A-Za-z0-9_-]{1,64}$'))
 export type TenantId = v.InferOutput<typeof TenantId>
@@ -8,10 +8,7 @@ export const Topic = v.pipe(v.string(), v.regex(TOPIC_PATTERN, 'topic must match
 export type Topic = v.InferOutput<typeof Topic>
 
 /** A topic grant in a token: a topic, or a `prefix*` wildcard. */
-export const TopicGrant = v.pipe(
-  v.string(),
-  v.regex(/^(?:[A-Za-z0-9_.:-]{1,128}|[A-Za-z0-9_.:-]{0,127}\*)$/, 'a topic grant is a topic or prefix*'),
-)
+export const TopicGrant = v.pipe(v.string(), v.regex(TOPIC_GRANT_PATTERN, 'a topic grant is a topic or prefix*'))
 
 export const Seq = v.pipe(v.number(), v.safeInteger(), v.minValue(1))
 

@@ -2,7 +2,8 @@
  * The live-tail page (development): `npm start` serves it and prints its URL with a token in the fragment (which
  * browsers never send to a server). It dogfoods the browser client in shared/client.ts.
  */
-import { connect, type RelayEvent, type Status } from '../shared/client.ts'
+import { connect, type RelayClient, type RelayEvent, type Status } from '../shared/client.ts'
+import { TOPIC_GRANT_PATTERN } from '../shared/protocol.ts'
 import { grantsAllow } from '../shared/topics.ts'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -23,7 +24,7 @@ const pendingText = $('pending')
 const notice = $('notice')
 let received = 0
 let paused = false
-let pending: RelayEvent[] = []
+let pending: Received[] = []
 let droppedWhilePaused = 0
 
 $('tenant').textContent = tenant
@@ -58,19 +59,33 @@ const jsonNode = (data: unknown): HTMLPreElement => {
   return pre
 }
 
-/** `orders, users*` → a predicate, read as the edge reads a token's grants; empty = everything. */
-const topicFilter = (raw: string): ((topic: string) => boolean) => {
+/**
+ * `orders, users*` → a predicate, read as the edge reads a token's grants; empty = everything. A part that is not
+ * a topic or `prefix*` (`orders users`, `a*b`) could match nothing: the filter is refused with the parts named,
+ * rather than silently emptying the list.
+ */
+const topicFilter = (raw: string): ((topic: string) => boolean) | { invalid: string[] } => {
   const parts = raw
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
+  const invalid = parts.filter((p) => !TOPIC_GRANT_PATTERN.test(p))
+  if (invalid.length) return { invalid }
   return (topic) => grantsAllow(parts.length ? parts : undefined, topic)
 }
-let accepts = topicFilter('')
+let accepts = topicFilter('') as (topic: string) => boolean
 
 const time = (d: Date) => `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`
 
-const render = (e: RelayEvent, at: Date) => {
+/**
+ * An event as received, with when it arrived and whether it was replayed. The SSE frame carries no commit time (its
+ * format is public: adding one would be a contract change), so the time shown is the arrival time; an event the
+ * stream replayed after a (re)connection arrives in a burst, and is marked "replayed" so that a row of identical
+ * arrival times reads as what it is.
+ */
+type Received = RelayEvent & { at: Date; replayed: boolean }
+
+const render = (e: Received) => {
   const li = document.createElement('li')
   li.className = 'event fresh'
   li.dataset.seq = String(e.seq)
@@ -80,8 +95,14 @@ const render = (e: RelayEvent, at: Date) => {
   meta.className = 'meta'
   const seq = Object.assign(document.createElement('span'), { className: 'seq', textContent: `#${e.seq}` })
   const topic = Object.assign(document.createElement('span'), { className: 'topic', textContent: e.topic })
-  const when = Object.assign(document.createElement('time'), { dateTime: at.toISOString(), textContent: time(at), title: 'received' })
-  meta.append(seq, topic, when)
+  meta.append(seq, topic)
+  if (e.replayed) {
+    li.dataset.replayed = ''
+    const title = 'committed before this connection opened: replayed from the edge’s history (the time is its arrival)'
+    meta.append(Object.assign(document.createElement('span'), { className: 'replayed', textContent: 'replayed', title }))
+  }
+  const when = Object.assign(document.createElement('time'), { dateTime: e.at.toISOString(), textContent: time(e.at), title: 'received' })
+  meta.append(when)
   li.append(meta, jsonNode(e.data))
   li.hidden = !accepts(e.topic)
   list.prepend(li)
@@ -95,16 +116,20 @@ const showPending = () => {
   pauseButton.textContent = paused ? `Resume${pending.length ? ` (${pending.length})` : ''}` : 'Pause'
 }
 
+/** Events up to this seq were committed before the current connection opened: they arrive as a replay. */
+let replayThrough = 0
+
 const onEvent = (e: RelayEvent) => {
+  const got: Received = { ...e, at: new Date(), replayed: e.seq <= replayThrough }
   received++
   $('count').textContent = received.toLocaleString()
   $('last-seq').textContent = String(e.seq)
   if (paused) {
-    pending.push(e)
+    pending.push(got)
     if (pending.length > MAX_PENDING) pending.shift(), droppedWhilePaused++
     return showPending()
   }
-  render(e, new Date())
+  render(got)
 }
 
 const setStatus = (s: Status) => {
@@ -119,8 +144,18 @@ const say = (text: string) => {
   notice.hidden = false
 }
 
+const filterError = $('filter-error')
 filterInput.addEventListener('input', () => {
-  accepts = topicFilter(filterInput.value)
+  const next = topicFilter(filterInput.value)
+  const invalid = typeof next === 'function' ? [] : next.invalid
+  filterInput.setAttribute('aria-invalid', String(invalid.length > 0))
+  filterError.hidden = !invalid.length
+  // An invalid filter is not applied: the rows stay as the last valid one showed them.
+  if (invalid.length) {
+    filterError.textContent = `Invalid filter: ${invalid.map((p) => JSON.stringify(p)).join(', ')} ${invalid.length > 1 ? 'are' : 'is'} not a topic or prefix* (letters, digits, _ . : -; separate topics with commas). Showing the last valid filter.`
+    return
+  }
+  accepts = next as (topic: string) => boolean
   for (const li of list.children) (li as HTMLElement).hidden = !accepts((li as HTMLElement).dataset.topic ?? '')
 })
 
@@ -128,8 +163,7 @@ pauseButton.addEventListener('click', () => {
   paused = !paused
   pauseButton.setAttribute('aria-pressed', String(paused))
   if (!paused) {
-    const now = new Date()
-    for (const e of pending.slice(-MAX_ROWS)) render(e, now)
+    for (const e of pending.slice(-MAX_ROWS)) render(e)
     pending = []
     droppedWhilePaused = 0
   }
@@ -140,6 +174,13 @@ $('clear').addEventListener('click', () => {
   list.replaceChildren()
   empty.hidden = false
 })
+
+/** Counts are only true while connected: on a disconnect they are cleared, not left standing. */
+const clearPresence = (why: string) => {
+  const li = document.createElement('li')
+  li.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: why }))
+  $('presence').replaceChildren(li)
+}
 
 const renderPresence = (topics: Record<string, number>) => {
   const ul = $('presence')
@@ -157,14 +198,30 @@ const renderPresence = (topics: Record<string, number>) => {
 // The form needs the development publish route (npm start); anywhere else it stays disabled.
 const form = $<HTMLFormElement>('publish')
 const result = $('publish-result')
-fetch('/dev/config')
-  .then((r) => (r.ok ? r.json() : undefined))
-  .then((config: { publish?: boolean } | undefined) => {
-    if (!config?.publish || !token) return
-    $<HTMLButtonElement>('publish-button').disabled = false
-    result.textContent = ''
-  })
-  .catch(() => {})
+type DevConfig = { publish?: boolean; relay?: 'leader' | 'standby' | null }
+const devConfig = () =>
+  fetch('/dev/config')
+    .then((r) => (r.ok ? (r.json() as Promise<DevConfig>) : undefined))
+    .catch(() => undefined)
+/**
+ * A standby relay (another one leads the database) delivers nothing to this edge: say so, and look again every few
+ * seconds, since it leads as soon as the other one stops.
+ */
+const relayNotice = $('relay-notice')
+const showRelay = (config: DevConfig | undefined) => {
+  const standby = config?.relay === 'standby'
+  relayNotice.hidden = !standby
+  relayNotice.textContent = standby
+    ? 'Another relay leads this database: the relay of this `npm start` is a standby, so this page gets events only once it leads (when the other one stops). Events you publish here go to the leading relay’s page.'
+    : ''
+  if (standby) setTimeout(() => void devConfig().then(showRelay), 5_000)
+}
+void devConfig().then((config) => {
+  showRelay(config)
+  if (!config?.publish || !token) return
+  $<HTMLButtonElement>('publish-button').disabled = false
+  result.textContent = ''
+})
 
 form.addEventListener('submit', async (ev) => {
   ev.preventDefault()
@@ -187,18 +244,38 @@ form.addEventListener('submit', async (ev) => {
   result.textContent = res.ok ? `committed as seq ${body.seq}` : (body.error?.message ?? `HTTP ${res.status}`)
 })
 
+/** The tenant's head now (development route), or 0 when it cannot be read: nothing is then marked replayed. */
+const devHead = () =>
+  fetch('/dev/head', { headers: { authorization: `Bearer ${token}` } })
+    .then(async (r) => (r.ok ? ((await r.json()) as { head: number }).head : 0))
+    .catch(() => 0)
+
+const MINT = `npx edge-relay token ${tenant}`
+
 if (!token) {
   setStatus('closed')
-  say('No token. Open the URL that `npm start` printed: it ends with #token=…')
+  say(
+    `No token. Open the URL that \`npm start\` printed (it ends with #token=…), or mint one with \`${MINT}\` and add #token=… to this URL.`,
+  )
 } else {
-  connect({
+  const after = from !== null && /^\d+$/.test(from) ? Number(from) : undefined
+  let stream: RelayClient | undefined
+  stream = connect({
     url: location.origin,
     tenant,
-    getToken: () => token,
+    // Called before every connection: one that resumes (after=, or a reconnect) is first replayed what was
+    // committed meanwhile, up to the head read here.
+    getToken: async () => {
+      replayThrough = (stream ? stream.lastSeq : after) !== undefined ? await devHead() : 0
+      return token
+    },
     presence: true,
-    ...(from !== null && /^\d+$/.test(from) ? { after: Number(from) } : {}),
+    ...(after !== undefined ? { after } : {}),
     onEvent,
-    onStatus: setStatus,
+    onStatus: (s) => {
+      setStatus(s)
+      if (s !== 'live') clearPresence(s === 'closed' ? 'not connected' : 'not connected (reconnecting)')
+    },
     onPresence: (p) => renderPresence(p.topics),
     onReset: (info) =>
       say(
@@ -206,8 +283,13 @@ if (!token) {
           ? `Reset at ${time(new Date())}: the edge no longer holds what this page missed (an app would refetch its state now). Live from seq ${info.head + 1}.`
           : `Gap at ${time(new Date())}: expected seq ${info.expected}, got ${info.got} (an app would refetch its state now).`,
       ),
+    // A refused token does not become valid by retrying: stop, and say why and what to do.
     onError: (err, status) => {
-      if (status === 401 || status === 403) say(`The edge refused the token (${status}): ${err.message}`)
+      if (status !== 401 && status !== 403) return
+      stream?.close()
+      say(
+        `Stopped: the edge refused the token (${status}): ${err.message}. Open the URL that \`npm start\` printed, or mint a token with \`${MINT}\` and put it after #token= in this URL.`,
+      )
     },
   })
 }

@@ -1,14 +1,15 @@
 /**
  * The edge on Deno: the same Hono app as on Workers and Node, with rooms in memory, or with EDGE_ROOMS=kv shared
- * through Deno KV by every instance (Deno Deploy; docs/deno.md). `deno task edge`. Its variables are the edge's
- * (docs/configuration.md); PORT 0 picks a free port. The only file that calls Deno's own APIs.
+ * through Deno KV by every instance (Deno Deploy; docs/deno.md). `npx deno task edge` (the `deno` binary comes with
+ * `npm install`). Its variables are the edge's (docs/configuration.md); PORT 0 picks a free port. The only file that
+ * calls Deno's own APIs.
  */
 import { loadEdgeEnv } from '../config.ts'
 import { createEdge } from '../create.ts'
 import type { EdgeSettings } from '../config.ts'
 import { kvRooms } from '../room/kv/kv-rooms.ts'
 import { memoryRooms } from '../room/memory-rooms.ts'
-import { startFailureLines } from '../../shared/env.ts'
+import { PortInUseError, startFailureLines } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 
 /** Rooms in memory, or in Deno KV (a file at EDGE_KV_PATH, or Deno's default: on Deno Deploy, the app's KV). */
@@ -35,7 +36,14 @@ const start = async () => {
   // One line on stdout with the URL, so scripts and tests can find a port chosen by the kernel.
   const onListen = ({ hostname, port }: Deno.NetAddr) =>
     console.log(JSON.stringify({ level: 'info', msg: 'edge listening', url: `http://${hostname}:${port}` }))
-  const server = Deno.serve({ port: settings.PORT, hostname: settings.HOST, onListen }, app.fetch)
+  const server = (() => {
+    try {
+      return Deno.serve({ port: settings.PORT, hostname: settings.HOST, onListen }, app.fetch)
+    } catch (err) {
+      rooms.close()
+      throw err instanceof Deno.errors.AddrInUse ? new PortInUseError('PORT', settings.PORT, settings.HOST) : err
+    }
+  })()
   let stopping = false
   const stop = async (signal: string) => {
     // `deno task` passes a signal on, so one sent to the process group arrives twice.
@@ -52,7 +60,9 @@ const start = async () => {
 }
 
 start().catch((err: unknown) => {
-  for (const line of startFailureLines(err)) log('error', line)
-  log('error', 'edge failed to start')
+  // Plain lines first, for the person at the terminal; then the JSON log line (as shared/node/process.ts does).
+  const problems = startFailureLines(err)
+  for (const line of problems) console.error(`edge: ${line}`)
+  log('error', 'edge failed to start', { problems })
   Deno.exit(1)
 })

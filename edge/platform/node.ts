@@ -5,7 +5,7 @@ import { checkBatch } from '../batch.ts'
 import { loadEdgeEnv, type EdgeSettings } from '../config.ts'
 import { createEdge } from '../create.ts'
 import { memoryRooms, type MemoryRooms } from '../room/memory-rooms.ts'
-import { ConfigError } from '../../shared/env.ts'
+import { ConfigError, portInUse } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
 import { runProcess } from '../../shared/node/process.ts'
@@ -50,7 +50,7 @@ export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST
   )
   options.extend?.(app)
   const unobserve = observeFlushes(metrics.flushed)
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const server: ServerType = serve({ fetch: app.fetch, port: settings.PORT, hostname: host }, (info: { port: number }) => {
       resolve({
         url: `http://${host.includes(':') ? `[${host}]` : host}:${info.port}`, // an IPv6 address goes in brackets
@@ -69,6 +69,12 @@ export const startNodeEdge = async (settings: EdgeSettings, host = settings.HOST
             ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
           }),
       })
+    })
+    // A port already taken is a start failure that names PORT, not a crash with a stack trace.
+    server.once('error', (err) => {
+      unobserve()
+      rooms.close()
+      reject(portInUse(err, 'PORT', settings.PORT, host))
     })
   })
 }

@@ -32,7 +32,7 @@ const crash = (name: string, origin: string) => (err: unknown) => {
 
 /**
  * How every Node process of ours (`relay`, `edge`, the two together in `serve`) lives and dies: a crash exits 70 at
- * once (above), a failed start exits 1 saying why (a line per bad variable), SIGINT/SIGTERM stop what `start`
+ * once (above), a failed start exits 1 saying why (a plain line per bad variable or port in use), SIGINT/SIGTERM stop what `start`
  * started, then exit 0. `start` validates its configuration before it starts anything, so a bad variable costs no
  * half-started process.
  */
@@ -54,9 +54,11 @@ export const runProcess = (name: 'relay' | 'edge', start: () => Promise<{ stop()
       process.once('SIGTERM', () => void stop('SIGTERM'))
     },
     (err: unknown) => {
-      // A refused configuration: one line per bad variable.
-      for (const line of startFailureLines(err)) log('error', line)
-      log('error', `${name} failed to start`)
+      // What a person can fix (a bad variable, a port in use): plain lines first, one per problem, as the person at
+      // the terminal reads them; then one JSON log line with the same problems, for whatever collects the logs.
+      const problems = startFailureLines(err)
+      for (const line of problems) process.stderr.write(`${name}: ${line}\n`)
+      log('error', `${name} failed to start`, { problems })
       process.exit(1)
     },
   )

@@ -35,6 +35,9 @@ const rows = (visibleOnly = true) =>
     visibleOnly,
   )
 const status = () => page.getAttribute('#status', 'data-status')
+/** Seqs of the rows marked replayed, top to bottom. */
+const replayed = (p: Page = page) =>
+  p.$$eval('#events > li[data-replayed]', (lis) => lis.map((li) => Number((li as HTMLElement).dataset.seq)))
 const desc = (to: number, from = 1) => Array.from({ length: to - from + 1 }, (_, i) => to - i)
 
 describe('the live-tail page in Chromium', () => {
@@ -65,6 +68,21 @@ describe('the live-tail page in Chromium', () => {
     expect((await rows()).map(([seq]) => seq)).toEqual(desc(6))
   })
 
+  it('says a filter is invalid instead of emptying the list, and keeps the last valid one', async () => {
+    await page.fill('#filter', 'users')
+    expect((await rows()).map(([seq]) => seq)).toEqual([6, 4, 2])
+    await page.fill('#filter', 'orders users, a*b')
+    await page.waitForSelector('#filter-error:not([hidden])')
+    expect(await page.textContent('#filter-error')).toBe(
+      'Invalid filter: "orders users", "a*b" are not a topic or prefix* (letters, digits, _ . : -; separate topics with commas). Showing the last valid filter.',
+    )
+    expect(await page.getAttribute('#filter', 'aria-invalid')).toBe('true')
+    expect((await rows()).map(([seq]) => seq)).toEqual([6, 4, 2])
+    await page.fill('#filter', '')
+    expect(await page.isHidden('#filter-error')).toBe(true)
+    expect((await rows()).map(([seq]) => seq)).toEqual(desc(6))
+  })
+
   it('pause keeps buffering; resume shows what arrived meanwhile', async () => {
     await page.click('#pause')
     await s.publish('demo', 'orders', { i: 7 })
@@ -86,6 +104,8 @@ describe('the live-tail page in Chromium', () => {
     )
     await s.restartEdge(async () => {
       await page.waitForSelector('#status[data-status="reconnecting"]')
+      // Counts are only true while connected: no stale numbers while the edge is down.
+      expect(await page.textContent('#presence')).toBe('not connected (reconnecting)')
       mkdirSync(ARTIFACTS, { recursive: true })
       await page.screenshot({ path: resolve(ARTIFACTS, 'tail-page-reconnecting.png'), clip: { x: 0, y: 0, width: 1440, height: 120 } })
       // Committed while no edge is up: the relay keeps them and the page must get every one.
@@ -97,6 +117,9 @@ describe('the live-tail page in Chromium', () => {
     expect(seen).toContain('reconnecting')
     expect((await rows(false)).map(([seq]) => seq)).toEqual(desc(11))
     expect(await page.isHidden('#notice')).toBe(true) // no reset, no gap
+    // Committed while the page was away, received in the replay after it reconnected: marked as such.
+    expect(await replayed()).toEqual([11, 10, 9])
+    await page.waitForFunction(() => document.querySelector('#presence')?.textContent?.includes('all topics'))
   })
 
   it('publishes a test event from the form (development route) and shows it', async () => {
@@ -121,6 +144,74 @@ describe('the live-tail page in Chromium', () => {
     await small.waitForFunction(() => document.querySelector('#last-seq')?.textContent === '12')
     expect(await small.textContent('#count')).toBe('12')
     expect(await small.$$eval('#events > li', (lis) => lis.map((li) => Number((li as HTMLElement).dataset.seq)))).toEqual(desc(12, 8))
+    // A replay shows when each event arrived, and says it was replayed; a live event afterwards is not marked.
+    expect(await replayed(small)).toEqual(desc(12, 8))
+    expect(await small.locator('#events > li .replayed').first().textContent()).toBe('replayed')
+    await s.publish('demo', 'orders', { i: 13 })
+    await small.waitForFunction(() => document.querySelector('#last-seq')?.textContent === '13')
+    expect(await replayed(small)).toEqual(desc(12, 9))
     await small.close()
+  })
+
+  it('a refused token (401) stops and says why, instead of reconnecting forever', async () => {
+    const bad = await mintToken({ tenant: 'demo' }, { secret: 'not-the-edge-secret-at-all-0123456789' })
+    const p = await browser.context.newPage()
+    const statuses: string[] = []
+    await p.exposeFunction('recordStatus', (st: string) => void statuses.push(st))
+    await p.addInitScript(() => {
+      new MutationObserver(() =>
+        (window as unknown as { recordStatus(s: string): void }).recordStatus(
+          document.querySelector('#status')!.getAttribute('data-status')!,
+        ),
+      ).observe(document, {
+        subtree: true,
+        attributes: true,
+        attributeFilter: ['data-status'],
+      })
+    })
+    await p.goto(`${s.url}/?tenant=demo#token=${bad}`)
+    await p.waitForSelector('#status[data-status="closed"]')
+    expect(await p.textContent('#notice')).toMatch(
+      /^Stopped: the edge refused the token \(401\): .+ mint a token with `npx edge-relay token demo`/,
+    )
+    await new Promise((r) => setTimeout(r, 1_500))
+    expect(await p.getAttribute('#status', 'data-status')).toBe('closed')
+    expect(statuses.filter((st) => st === 'reconnecting').length).toBeLessThanOrEqual(1) // the first refusal, then stop
+    expect(await p.textContent('#presence')).toBe('not connected')
+    await p.close()
+  })
+
+  it('fits a 390 px wide phone: one column, nothing wider than the screen', async () => {
+    const token = await mintToken({ tenant: 'demo' })
+    const p = await browser.context.newPage()
+    await p.setViewportSize({ width: 390, height: 844 })
+    await p.goto(`${s.url}/?tenant=demo&from=10#token=${token}`)
+    await p.waitForSelector('#status[data-status="live"]')
+    await p.waitForFunction(() => document.querySelectorAll('#events > li').length === 3)
+    expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
+    const box = (sel: string) => p.locator(sel).first().boundingBox()
+    for (const sel of ['header', '.list-wrap', '#events > li', '#publish', '#filter']) {
+      const b = (await box(sel))!
+      expect(b.x, sel).toBeGreaterThanOrEqual(0)
+      expect(b.x + b.width, sel).toBeLessThanOrEqual(390)
+    }
+    expect((await box('.list-wrap'))!.width).toBeGreaterThan(340) // the list gets the width, not a squeezed column
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await p.screenshot({ path: resolve(ARTIFACTS, 'tail-page-390.png'), fullPage: true })
+    await p.close()
+  })
+
+  it('says so when the relay of this npm start is a standby, and clears it once it leads', async () => {
+    const token = await mintToken({ tenant: 'demo' })
+    const p = await browser.context.newPage()
+    let role = 'standby'
+    await p.route('**/dev/config', (route) => route.fulfill({ json: { publish: true, relay: role } }))
+    await p.goto(`${s.url}/?tenant=demo#token=${token}`)
+    await p.waitForSelector('#relay-notice:not([hidden])')
+    expect(await p.textContent('#relay-notice')).toMatch(/^Another relay leads this database: .* this page gets events only once it leads/)
+    role = 'leader'
+    await p.waitForSelector('#relay-notice', { state: 'hidden', timeout: 15_000 })
+    await p.close()
+    expect(pageErrors).toEqual([])
   })
 })

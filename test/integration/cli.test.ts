@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../scripts/free-port.ts'
 import { startStack, type Stack } from '../support/stack.ts'
 import { mintToken } from '../support/tokens.ts'
 
@@ -79,5 +80,37 @@ describe('edge-relay tail', () => {
     const [code] = await p.exit
     expect(code).toBe(1)
     expect(p.err.join('\n')).toMatch(/403.*TENANT_FORBIDDEN/)
+  })
+
+  it('a token the edge cannot verify (401) stops at once, naming the URL and saying retrying cannot fix it', async () => {
+    const token = await mintToken({ tenant: 'cli' }, { secret: 'not-the-edge-secret-at-all-0123456789' })
+    const p = run(['tail', 'cli', '--url', s.edge.url, '--token', token])
+    const [code] = await p.exit
+    expect(code).toBe(1)
+    expect(p.err).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${s.edge.url}/v1/tenants/cli/events: edge refused the stream \\(401\\) TOKEN_INVALID: .*; the token is the problem and will not fix itself: pass a valid one for this tenant with --token$`,
+        ),
+      ),
+    ])
+  })
+
+  it('an edge it cannot reach: each retry line names the URL and the reason, said once while it lasts', async () => {
+    const port = await freePort() // nothing listens there
+    const token = await mintToken({ tenant: 'cli' })
+    const p = run(['tail', 'cli', '--url', `http://127.0.0.1:${port}`, '--token', token])
+    await p.until('the first retry line', () => p.err.length > 0)
+    // ~250 ms doubling: several attempts within 3 s, one line.
+    await new Promise((r) => setTimeout(r, 3_000))
+    expect(p.err).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^http://127\\.0\\.0\\.1:${port}/v1/tenants/cli/events: cannot reach the edge \\(ECONNREFUSED\\); retrying in \\d+\\.\\d s$`,
+        ),
+      ),
+    ])
+    p.child.kill('SIGINT')
+    expect((await p.exit)[0]).toBe(0)
   })
 })

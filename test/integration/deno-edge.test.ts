@@ -12,7 +12,7 @@ const root = resolve(import.meta.dirname, '../..')
 const deno = resolve(root, 'node_modules/.bin/deno')
 const denoEnv = { ...process.env, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' }
 
-/** `deno task edge` (the npm `deno` binary) with `env` added; resolves once it reports its URL. */
+/** `npx deno task edge` (the npm `deno` binary) with `env` added; resolves once it reports its URL. */
 const startDenoEdge = async (env: Record<string, string> = {}) => {
   const child = spawn(deno, ['task', 'edge'], {
     cwd: root,

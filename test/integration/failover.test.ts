@@ -1,6 +1,6 @@
 import postgres from 'postgres'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startRelay, type Relay } from '../../relay/relay.ts'
+import { STANDBY_NOTE, startRelay, type Relay } from '../../relay/relay.ts'
 import { pruneOnce } from '../../relay/retention.ts'
 import { startProxy } from '../support/proxy.ts'
 import { relayConfig, startStack, testLog, type Stack } from '../support/stack.ts'
@@ -39,9 +39,17 @@ describe('hot standby', () => {
     let b: Relay | undefined
     let c: Relay | undefined
     try {
-      b = await startRelay({ config: relayConfig(s.db.url, s.edge.url), log: testLog })
+      const said: string[] = []
+      b = await startRelay({
+        config: relayConfig(s.db.url, s.edge.url),
+        log: (level, msg, f) => (said.push(`${level} ${msg}`), testLog(level, msg, f)),
+      })
       expect(a.health()).toMatchObject({ role: 'leader', ok: true, listening: true })
-      expect(b.health()).toMatchObject({ role: 'standby', ok: true, listening: false })
+      expect(a.health()).not.toHaveProperty('note')
+      // A standby is not silent: it says at start, and in /healthz, that it delivers nothing until it leads.
+      expect(b.health()).toMatchObject({ role: 'standby', ok: true, listening: false, note: STANDBY_NOTE })
+      expect(said).toContain(`warn ${STANDBY_NOTE}`)
+      expect(STANDBY_NOTE).toMatch(/^another relay leads this database: this one is a hot standby and delivers nothing/)
       expect(typeof a.health().notificationQueueUsage).toBe('number')
 
       const sub = await s.subscribe('standby')

@@ -61,7 +61,7 @@ describe('GET /metrics with EDGE_METRICS_TOKEN', () => {
 
   it('refuses a token too short to be a secret at startup, naming the variable', () => {
     expect(() => loadEdgeEnv({ EDGE_JWT_SECRET: JWT_SECRET, RELAY_SECRET, EDGE_METRICS_TOKEN: 'abc' })).toThrow(
-      /EDGE_METRICS_TOKEN: EDGE_METRICS_TOKEN must be at least 16 characters/,
+      /EDGE_METRICS_TOKEN: must be at least 16 characters/,
     )
   })
 })

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../scripts/embedded.ts'
@@ -54,6 +55,16 @@ describe('npm run relay', () => {
     const r = runRelay({ DATABASE_URL: 'mysql://nope', EDGE_URL: 'ftp://x', RELAY_SECRET: 'short', RELAY_PORT: 'abc' })
     expect(await r.exited).toBe(1)
     for (const name of ['DATABASE_URL', 'EDGE_URL', 'RELAY_SECRET', 'RELAY_PORT']) expect(r.output()).toContain(name)
+    // A person reads plain lines first, one per variable; the JSON log line with the same problems comes after.
+    const lines = r.output().trim().split('\n')
+    expect(lines.slice(0, 4).sort()).toEqual([
+      'relay: invalid configuration: DATABASE_URL: must be a postgres:// URL',
+      'relay: invalid configuration: EDGE_URL: every entry must be an http(s) URL',
+      'relay: invalid configuration: RELAY_PORT: must be a whole number',
+      'relay: invalid configuration: RELAY_SECRET: must be at least 16 characters',
+    ])
+    expect(JSON.parse(lines[4]!)).toMatchObject({ level: 'error', msg: 'relay failed to start', problems: expect.any(Array) })
+    expect(lines).toHaveLength(5)
   })
 
   it('serves /healthz, delivers, and exits 0 on SIGTERM after closing its connections', async () => {
@@ -85,7 +96,7 @@ describe('npm run serve (relay and Node edge in one process)', () => {
     const r = runServe({ DATABASE_URL: db.url, RELAY_SECRET: 'short', PORT: 'abc', RELAY_LOCAL_EDGE: 'two words' })
     expect(await r.exited).toBe(1)
     for (const name of ['RELAY_SECRET', 'RELAY_LOCAL_EDGE', 'PORT']) expect(r.output()).toContain(name)
-    expect(r.output().match(/RELAY_SECRET must be/g)).toHaveLength(1)
+    expect(r.output().match(/^relay: .*RELAY_SECRET: must be/gm)).toHaveLength(1) // named once, though both parts read it
     const same = runServe({
       DATABASE_URL: db.url,
       RELAY_SECRET,
@@ -129,5 +140,44 @@ describe('npm run serve (relay and Node edge in one process)', () => {
       [edge.url, 3],
       ['serve-test', 3],
     ])
+  })
+})
+
+describe('a port already in use', () => {
+  /** A port this test holds, as another program would. */
+  const held = async () => {
+    const server = createServer()
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    return { port: (server.address() as AddressInfo).port, close: () => new Promise((done) => server.close(done)) }
+  }
+  const base = { DATABASE_URL: '', RELAY_SECRET, EDGE_JWT_SECRET: JWT_SECRET, HOST: '127.0.0.1', RELAY_HOST: '127.0.0.1' }
+
+  it.each([
+    ['npm run relay', runRelay, 'RELAY_PORT'],
+    ['npm run serve', runServe, 'PORT'],
+    ['npm run serve', runServe, 'RELAY_PORT'],
+    ['npm run edge', run('edge/platform/node.ts'), 'PORT'],
+  ] as const)('%s: one line naming the port and %s, exit 1, no stack trace', async (_, start, variable) => {
+    const taken = await held()
+    try {
+      const free = String(await freePort())
+      const ports = { PORT: free, RELAY_PORT: free, [variable]: String(taken.port) }
+      const r = start({ ...base, DATABASE_URL: db.url, EDGE_URL: edge.url, ...ports })
+      expect(await r.exited).toBe(1)
+      const plain = r
+        .output()
+        .split('\n')
+        .filter((l) => l && !l.startsWith('{'))
+      expect(plain).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^(relay|edge): port ${taken.port} on 127\\.0\\.0\\.1 is already in use .*set ${variable} to a free port \\(${variable}=0 picks one\\)$`,
+          ),
+        ),
+      ])
+      expect(r.output()).not.toMatch(/EADDRINUSE| {4}at /)
+    } finally {
+      await taken.close()
+    }
   })
 })
