@@ -90,7 +90,8 @@ export const startPoller = ({
       failures = 0
     } catch (err) {
       if (failures++ === 0) log('warn', 'poll failed; retrying', { err: String(err) })
-      await sleep(backoffMs(failures, POLL_MS, 1_000))
+      // Short: a poll that waits out its backoff after the database is back delays every tenant by as much.
+      await sleep(backoffMs(failures, POLL_MS, 200))
     }
   }
   return every(POLL_MS, poll, () => {}, { immediate: true })
