@@ -38,7 +38,7 @@ export const relayVariables = {
   RELAY_HOST: hostVar('127.0.0.1'),
   LOG_LEVEL: logLevelVar,
   /**
-   * `notify`: one LISTEN connection, NOTIFY nudges. `poll`: no LISTEN; every 10 ms the relay reads the heads that
+   * `notify`: one LISTEN connection, NOTIFY nudges. `poll`: no LISTEN; every 5 ms the relay reads the heads that
    * changed (relay/poller.ts; pair it with `alter database … set relay.notify = 'off'`).
    */
   RELAY_MODE: v.optional(v.picklist(['notify', 'poll'], 'must be notify or poll'), 'notify'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ChangeWindow, LATE_MS } from './poller.ts'
+import { ChangeWindow, LATE_MS, RECENT_MS } from './poller.ts'
 
 describe('ChangeWindow', () => {
   it('reads after the stamp it started from, and nudges each head move once', () => {
@@ -41,5 +41,17 @@ describe('ChangeWindow', () => {
     w.changed(200, [])
     expect(w.after(LATE_MS + 150)).toBe(2)
     expect(w.after(LATE_MS + 250)).toBe(2) // the empty poll saw nothing higher
+  })
+
+  it('reads back RECENT_MS on an ordinary poll and LATE_MS on a deep one', () => {
+    const w = new ChangeWindow(0)
+    w.changed(0, [{ tenant: 'a', seq: 1, stamp: 1 }])
+    w.changed(RECENT_MS / 2, [{ tenant: 'b', seq: 1, stamp: 2 }])
+    w.changed(RECENT_MS * 2, [{ tenant: 'c', seq: 1, stamp: 3 }])
+    const now = RECENT_MS * 2 + 10
+    expect(w.after(now, RECENT_MS)).toBe(2) // polls that ended ≥ RECENT_MS ago saw up to 2
+    expect(w.after(now, LATE_MS)).toBe(0) // none ended a second ago yet: from the start
+    expect(w.size).toBe(3) // a deep poll may read them all again: each is remembered, so none is nudged twice
+    expect(w.changed(now + 1, [{ tenant: 'a', seq: 1, stamp: 1 }])).toEqual([])
   })
 })
