@@ -9,9 +9,10 @@ import { drain, floor } from './workloads/drain.ts'
 import { fanout } from './workloads/fanout.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
 import { memoryPerConnection } from './workloads/memory.ts'
+import { writes } from './workloads/writes.ts'
 
 /**
- * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
+ * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes] [--cpu-prof]
  * [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
  * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
@@ -111,6 +112,7 @@ const main = async () => {
       results.commit_ceiling_per_s = d.commitCeiling
       results.drain = d
     }
+    if (wants('writes')) results.writes = await writes(ctx)
   } finally {
     await Promise.all([...workers, writer].map((c) => c.stop()))
     await db.drop()
@@ -198,6 +200,19 @@ const printTable = (r: Record<string, any>) => {
     rows.push(
       `drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`,
     )
+  if (r.writes) {
+    const w = r.writes
+    const by = (m: Record<string, number>) => ['w1', 'w4', 'w8', 'w16'].map((k) => `${k} ${m[k]}`).join(' · ')
+    const lat = (x: { p50: number; p99: number; rate: number }) => `p50 ${x.p50} / p99 ${x.p99} ms at ${x.rate}/s`
+    rows.push(`writes  commits/s notify ${by(w.notify)}`)
+    rows.push(`        commits/s poll   ${by(w.poll)} (${w.ratio_w8}× at 8 writers)`)
+    rows.push(
+      `        one hot tenant, ${w.hot_tenant.writers} writers: notify ${w.hot_tenant.notify} · poll ${w.hot_tenant.poll} commits/s`,
+    )
+    rows.push(
+      `        poll commit → client: ${lat(w.poll_latency.at50)} (50 %) | ${lat(w.poll_latency.at90)} (90 %) | light ${lat(w.poll_latency.light)}`,
+    )
+  }
   console.log(`\n${rows.join('\n')}`)
 }
 
