@@ -4,7 +4,7 @@ import { benchDatabase } from './lib/db.ts'
 import { latencyChart } from './lib/chart.ts'
 import { count, merge, newHist, type Hist } from './lib/hist.ts'
 import { killAll, startChild } from './lib/proc.ts'
-import type { Ctx, Options } from './lib/context.ts'
+import { type Ctx, median, type Options } from './lib/context.ts'
 import { drain, floor } from './workloads/drain.ts'
 import { fanout } from './workloads/fanout.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
@@ -49,11 +49,6 @@ const deadline = setTimeout(
 deadline.unref()
 process.on('exit', killAll)
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killAll(), process.exit(130)))
-
-const median = (xs: (number | null)[]) => {
-  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b)
-  return v.length ? v[Math.floor((v.length - 1) / 2)]! + (v.length % 2 ? 0 : (v[v.length / 2]! - v[v.length / 2 - 1]!) / 2) : null
-}
 
 const main = async () => {
   progress(`edge-relay bench (${quick ? 'quick' : 'full'}, ${opts.repeat}× each latency workload) on ${cpus().length} cores`)

@@ -33,6 +33,12 @@ export const summary = (h: Hist) => ({
   samples: count(h),
 })
 
+/** The median of the numbers among `xs` (null when there are none). */
+export const median = (xs: (number | null)[]) => {
+  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b)
+  return v.length ? v[Math.floor((v.length - 1) / 2)]! + (v.length % 2 ? 0 : (v[v.length / 2]! - v[v.length / 2 - 1]!) / 2) : null
+}
+
 export const round = (x: number, digits = 3) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null)
 
 const tokens = new Map<string, string>()

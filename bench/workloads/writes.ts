@@ -1,4 +1,4 @@
-import type { Ctx } from '../lib/context.ts'
+import { type Ctx, median } from '../lib/context.ts'
 import { publishers } from '../lib/publishers.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './latency.ts'
 
@@ -6,7 +6,7 @@ const WRITERS = [1, 4, 8, 16] as const
 /** Writers on the one hot tenant: they serialise on its head row whatever the mode. */
 const HOT_WRITERS = 8
 
-type Rates = Record<`w${(typeof WRITERS)[number]}`, number>
+type Key = `w${(typeof WRITERS)[number]}`
 
 const brief = (r: LatencyResult, rate: number) => ({ rate, p50: r.p50, p95: r.p95, p99: r.p99, delivered: r.delivered })
 
@@ -18,32 +18,42 @@ const brief = (r: LatencyResult, rate: number) => ({ rate, p50: r.p50, p95: r.p9
  * - `hot_tenant`: the same for 8 writers on one tenant, in both modes.
  * - `poll_latency`: commit → client in poll mode (`npm run serve` shape), at 50 % and 90 % of poll mode's
  *   8-writer ceiling, spread over 16 tenants with one client each; and the `light` workload in poll mode.
+ * Each figure is the median of `--repeat` runs, notify and poll alternating: a shared disk's fsync rate drifts by
+ * several times within minutes, and alternating keeps the drift out of the ratio. `runs` keeps every sample.
  */
 export const writes = async (ctx: Ctx) => {
   const seconds = ctx.opts.quick ? 3 : 10
-  const rate = async (clients: number, tenants: 'per-client' | 'one', notify: boolean) => {
+  let tool = ''
+  const once = async (clients: number, tenants: 'per-client' | 'one', notify: boolean) => {
     await ctx.db.reset()
     const r = await publishers({ url: ctx.db.url, clients, seconds, tenants, notify })
-    const perS = Math.round(r.events / seconds)
+    tool = r.tool
+    return Math.round(r.events / seconds)
+  }
+  const pair = async (clients: number, tenants: 'per-client' | 'one') => {
+    const notify: number[] = []
+    const poll: number[] = []
+    for (let r = 0; r < ctx.opts.repeat; r++) {
+      notify.push(await once(clients, tenants, true))
+      poll.push(await once(clients, tenants, false))
+    }
+    const m = { notify: median(notify)!, poll: median(poll)! }
     ctx.progress(
-      `writes · ${notify ? 'notify' : 'poll'} · ${clients} writers${tenants === 'one' ? ' on one tenant' : ''}: ${perS} commits/s`,
+      `writes · ${clients} writers${tenants === 'one' ? ' on one tenant' : ''}: notify ${m.notify} · poll ${m.poll} commits/s (runs: notify ${notify.join(', ')} · poll ${poll.join(', ')})`,
     )
-    return { perS, tool: r.tool }
+    return { ...m, runs: { notify, poll } }
   }
-  const notify = {} as Rates
-  const poll = {} as Rates
-  let tool = ''
+  const notify = {} as Record<Key, number>
+  const poll = {} as Record<Key, number>
+  const runs = {} as Record<Key, { notify: number[]; poll: number[] }>
   for (const w of WRITERS) {
-    notify[`w${w}`] = (await rate(w, 'per-client', true)).perS
-    const p = await rate(w, 'per-client', false)
-    poll[`w${w}`] = p.perS
-    tool = p.tool
+    const p = await pair(w, 'per-client')
+    notify[`w${w}`] = p.notify
+    poll[`w${w}`] = p.poll
+    runs[`w${w}`] = p.runs
   }
-  const hot_tenant = {
-    writers: HOT_WRITERS,
-    notify: (await rate(HOT_WRITERS, 'one', true)).perS,
-    poll: (await rate(HOT_WRITERS, 'one', false)).perS,
-  }
+  const hot = await pair(HOT_WRITERS, 'one')
+  const hot_tenant = { writers: HOT_WRITERS, notify: hot.notify, poll: hot.poll, runs: hot.runs }
 
   const ceiling = poll.w8
   const at = async (share: number) => {
@@ -58,5 +68,6 @@ export const writes = async (ctx: Ctx) => {
     at90: await at(0.9),
     light: brief(await latencyRun(ctx, light, 'ours', 'poll'), light.rate),
   }
-  return { tool, seconds, notify, poll, hot_tenant, poll_latency, ratio_w8: Number((poll.w8 / notify.w8).toFixed(2)) }
+  const ratio_w8 = Number((poll.w8 / notify.w8).toFixed(2))
+  return { tool, seconds, repeat: ctx.opts.repeat, notify, poll, ratio_w8, hot_tenant, poll_latency, runs }
 }
