@@ -82,7 +82,8 @@ export const startPoller = ({
   outbox,
   onChange,
   log,
-  now = Date.now,
+  // Monotonic: a wall clock stepped forward would close the window early.
+  now = () => performance.now(),
 }: {
   outbox: Pick<Outbox, 'changedHeads' | 'lastStamp'>
   onChange: (tenant: string) => void
