@@ -116,7 +116,7 @@ describe.each(['notify', 'poll'] as const)('chaos (RELAY_MODE=%s): nothing commi
           writers: [...WRITERS, { tenant: 't-a', topic: 'bulk', pad: 32_000, pauseMs: 5, rollbackRate: 0 }],
         },
       )
-      // ~35 MB in 10 s is far beyond what the sockets can buffer: the chaos.edge must have closed it (the ledger above
+      // ~35 MB in 10 s is far beyond what the sockets can buffer: the edge must have closed it (the ledger above
       // shows it then resumed without a loss).
       expect(room.slowDropped - droppedBefore).toBeGreaterThanOrEqual(1)
     } finally {
@@ -149,9 +149,9 @@ describe.each(['notify', 'poll'] as const)('chaos (RELAY_MODE=%s): nothing commi
     }
   })
 
-  it('relay and chaos.edge in one process (npm run serve) kill -9, restarted', async () => {
+  it('relay and edge in one process (npm run serve) kill -9, restarted', async () => {
     // The serve process leads (the split relay steps aside), serves its own clients and still posts to the test's
-    // chaos.edge. Killing it takes its rooms and its clients' connections down with the relay.
+    // edge. Killing it takes its rooms and its clients' connections down with the relay.
     const servePort = await freePort()
     const serveEnv = { PORT: String(servePort), HOST: '127.0.0.1', EDGE_JWT_SECRET: JWT_SECRET, RELAY_LOCAL_EDGE: 'serve' }
     await chaos.leader.stop()
@@ -172,7 +172,7 @@ describe.each(['notify', 'poll'] as const)('chaos (RELAY_MODE=%s): nothing commi
       await until('serve clients connected', () => served.every((c) => c.connects > 0))
       const before = served.map((c) => c.connects)
       await phase(
-        'relay + chaos.edge in one process kill -9',
+        'relay + edge in one process kill -9',
         async () => {
           await chaos.leader.kill9()
           await sleep(500) // commits meanwhile; its clients retry against a closed port
