@@ -4,14 +4,15 @@ import { benchDatabase } from './lib/db.ts'
 import { latencyChart } from './lib/chart.ts'
 import { count, merge, newHist, type Hist } from './lib/hist.ts'
 import { killAll, startChild } from './lib/proc.ts'
-import type { Ctx, Options } from './lib/context.ts'
+import { type Ctx, median, type Options } from './lib/context.ts'
 import { drain, floor } from './workloads/drain.ts'
 import { fanout } from './workloads/fanout.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
 import { memoryPerConnection } from './workloads/memory.ts'
+import { writes } from './workloads/writes.ts'
 
 /**
- * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor] [--cpu-prof]
+ * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes] [--cpu-prof]
  * [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
  * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
@@ -48,11 +49,6 @@ const deadline = setTimeout(
 deadline.unref()
 process.on('exit', killAll)
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (killAll(), process.exit(130)))
-
-const median = (xs: (number | null)[]) => {
-  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b)
-  return v.length ? v[Math.floor((v.length - 1) / 2)]! + (v.length % 2 ? 0 : (v[v.length / 2]! - v[v.length / 2 - 1]!) / 2) : null
-}
 
 const main = async () => {
   progress(`edge-relay bench (${quick ? 'quick' : 'full'}, ${opts.repeat}× each latency workload) on ${cpus().length} cores`)
@@ -111,6 +107,7 @@ const main = async () => {
       results.commit_ceiling_per_s = d.commitCeiling
       results.drain = d
     }
+    if (wants('writes')) results.writes = await writes(ctx)
   } finally {
     await Promise.all([...workers, writer].map((c) => c.stop()))
     await db.drop()
@@ -198,6 +195,19 @@ const printTable = (r: Record<string, any>) => {
     rows.push(
       `drain   relay ${r.relay_events_per_s} events/s | commit ceiling ${r.commit_ceiling_per_s}/s (${((r.relay_events_per_s / r.commit_ceiling_per_s) * 100).toFixed(0)} %)`,
     )
+  if (r.writes) {
+    const w = r.writes
+    const by = (m: Record<string, number>) => ['w1', 'w4', 'w8', 'w16'].map((k) => `${k} ${m[k]}`).join(' · ')
+    const lat = (x: { p50: number; p99: number; rate: number }) => `p50 ${x.p50} / p99 ${x.p99} ms at ${x.rate}/s`
+    rows.push(`writes  commits/s notify ${by(w.notify)}`)
+    rows.push(`        commits/s poll   ${by(w.poll)} (${w.ratio_w8}× at 8 writers)`)
+    rows.push(
+      `        one hot tenant, ${w.hot_tenant.writers} writers: notify ${w.hot_tenant.notify} · poll ${w.hot_tenant.poll} commits/s`,
+    )
+    rows.push(
+      `        poll commit → client: ${lat(w.poll_latency.at50)} (50 %) | ${lat(w.poll_latency.at90)} (90 %) | light ${lat(w.poll_latency.light)}`,
+    )
+  }
   console.log(`\n${rows.join('\n')}`)
 }
 

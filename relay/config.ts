@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { acrossVars, hostVar, intVar, logLevelVar, parseEnv, secretVar, wholeNumber } from '../shared/env.ts'
+import { acrossVars, hostVar, intVar, logLevelVar, parseEnv, secretVar } from '../shared/env.ts'
 
 const edgeList = v.pipe(
   v.string('required (the edge base URL, e.g. http://127.0.0.1:8787)'),
@@ -12,12 +12,9 @@ const edgeList = v.pipe(
   v.check((us) => us.every((u) => /^https?:\/\/[^\s]+$/.test(u)), 'every entry must be an http(s) URL'),
 )
 
-/** How often the relay sweeps when RELAY_SWEEP_MS is unset: the sweep is a safety net under NOTIFY, and the only trigger when polling. */
-const SWEEP_MS = { notify: 5_000, poll: 250 } as const
-
 /**
  * The relay's variables (docs/configuration.md is their reference, and a test keeps the two in step). Every default
- * is here, or in SWEEP_MS for the one that depends on RELAY_MODE.
+ * is here.
  */
 export const relayVariables = {
   DATABASE_URL: v.pipe(
@@ -41,15 +38,15 @@ export const relayVariables = {
   RELAY_HOST: hostVar('127.0.0.1'),
   LOG_LEVEL: logLevelVar,
   /**
-   * `notify`: one LISTEN connection, NOTIFY nudges. `poll`: no LISTEN; the relay compares heads with its cursors
-   * every RELAY_SWEEP_MS (pair it with `alter database … set relay.notify = 'off'`).
+   * `notify`: one LISTEN connection, NOTIFY nudges. `poll`: no LISTEN; every 5 ms the relay reads the heads that
+   * changed (relay/poller.ts; pair it with `alter database … set relay.notify = 'off'`).
    */
   RELAY_MODE: v.optional(v.picklist(['notify', 'poll'], 'must be notify or poll'), 'notify'),
   /**
-   * The sweep: every tenant whose head is past an edge's cursor is caught up, each edge is asked whether it
-   * restarted, lag is sampled, and every 12th sweep retention runs. Unset: SWEEP_MS for RELAY_MODE.
+   * The sweep, the safety net in both modes: every tenant whose head is past an edge's cursor is caught up, each
+   * edge is asked whether it restarted, lag is sampled, and every 12th sweep retention runs.
    */
-  RELAY_SWEEP_MS: v.optional(wholeNumber(10, 3_600_000)),
+  RELAY_SWEEP_MS: intVar(10, 3_600_000, 5_000),
   /** Retention: events older than this many seconds are pruned once every edge has them (0 = no age limit). */
   RELAY_RETENTION_AGE_S: intVar(0, 10 * 365 * 86_400, 7 * 86_400),
   /** Retention: at most this many newest events kept per tenant once every edge has them (0 = no count limit). */
@@ -59,14 +56,8 @@ export const relayVariables = {
 const relayObject = v.object(relayVariables)
 const serveObject = v.object({ ...relayVariables, EDGE_URL: v.optional(edgeList, '') })
 
-/** RELAY_SWEEP_MS's default, which depends on RELAY_MODE. */
-const withSweep = <E extends { RELAY_MODE: keyof typeof SWEEP_MS; RELAY_SWEEP_MS?: number | undefined }>(e: E) => ({
-  ...e,
-  RELAY_SWEEP_MS: e.RELAY_SWEEP_MS ?? SWEEP_MS[e.RELAY_MODE],
-})
-
 /** `npm run relay`'s schema. */
-export const RelayEnv = v.pipe(relayObject, v.transform(withSweep))
+export const RelayEnv = relayObject
 
 /** With an edge in this process (`npm run serve`), EDGE_URL is optional: it lists only the other edges. */
 export const ServeEnv = v.pipe(
@@ -78,7 +69,6 @@ export const ServeEnv = v.pipe(
     'RELAY_LOCAL_EDGE',
     'RELAY_LOCAL_EDGE names this edge: it must not also be in EDGE_URL',
   ),
-  v.transform(withSweep),
 )
 
 /** The relay's complete settings: every variable, defaults applied. */

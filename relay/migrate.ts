@@ -16,8 +16,8 @@ const MIGRATE_LOCK = 0x72656c6179_01n
  * Applies `migrations/*.sql` in name order, each in its own transaction, recording applied files in
  * relay.migrations. Running it again applies nothing. Returns the names applied now.
  */
-export const migrate = async (sql: Sql): Promise<string[]> => {
-  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort()
+export const migrate = async (sql: Sql, dir = MIGRATIONS_DIR): Promise<string[]> => {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort()
   const applied: string[] = []
   await sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(${MIGRATE_LOCK.toString()}::bigint)`
@@ -26,7 +26,7 @@ export const migrate = async (sql: Sql): Promise<string[]> => {
     const done = new Set((await tx<{ name: string }[]>`select name from relay.migrations`).map((r) => r.name))
     for (const file of files) {
       if (done.has(file)) continue
-      await tx.unsafe(await readFile(join(MIGRATIONS_DIR, file), 'utf8'))
+      await tx.unsafe(await readFile(join(dir, file), 'utf8'))
       await tx`insert into relay.migrations (name) values (${file})`
       applied.push(file)
     }

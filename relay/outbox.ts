@@ -35,6 +35,22 @@ export const outbox = (sql: Sql) => ({
     return rows.map((r) => ({ tenant: r.tenant, head: Number(r.head), delivered: Number(r.delivered) }))
   },
 
+  /**
+   * Heads stamped after `after` (migrations/0005_change_stamps.sql), oldest stamp first: what changed since a
+   * poll, read through the stamp index, so its cost follows the changes, not the number of tenants.
+   */
+  async changedHeads(after: number): Promise<{ tenant: string; seq: number; stamp: number }[]> {
+    const rows = await sql<{ tenant: string; seq: string; stamp: string }[]>`
+      select tenant, seq, stamp from relay.heads where stamp > ${after} order by stamp`
+    return rows.map((r) => ({ tenant: r.tenant, seq: Number(r.seq), stamp: Number(r.stamp) }))
+  },
+
+  /** The highest stamp of a committed head (0 when none has one yet). */
+  async lastStamp(): Promise<number> {
+    const [row] = await sql<{ stamp: string | null }[]>`select max(stamp) as stamp from relay.heads`
+    return Number(row?.stamp ?? 0)
+  },
+
   async cursor(edge: string, tenant: string): Promise<number> {
     const [row] = await sql<{ delivered: string }[]>`
       select delivered from relay.cursors where edge = ${edge} and tenant = ${tenant}`

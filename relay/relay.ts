@@ -8,7 +8,7 @@ import { startElection, type Term } from './leader.ts'
 import { fenceListeners, startListener, type Listener } from './listener.ts'
 import { attachSources, observeRead, relayMetrics } from './metrics.ts'
 import { outbox as makeOutbox } from './outbox.ts'
-import { every } from './timing.ts'
+import { startPoller } from './poller.ts'
 import { RETENTION_EVERY_CHECKS, startRetention } from './retention.ts'
 
 export interface RelayOptions {
@@ -32,9 +32,7 @@ export interface LocalEdge {
  * hold the lock is a hot standby: no LISTEN, no deliveries.
  */
 export const startRelay = async ({ config, log, local }: RelayOptions) => {
-  // The checks that ask something of every edge or read every head keep the notify-mode pace in poll mode, where
-  // the sweep is the poll (20 times as frequent at the defaults): an edge check is a request to each edge.
-  const checkMs = config.RELAY_SWEEP_MS * (config.RELAY_MODE === 'poll' ? POLL_SWEEPS_PER_CHECK : 1)
+  const checkMs = config.RELAY_SWEEP_MS
   const sql = postgres(config.DATABASE_URL, {
     max: 4,
     onnotice: () => {},
@@ -105,6 +103,10 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     const catchUpOne = async (d: Deliverer) => {
       for (const { tenant } of await outbox.behind(d.edge)) d.nudge(tenant)
     }
+    /** Something may be new for `tenant` (a NOTIFY, or a changed head in poll mode). */
+    const nudge = (tenant: string) => {
+      for (const d of deliverers) if (speaking.has(d)) d.nudge(tenant)
+    }
     const catchUp = async () => {
       for (const d of deliverers) if (speaking.has(d)) await catchUpOne(d)
     }
@@ -150,11 +152,10 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     const edgeChecks = setInterval(checkEdges, checkMs)
 
     let listener: Listener | undefined
-    let poller: ReturnType<typeof every> | undefined
+    let poller: ReturnType<typeof startPoller> | undefined
     if (config.RELAY_MODE === 'poll') {
-      // No LISTEN at all: every sweep compares relay.heads with the cursors. One query per edge per interval
-      // whatever the traffic, and up to one interval of latency; in exchange writers never take NOTIFY's lock.
-      poller = every(config.RELAY_SWEEP_MS, catchUp, (err) => log('warn', 'poll failed', { err: String(err) }), { immediate: true })
+      // No LISTEN at all: the heads stamped since the last polls (relay/poller.ts); writers never take NOTIFY's lock.
+      poller = startPoller({ outbox, onChange: nudge, log })
     } else {
       const fenced = await safely('fencing old listeners', fenceListeners(sql))
       if (fenced) log('warn', 'ended LISTEN sessions left by a previous leader', { sessions: fenced })
@@ -162,9 +163,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
         url: config.DATABASE_URL,
         pingMs: config.RELAY_SWEEP_MS,
         log,
-        onNudge: (tenant) => {
-          for (const d of deliverers) if (speaking.has(d)) d.nudge(tenant)
-        },
+        onNudge: nudge,
         onListen: () => {
           if (listens++ > 0) metrics.reconnects.inc()
           void safely('catch-up', catchUp())
@@ -172,14 +171,12 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
       })
       await listener.ready
     }
-    // The safety net under NOTIFY (in poll mode every poll already catches up).
-    const watched = listener
-    const sweep =
-      watched &&
-      setInterval(() => {
-        void safely('sweep', catchUp())
-        void safely('listener watchdog', watched.watchdog(sql))
-      }, config.RELAY_SWEEP_MS)
+    // The safety net under NOTIFY, and under polling (a late committer that stayed open longer than the poller's
+    // window, a head the migration left unstamped).
+    const sweep = setInterval(() => {
+      void safely('sweep', catchUp())
+      if (listener) void safely('listener watchdog', listener.watchdog(sql))
+    }, config.RELAY_SWEEP_MS)
     const retention = startRetention({
       sql,
       edges: targets.map((t) => t.edge),
@@ -276,9 +273,6 @@ export type Relay = Awaited<ReturnType<typeof startRelay>>
 /** What a standby says at start and in /healthz. */
 export const STANDBY_NOTE =
   'another relay leads this database: this one is a hot standby and delivers nothing (not even to an edge in its own process) until it leads, within about a second of the leader stopping'
-
-/** In poll mode, edge checks and lag samples run every this many sweeps (every sweep in notify mode). */
-const POLL_SWEEPS_PER_CHECK = 20
 
 /** An edge whose oldest unconfirmed event is older than this is listed as lagging in /healthz. */
 const LAGGING_S = 10

@@ -79,7 +79,7 @@ export const RETIRED: Readonly<Record<string, string | undefined>> = {
   EDGE_MAX_PUBLISH_BYTES: 'EDGE_MAX_EVENT_BYTES',
   RETRY_MS: undefined,
   SUBSCRIBER_QUEUE_EVENTS: 'SUBSCRIBER_QUEUE_BYTES',
-  RELAY_POLL_MS: 'RELAY_SWEEP_MS',
+  RELAY_POLL_MS: undefined,
   RELAY_RETRY_CAP_MS: undefined,
   RELAY_RESEND_MAX: undefined,
   RELAY_LEADER_CHECK_MS: undefined,

@@ -22,6 +22,8 @@ const data = () => `{"p":"${PAD}","t":${nowMs().toFixed(4)}}`
 const seqs = new Map<string, number>()
 
 const sql = postgres(process.env.DATABASE_URL!, { max: 8, onnotice: () => {} })
+/** Poll mode's writers: sessions with relay.notify = 'off', so publish() sends no NOTIFY. */
+const quiet = postgres(process.env.DATABASE_URL!, { max: 8, onnotice: () => {}, connection: { 'relay.notify': 'off' } })
 
 interface RunArgs {
   mode: 'ours' | 'baseline' | 'floor' | 'floor-publish' | 'edge' | 'raw'
@@ -30,11 +32,13 @@ interface RunArgs {
   tenants: string[]
   url?: string
   secret?: string
+  /** false: publish with relay.notify = 'off' (poll mode). */
+  notify?: boolean
 }
 
-const sendPg = (mode: RunArgs['mode'], tenant: string): Promise<unknown> => {
+const sendPg = (mode: RunArgs['mode'], tenant: string, notify: boolean): Promise<unknown> => {
   const d = data()
-  if (mode === 'ours') return sql`select relay.publish(${tenant}, 'bench', ${d}::text::jsonb)`
+  if (mode === 'ours') return (notify ? sql : quiet)`select relay.publish(${tenant}, 'bench', ${d}::text::jsonb)`
   if (mode === 'baseline')
     return sql`with ins as (insert into bench_log (tenant, topic, data) values (${tenant}, 'bench', ${d}::text::jsonb))
       select pg_notify('baseline', ${`{"tenant":"${tenant}","topic":"bench","data":${d}}`})`
@@ -42,7 +46,7 @@ const sendPg = (mode: RunArgs['mode'], tenant: string): Promise<unknown> => {
   return sql`select pg_notify('floor', ${d})`
 }
 
-const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
+const run = async ({ mode, rate, seconds, tenants, url, secret, notify = true }: RunArgs) => {
   const start = Date.now()
   const total = Math.round(rate * seconds)
   let sent = 0
@@ -78,7 +82,7 @@ const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
       const tenant = tenants[sent % tenants.length]!
       if (mode === 'edge' || mode === 'raw') backlog.push(tenant)
       else {
-        const p = sendPg(mode, tenant).then(
+        const p = sendPg(mode, tenant, notify).then(
           () => void ok++,
           (err) => (errors++, (firstError ??= String(err))),
         )
@@ -99,4 +103,6 @@ const run = async ({ mode, rate, seconds, tenants, url, secret }: RunArgs) => {
   return { published: ok, errors, firstError, ms: Date.now() - start }
 }
 
-serveChild({ run: (m) => run(m as unknown as RunArgs) }, () => sql.end({ timeout: 1 })).ready({})
+serveChild({ run: (m) => run(m as unknown as RunArgs) }, () =>
+  Promise.all([sql.end({ timeout: 1 }), quiet.end({ timeout: 1 })]).then(() => {}),
+).ready({})

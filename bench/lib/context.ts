@@ -33,6 +33,12 @@ export const summary = (h: Hist) => ({
   samples: count(h),
 })
 
+/** The median of the numbers among `xs` (null when there are none). */
+export const median = (xs: (number | null)[]) => {
+  const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b)
+  return v.length ? v[Math.floor((v.length - 1) / 2)]! + (v.length % 2 ? 0 : (v[v.length / 2]! - v[v.length / 2 - 1]!) / 2) : null
+}
+
 export const round = (x: number, digits = 3) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : null)
 
 const tokens = new Map<string, string>()
@@ -49,6 +55,9 @@ export const token = async (tenant: string) => {
 }
 
 export type System = 'ours' | 'baseline' | 'raw'
+
+/** The relay's RELAY_MODE; in `poll`, the bench's writers also publish with relay.notify = 'off'. */
+export type RelayMode = 'notify' | 'poll'
 
 /** SSE request paths (and headers) for `perTenant` clients on each tenant, as each system serves them. */
 export const connections = async (system: System, tenants: string[], perTenant: number) => {
@@ -108,7 +117,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * in two processes, the relay posting signed batches over HTTP (`npm run relay` + `npm run edge`: the shape of a
  * Workers deployment, or of several Node edges). `relay: false`: the edge alone.
  */
-export const startOurs = async (ctx: Ctx, { relay = true, split = false, gc = false } = {}) => {
+export const startOurs = async (ctx: Ctx, { relay = true, split = false, gc = false, relayMode = 'notify' as RelayMode } = {}) => {
   const profile = ctx.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', 'bench/results/prof'] : []
   const inProcess = relay && !split
   const edge = await startChild(
@@ -116,12 +125,14 @@ export const startOurs = async (ctx: Ctx, { relay = true, split = false, gc = fa
     {
       EDGE_JWT_SECRET: JWT_SECRET,
       RELAY_SECRET,
-      ...(inProcess ? { BENCH_WITH_RELAY: '1', DATABASE_URL: ctx.db.url } : {}),
+      ...(inProcess ? { BENCH_WITH_RELAY: '1', DATABASE_URL: ctx.db.url, RELAY_MODE: relayMode } : {}),
     },
     [...(gc ? ['--expose-gc'] : []), ...profile],
   )
   const url = edge.info.url as string
   const r =
-    relay && split ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET }, profile) : undefined
+    relay && split
+      ? await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET, RELAY_MODE: relayMode }, profile)
+      : undefined
   return { url, edge, relay: r, stop: async () => (await r?.stop(), await edge.stop()) }
 }

@@ -1,56 +1,9 @@
-import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import postgres from 'postgres'
 import { nowMs } from '../lib/hist.ts'
 import { collect, openWindow, settle, startOurs, summary, type Ctx } from '../lib/context.ts'
+import { publishers } from '../lib/publishers.ts'
 
-const TENANTS = 64
-const SCRIPT = `\\set n random(1, ${TENANTS})\nselect relay.publish('d' || :n, 'bench', '{"x": 1}');\n`
-
-/** pgbench from PATH or the Debian layout; undefined when neither exists (we then use a Node writer). */
-const findPgbench = () => {
-  for (const dir of (process.env.PATH ?? '').split(':')) if (existsSync(join(dir, 'pgbench'))) return join(dir, 'pgbench')
-  const root = '/usr/lib/postgresql'
-  if (!existsSync(root)) return undefined
-  const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a))
-  for (const v of versions) if (existsSync(join(root, v, 'bin/pgbench'))) return join(root, v, 'bin/pgbench')
-  return undefined
-}
-
-/** Saturating publishers for `seconds`; returns committed transactions (= events) and the elapsed time. */
-const saturate = async (ctx: Ctx, seconds: number, clients = 8): Promise<{ events: number; tool: string }> => {
-  const pgbench = findPgbench()
-  if (pgbench) {
-    const script = join(tmpdir(), `edge-relay-bench-${process.pid}.sql`)
-    writeFileSync(script, SCRIPT)
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(
-        pgbench,
-        ['-n', '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, ctx.db.url],
-        { timeout: (seconds + 60) * 1000 },
-        (err, stdout, stderr) => (err ? reject(new Error(`pgbench failed: ${stderr || err.message}`)) : resolve(stdout)),
-      ),
-    )
-    const processed = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN)
-    return { events: processed, tool: `pgbench (${clients} clients, 1 publish per transaction, ${TENANTS} tenants)` }
-  }
-  // No pgbench: the same transactions from Node, `clients` connections in tight loops.
-  const sql = postgres(ctx.db.url, { max: clients, onnotice: () => {} })
-  const until = Date.now() + seconds * 1000
-  let events = 0
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (Date.now() < until) {
-        await sql`select relay.publish(${`d${1 + Math.floor(Math.random() * TENANTS)}`}, 'bench', '{"x": 1}'::jsonb)`
-        events++
-      }
-    }),
-  )
-  await sql.end({ timeout: 1 })
-  return { events, tool: `Node writer (${clients} postgres.js connections; pgbench not found)` }
-}
+/** Saturating publishers for `seconds` (8 clients over 64 tenants, with NOTIFY); committed transactions = events. */
+const saturate = (ctx: Ctx, seconds: number) => publishers({ url: ctx.db.url, clients: 8, seconds, tenants: 64, notify: true })
 
 /** Sum of heads and of the edge's acknowledged cursors: the relay has caught up when they are equal. */
 const progressOf = async (ctx: Ctx) => {

@@ -14,10 +14,11 @@ import {
   startOurs,
   summary,
   type Ctx,
+  type RelayMode,
 } from '../lib/context.ts'
 
 export interface LatencySpec {
-  name: 'light' | 'hot' | 'hot100'
+  name: string
   tenants: number
   perTenant: number
   rate: number
@@ -51,15 +52,21 @@ export type LatencySystem = 'ours' | 'split' | 'baseline'
  * One system on one workload: fresh server processes, clients connected, a warm-up, then `seconds` of events at
  * `rate`; latency from just before commit to the client's parse, and the fraction delivered within a grace period.
  */
-export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySystem): Promise<LatencyResult> => {
+export const latencyRun = async (
+  ctx: Ctx,
+  spec: LatencySpec,
+  system: LatencySystem,
+  relayMode: RelayMode = 'notify',
+): Promise<LatencyResult> => {
   const seconds = ctx.opts.quick ? 5 : 10
   const warmup = ctx.opts.quick ? 1 : 2
   const mode = system === 'baseline' ? 'baseline' : 'ours' // how the writer publishes and the clients connect
+  const notify = relayMode === 'notify'
   const tenants = Array.from({ length: spec.tenants }, (_, i) => `${spec.name}${i}`)
   await ctx.db.reset()
   const server =
     system !== 'baseline'
-      ? await startOurs(ctx, { split: system === 'split' })
+      ? await startOurs(ctx, { split: system === 'split', relayMode })
       : await (async () => {
           const c = await startChild('baseline/server.ts', { DATABASE_URL: ctx.db.url })
           // A collapsed baseline is too busy to exit politely: it is killed by PID once measured.
@@ -82,7 +89,7 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySys
     await connectAll(ctx, server.url, await connections(mode, tenants, spec.perTenant))
     await openWindow(ctx, 1e18)
     ctx.progress(`${spec.name} · ${system} · warm-up ${warmup}s at ${spec.rate} ev/s`)
-    await ctx.writer.call('run', { mode, rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
+    await ctx.writer.call('run', { mode, rate: spec.rate, seconds: warmup, tenants, notify }, 60_000 + warmup * 1000)
     await sleep(300)
     const graceMs = ctx.opts.quick ? 3000 : 5000
     const start = nowMs()
@@ -103,7 +110,7 @@ export const latencyRun = async (ctx: Ctx, spec: LatencySpec, system: LatencySys
     ctx.progress(`${spec.name} · ${system} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
     const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
       'run',
-      { mode, rate: spec.rate, seconds, tenants },
+      { mode, rate: spec.rate, seconds, tenants, notify },
       120_000 + seconds * 1000,
     )
     const cpu1 = await Promise.all(procs.map(([, c]) => cpuMs(c)))

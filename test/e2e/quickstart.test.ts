@@ -178,7 +178,7 @@ describe('docs/quickstart.md', () => {
     await db.sql.unsafe(`create database "${bare}"`)
     try {
       const sh = () => run('bash', ['-c', migrate!], { cwd: app, env: { ...env, DATABASE_URL: databaseUrl(bare) } })
-      expect((await sh()).stdout).toMatch(/^applied 0001_outbox\.sql, .*0004_edge_instances\.sql/)
+      expect((await sh()).stdout).toMatch(/^applied 0001_outbox\.sql, .*0006_watch_keys\.sql/)
       expect((await sh()).stdout).toMatch(/database is up to date/)
     } finally {
       await db.sql.unsafe(`drop database if exists "${bare}" with (force)`)
