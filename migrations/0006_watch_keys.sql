@@ -33,9 +33,9 @@ end
 $$;
 
 -- The old three-argument watch() would make every three-argument call ambiguous with the new one.
-drop function relay.watch(regclass, text, text);
+drop function if exists relay.watch(regclass, text, text);
 
-create function relay.watch(tbl regclass, tenant_column text, topic text, key_columns text[] default null) returns void
+create or replace function relay.watch(tbl regclass, tenant_column text, topic text, key_columns text[] default null) returns void
 language plpgsql as $$
 declare
   keys text[] := key_columns;

@@ -244,11 +244,15 @@ form.addEventListener('submit', async (ev) => {
   result.textContent = res.ok ? `committed as seq ${body.seq}` : (body.error?.message ?? `HTTP ${res.status}`)
 })
 
-/** The tenant's head now (development route), or 0 when it cannot be read: nothing is then marked replayed. */
+/**
+ * The tenant's head now (development route), or 0 when the route refuses (nothing is then marked replayed). Unreachable
+ * (the server restarting) it throws, so the client retries the connection rather than open one whose replay it
+ * cannot tell from live events.
+ */
 const devHead = () =>
-  fetch('/dev/head', { headers: { authorization: `Bearer ${token}` } })
-    .then(async (r) => (r.ok ? ((await r.json()) as { head: number }).head : 0))
-    .catch(() => 0)
+  fetch('/dev/head', { headers: { authorization: `Bearer ${token}` } }).then(async (r) =>
+    r.ok ? ((await r.json()) as { head: number }).head : 0,
+  )
 
 const MINT = `npx edge-relay token ${tenant}`
 
