@@ -143,7 +143,14 @@ export const appendBatch = async (kv: Kv, body: PublishBody, bounds: KvHistoryBo
       const op = kv.atomic().check({ key: headKey(tenant), versionstamp })
       for (const e of run) write(op, tenant, e, bounds, base)
       const next: KvHead = { seq: run.at(-1)!.seq, base }
-      const result = await op.set(headKey(tenant), next).commit()
+      const result = await op
+        .set(headKey(tenant), next)
+        .commit()
+        .catch((err: unknown) => {
+          // A KV file written by another handle at this moment (the local SQLite backend): as a lost check.
+          if (!/database is locked/.test(String(err))) throw err
+          return { ok: false as const, versionstamp: undefined }
+        })
       if (!result.ok) {
         conflict = true // another instance moved the head (a resend racing the first try): read it again
         break
@@ -157,6 +164,7 @@ export const appendBatch = async (kv: Kv, body: PublishBody, bounds: KvHistoryBo
       return { head: head.seq, written }
     }
     if (tries >= CONTENDED_TRIES) throw new RelayError('NOT_READY', `the KV head of tenant ${tenant} keeps moving: retry`)
+    await new Promise((resolve) => setTimeout(resolve, tries * 5))
   }
 }
 
