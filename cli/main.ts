@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import * as v from 'valibot'
-import { TenantId, Topic } from '../shared/schema.ts'
+import { TenantId, Topic, TopicGrant } from '../shared/schema.ts'
 
 const COMMANDS = {
   migrate: `usage: edge-relay migrate
@@ -124,7 +124,7 @@ const tenantCommand = async (command: 'tail' | 'token', args: string[], values: 
     return fail(`tenant must match ^[A-Za-z0-9_-]{1,64}$, got ${JSON.stringify(tenant ?? '')}`, command)
   if (extra.length) return fail(`unexpected arguments: ${extra.join(' ')}`, command)
   const topics = values.topics?.split(',').flatMap((t) => t.trim() || [])
-  const bad = topics?.find((t) => !v.is(Topic, t) && !(command === 'token' && /^[A-Za-z0-9_.:-]{0,127}\*$/.test(t)))
+  const bad = topics?.find((t) => !v.is(command === 'token' ? TopicGrant : Topic, t))
   if (bad) return fail(`invalid topic ${JSON.stringify(bad)}`, command)
   return command === 'tail' ? runTail(tenant, topics, values) : runToken(tenant, topics, values)
 }

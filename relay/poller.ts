@@ -33,7 +33,7 @@ export interface Change {
 export class ChangeWindow {
   /** The highest stamp seen by each poll of the last LATE_MS, oldest first. */
   private readonly polls: { at: number; stamp: number }[] = []
-  /** Per tenant: the head last nudged for and its stamp, while that stamp is inside the window. */
+  /** Per tenant, in the order nudged: the head last nudged for and its stamp, while that stamp is inside the window. */
   private readonly seen = new Map<string, { seq: number; stamp: number }>()
 
   /** `from`: a stamp every committed head was at or below when polling started (the sweep covers what was late). */
@@ -46,7 +46,13 @@ export class ChangeWindow {
   after(now: number, back = LATE_MS): number {
     const from = this.from
     while (this.polls.length && this.polls[0]!.at <= now - LATE_MS) this.from = Math.max(this.from, this.polls.shift()!.stamp)
-    if (this.from !== from) for (const [tenant, s] of this.seen) if (s.stamp <= this.from) this.seen.delete(tenant)
+    // `seen` is in the order heads were nudged, so about in stamp order: forget from the front, up to the first entry
+    // above the floor (amortised O(1) a poll; an entry left behind a late one only suppresses a head already nudged).
+    if (this.from !== from)
+      for (const [tenant, s] of this.seen) {
+        if (s.stamp > this.from) break
+        this.seen.delete(tenant)
+      }
     // Each entry holds the highest stamp seen up to its poll, so the last one old enough is the floor.
     for (let i = this.polls.length - 1; i >= 0; i--) if (this.polls[i]!.at <= now - back) return this.polls[i]!.stamp
     return this.from
@@ -60,6 +66,7 @@ export class ChangeWindow {
       highest = Math.max(highest, r.stamp)
       const s = this.seen.get(r.tenant)
       if (s && s.seq >= r.seq) continue
+      this.seen.delete(r.tenant) // to the back: see after()
       this.seen.set(r.tenant, { seq: r.seq, stamp: r.stamp })
       moved.push(r.tenant)
     }

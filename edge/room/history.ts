@@ -1,3 +1,6 @@
+import type { WireEvent } from '../../shared/schema.ts'
+import { encodeFrame } from '../../shared/sse.ts'
+
 /** One stored event: its frame is encoded once and shared by every subscriber. */
 export interface StoredEvent {
   seq: number
@@ -7,6 +10,17 @@ export interface StoredEvent {
   ts: number
   frame: Uint8Array
 }
+
+/**
+ * A relay event as a room stores it. Data is JSON text, framed as it came (never parsed here: see EventData); a
+ * marker has its own event name and keeps its event's topic.
+ */
+export const storedEvent = (e: WireEvent): StoredEvent => ({
+  seq: e.seq,
+  topic: e.topic,
+  ts: e.ts,
+  frame: encodeFrame(e.seq, e.event ?? e.topic, e.data),
+})
 
 /**
  * The events a room can replay: a contiguous run of seqs ending at the room's head. In memory on Node and Deno

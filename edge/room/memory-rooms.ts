@@ -15,11 +15,26 @@ export interface MemoryRoomsHooks {
   observe?: RoomsObserver
 }
 
+/** What every set of rooms in this process shares (memory rooms, KV rooms' copies): queue bounds, the slow-drop log. */
+export const localRoomParts = (settings: Pick<EdgeSettings, 'SUBSCRIBER_QUEUE_BYTES'>, log: Log | undefined) => ({
+  queue: { bytes: settings.SUBSCRIBER_QUEUE_BYTES, events: SUBSCRIBER_QUEUE_EVENTS } satisfies QueueLimits,
+  onSlowDrop: (tenant: string, queuedBytes: number) =>
+    log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes }),
+})
+
+/** One heartbeat for all the rooms of this process, every `ms`; it does not keep the process alive. */
+export const heartbeats = (ms: number, rooms: () => Iterable<Room>) => {
+  const timer = setInterval(() => {
+    for (const r of rooms()) r.heartbeat()
+  }, ms)
+  // Node and Deno timers both support unref.
+  ;(timer as { unref?: () => void }).unref?.()
+  return timer
+}
+
 /** In-process rooms for Node and Deno: one Room per tenant, created on first use, with one shared heartbeat. */
 export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: MemoryRoomsHooks = {}) => {
-  const queue: QueueLimits = { bytes: settings.SUBSCRIBER_QUEUE_BYTES, events: SUBSCRIBER_QUEUE_EVENTS }
-  const onSlowDrop = (tenant: string, queuedBytes: number) =>
-    log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
+  const { queue, onSlowDrop } = localRoomParts(settings, log)
   const rooms = new Map<TenantId, Room>()
   const bounds = { limit: settings.HISTORY_LIMIT, bytes: settings.HISTORY_MAX_BYTES }
   const room = (tenant: TenantId) => {
@@ -32,11 +47,7 @@ export const memoryRooms = (settings: MemoryRoomsSettings, { log, observe }: Mem
     const r = room(tenant)
     return runStream(sink, request, () => r.subscribe(request, sink))
   }
-  const timer = setInterval(() => {
-    for (const r of rooms.values()) r.heartbeat()
-  }, settings.HEARTBEAT_MS)
-  // Do not keep a process alive just for heartbeats (Node/Deno timers both support unref).
-  ;(timer as { unref?: () => void }).unref?.()
+  const timer = heartbeats(settings.HEARTBEAT_MS, () => rooms.values())
 
   return {
     instance: crypto.randomUUID(),

@@ -1,8 +1,8 @@
 import { EVENTS, PRESENCE_INTERVAL_MS, type ResetPayload } from '../../shared/protocol.ts'
 import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
-import { encodeControl, encodeFrame, HEARTBEAT } from '../../shared/sse.ts'
-import type { History, StoredEvent } from './history.ts'
+import { encodeControl, HEARTBEAT } from '../../shared/sse.ts'
+import { type History, type StoredEvent, storedEvent } from './history.ts'
 import { PresenceCounter, presenceKeys } from './presence.ts'
 import { topicMatcher, type TopicFilter } from './topics.ts'
 
@@ -67,6 +67,17 @@ export const planResume = (lastEventId: number | undefined, first: number | unde
   return { kind: 'replay', after: lastEventId }
 }
 
+/**
+ * What a room takes of a relay batch, given its head: the seqs it does not hold yet, unless they leave a gap and the
+ * batch is no `rebase` (then nothing: the reply's head tells the relay where to resend from). Every room's rule.
+ */
+export const takeable = <E extends { seq: number }>(all: readonly E[], head: number, rebase: boolean) => {
+  const fresh = all.filter((e) => e.seq > head)
+  const start = fresh[0]?.seq
+  if (start === undefined || (start !== head + 1 && !rebase)) return undefined
+  return { fresh, start, gap: start !== head + 1 }
+}
+
 const resetFrame = (payload: ResetPayload) => encodeControl(EVENTS.reset, payload)
 
 /**
@@ -112,13 +123,7 @@ export class Room {
 
   /** A relay batch: held seqs are ignored; a gap is refused (the reply's head says where to resend from) unless `rebase`. */
   publish(body: PublishBody): PublishReply {
-    // Data is JSON text, framed as it came (never parsed here: see EventData); a marker has its own event name.
-    const head = this.apply(body.events, body.rebase === true, (e) => ({
-      seq: e.seq,
-      topic: e.topic,
-      ts: e.ts,
-      frame: encodeFrame(e.seq, e.event ?? e.topic, e.data),
-    }))
+    const head = this.apply(body.events, body.rebase === true, storedEvent)
     return { tenant: this.tenant, head }
   }
 
@@ -132,12 +137,10 @@ export class Room {
 
   /** publish's rules; `store` frames only the events the room takes. */
   private apply<E extends { seq: number }>(all: readonly E[], rebase: boolean, store: (e: E) => StoredEvent): number {
-    const head = this.history.head
-    const fresh = all.filter((e) => e.seq > head)
-    const start = fresh[0]?.seq
-    const gap = start !== head + 1
-    if (start === undefined || (gap && !rebase)) return head
-    const events = fresh.map(store)
+    const take = takeable(all, this.history.head, rebase)
+    if (!take) return this.history.head
+    const { start, gap } = take
+    const events = take.fresh.map(store)
     // A gap inside the history would be a silent loss on resume: a rebase starts it over at `start`.
     this.history.append(events, gap)
     if (gap) {

@@ -7,7 +7,7 @@ import { RelayError } from '../../../shared/errors.ts'
 import type { Log } from '../../../shared/log.ts'
 import type { TenantId } from '../../../shared/schema.ts'
 import type { EdgeSettings } from '../../config.ts'
-import { SUBSCRIBER_QUEUE_EVENTS, type QueueLimits } from '../queue.ts'
+import { heartbeats, localRoomParts } from '../memory-rooms.ts'
 import { readableSink, runStream } from '../stream.ts'
 import type { ConnectOptions, ConnectRequest, Rooms } from '../stub.ts'
 import type { Kv } from './kv.ts'
@@ -36,9 +36,7 @@ export const KV_MIRROR_IDLE_MS = 30_000
 export const kvRooms = async (kv: Kv, settings: KvRoomsSettings, { log, idleMs = KV_MIRROR_IDLE_MS }: KvRoomsOptions = {}) => {
   const instance = await kvInstance(kv)
   const kept = { limit: settings.HISTORY_LIMIT, maxAgeMs: settings.HISTORY_MAX_AGE_S * 1000 }
-  const queue: QueueLimits = { bytes: settings.SUBSCRIBER_QUEUE_BYTES, events: SUBSCRIBER_QUEUE_EVENTS }
-  const onSlowDrop = (tenant: string, queuedBytes: number) =>
-    log?.('warn', 'dropped a subscriber too slow to keep up; it resumes from Last-Event-ID', { tenant, queuedBytes })
+  const { queue, onSlowDrop } = localRoomParts(settings, log)
   const mirrors = new Map<TenantId, Mirror>()
 
   const hold = (tenant: TenantId): Mirror => {
@@ -75,10 +73,9 @@ export const kvRooms = async (kv: Kv, settings: KvRoomsSettings, { log, idleMs =
     ;(m.idle as { unref?: () => void }).unref?.()
   }
 
-  const timer = setInterval(() => {
-    for (const m of mirrors.values()) m.room.heartbeat()
-  }, settings.HEARTBEAT_MS)
-  ;(timer as { unref?: () => void }).unref?.()
+  const timer = heartbeats(settings.HEARTBEAT_MS, function* () {
+    for (const m of mirrors.values()) yield m.room
+  })
 
   return {
     instance,

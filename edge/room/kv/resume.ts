@@ -4,13 +4,13 @@
  * room at the seq where the copy takes over. Exact either way: what neither holds gets `reset` from the room.
  */
 import type { Log } from '../../../shared/log.ts'
-import { REPLAY_ROUND_BYTES, REPLAY_ROUND_EVENTS, type Room, type Sink, type SubscribeOptions } from '../room.ts'
+import { planResume, REPLAY_ROUND_BYTES, REPLAY_ROUND_EVENTS, type Room, type Sink, type SubscribeOptions } from '../room.ts'
 import { topicMatcher } from '../topics.ts'
 import type { Kv } from './kv.ts'
 import { readEvents } from './store.ts'
 
-/** True when a resume after `after` needs events older than the room holds. */
-const beforeRoom = (room: Room, after: number) => room.first !== undefined && after < room.first - 1 && after < room.head
+/** True when a resume after `after` needs events older than the room holds (the room alone would reset it). */
+const beforeRoom = (room: Room, after: number) => room.first !== undefined && planResume(after, room.first, room.head).kind === 'reset'
 
 /**
  * Room.subscribe, preceded by a replay from KV when `lastEventId` is older than the room's copy. Returns the

@@ -6,8 +6,8 @@
  */
 import { RelayError } from '../../../shared/errors.ts'
 import type { PublishBody, TenantId } from '../../../shared/schema.ts'
-import { encodeFrame } from '../../../shared/sse.ts'
-import type { StoredEvent } from '../history.ts'
+import { type StoredEvent, storedEvent } from '../history.ts'
+import { takeable } from '../room.ts'
 import { KV_LIMITS, type Kv, type KvAtomic, type KvKey } from './kv.ts'
 
 /** The head of a tenant's history: its newest seq, and the seq its contiguous run starts at (moved by a rebase). */
@@ -126,18 +126,17 @@ export const appendBatch = async (kv: Kv, body: PublishBody, bounds: KvHistoryBo
   const written: StoredEvent[] = []
   for (let tries = 1; ; tries++) {
     let { head, versionstamp } = await readHead(kv, tenant)
-    const fresh = body.events.filter((e) => e.seq > head.seq)
-    const start = fresh[0]?.seq
-    if (start === undefined || (start !== head.seq + 1 && !body.rebase)) return { head: head.seq, written }
-    const events = fresh.map((e) => ({ seq: e.seq, topic: e.topic, ts: e.ts, frame: encodeFrame(e.seq, e.event ?? e.topic, e.data) }))
+    const take = takeable(body.events, head.seq, body.rebase === true)
+    if (!take) return { head: head.seq, written }
+    const events = take.fresh.map(storedEvent)
     for (const e of events)
       if (e.frame.byteLength > maxFrameBytes(e.topic))
         throw new RelayError(
           'TOO_LARGE',
           `event ${e.seq} is over the ${maxFrameBytes(e.topic)} bytes a Deno KV value holds once framed: publish less`,
         )
-    const rebased = start !== head.seq + 1
-    const base = rebased ? start : head.base
+    const rebased = take.gap
+    const base = rebased ? take.start : head.base
     let conflict = false
     for (const run of runs(tenant, events)) {
       const op = kv.atomic().check({ key: headKey(tenant), versionstamp })
