@@ -59,6 +59,8 @@ export const startServe = async ({ config, log, host, edge: options = {} }: Serv
     edge,
     relay: local.relay,
     relayServer: local.relayServer,
+    /** Where the relay's /healthz and /metrics answer. */
+    relayUrl: local.url,
     async stop() {
       await local.stop()
       await edge.close()

@@ -3,9 +3,9 @@
  * through tsx in a checkout). The long-running commands are the same entries as the npm scripts; each reads its
  * variables from the environment (docs/configuration.md).
  */
-import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import * as v from 'valibot'
+import { splitList } from '../shared/env.ts'
 import { TenantId, Topic, TopicGrant } from '../shared/schema.ts'
 
 const COMMANDS = {
@@ -80,6 +80,16 @@ const parse = (argv: string[]) =>
     },
   })
 
+/** The options each command takes (`--help` aside). */
+const OPTIONS: Record<Command, string[]> = {
+  migrate: [],
+  relay: [],
+  serve: [],
+  edge: [],
+  tail: ['topics', 'from', 'url', 'token', 'json'],
+  token: ['topics', 'sub', 'ttl'],
+}
+
 const isCommand = (c: string | undefined): c is Command => c !== undefined && Object.hasOwn(COMMANDS, c)
 
 /** Runs one command; a number is the exit code, undefined when a long-running command now owns the process. */
@@ -98,19 +108,11 @@ export const main = async (argv: string[]): Promise<number | undefined> => {
   }
   if (values.help) return (process.stdout.write(`${COMMANDS[command]}\n`), 0)
   const used = Object.entries(values).filter(([k, x]) => x !== undefined && x !== false && k !== 'help')
-  const allowed: Record<Command, string[]> = {
-    migrate: [],
-    relay: [],
-    serve: [],
-    edge: [],
-    tail: ['topics', 'from', 'url', 'token', 'json'],
-    token: ['topics', 'sub', 'ttl'],
-  }
-  const stray = used.find(([k]) => !allowed[command].includes(k))
+  const stray = used.find(([k]) => !OPTIONS[command].includes(k))
   if (stray) return fail(`--${stray[0]} is not an option of ${command}`, command)
   if (command === 'tail' || command === 'token') return tenantCommand(command, args, values)
   if (args.length) return fail(`unexpected arguments: ${args.join(' ')}`, command)
-  // The long-running commands are the npm scripts' entries: importing one starts it (see shared/node/process.ts).
+  // The long-running commands are the npm scripts' entries (relay/main.ts and cli/serve.ts start when imported).
   if (command === 'migrate') return (await import('../relay/migrate-cli.ts')).runMigrate()
   if (command === 'relay') await import('../relay/main.ts')
   else if (command === 'serve') await import('./serve.ts')
@@ -123,26 +125,17 @@ const tenantCommand = async (command: 'tail' | 'token', args: string[], values: 
   if (!tenant || !v.is(TenantId, tenant))
     return fail(`tenant must match ^[A-Za-z0-9_-]{1,64}$, got ${JSON.stringify(tenant ?? '')}`, command)
   if (extra.length) return fail(`unexpected arguments: ${extra.join(' ')}`, command)
-  const topics = values.topics?.split(',').flatMap((t) => t.trim() || [])
+  const topics = values.topics === undefined ? undefined : splitList(values.topics)
   const bad = topics?.find((t) => !v.is(command === 'token' ? TopicGrant : Topic, t))
   if (bad) return fail(`invalid topic ${JSON.stringify(bad)}`, command)
   return command === 'tail' ? runTail(tenant, topics, values) : runToken(tenant, topics, values)
 }
 
-/** The secret `npm start` keeps for a development edge in this directory, if there is one. */
-const devSecret = () => {
-  try {
-    return readFileSync('.data/dev-edge-jwt-secret', 'utf8').trim()
-  } catch {
-    return undefined
-  }
-}
-
 const runToken = async (tenant: string, topics: string[] | undefined, values: ReturnType<typeof parse>['values']) => {
-  const secret = process.env.EDGE_JWT_SECRET || devSecret()
+  const { mintToken, readDevSecret } = await import('./token.ts')
+  const secret = process.env.EDGE_JWT_SECRET || readDevSecret()
   if (!secret || secret.length < 16) return fail('EDGE_JWT_SECRET must be set (16 characters or more): the edge verifies with it', 'token')
   if (values.ttl !== undefined && !/^[1-9]\d{0,7}$/.test(values.ttl)) return fail('--ttl must be a whole number of seconds', 'token')
-  const { mintToken } = await import('./token.ts')
   const token = await mintToken(secret, { tenant, topics, sub: values.sub, ttlS: Number(values.ttl ?? 3600) })
   process.stdout.write(`${token}\n`)
   return 0
@@ -167,7 +160,7 @@ const runTail = async (tenant: string, topics: string[] | undefined, values: Ret
     token,
     ...(topics?.length ? { topics } : {}),
     ...(values.from !== undefined ? { from: Number(values.from) } : {}),
-    json: values.json ?? false,
+    json: values.json,
     color: process.stdout.isTTY && !process.env.NO_COLOR,
     out: (line) => void process.stdout.write(`${line}\n`),
     err: (line) => void process.stderr.write(`${line}\n`),

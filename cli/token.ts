@@ -1,4 +1,18 @@
+import { readFileSync } from 'node:fs'
 import { SignJWT } from 'jose'
+
+/** Where `npm start` keeps the development EDGE_JWT_SECRET, under .data/ (gitignored) with the embedded database. */
+export const DEV_SECRET_FILE = '.data/dev-edge-jwt-secret'
+
+/** The development secret kept in `file`, if there is one long enough to use. */
+export const readDevSecret = (file = DEV_SECRET_FILE): string | undefined => {
+  try {
+    const secret = readFileSync(file, 'utf8').trim()
+    return secret.length >= 16 ? secret : undefined
+  } catch {
+    return undefined
+  }
+}
 
 export interface TokenRequest {
   tenant: string

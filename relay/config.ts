@@ -1,12 +1,11 @@
 import * as v from 'valibot'
-import { acrossVars, hostVar, intVar, logLevelVar, parseEnv, secretVar } from '../shared/env.ts'
+import { acrossVars, hostVar, intVar, logLevelVar, parseEnv, secretVar, splitList } from '../shared/env.ts'
 
 const edgeList = v.pipe(
   v.string('required (the edge base URL, e.g. http://127.0.0.1:8787)'),
   v.transform((s) =>
-    s
-      .split(',')
-      .map((u) => u.trim().replace(/\/+$/, ''))
+    splitList(s)
+      .map((u) => u.replace(/\/+$/, ''))
       .filter(Boolean),
   ),
   v.check((us) => us.every((u) => /^https?:\/\/[^\s]+$/.test(u)), 'every entry must be an http(s) URL'),

@@ -1,4 +1,4 @@
-import { pathToFileURL } from 'node:url'
+import { isMain } from '../shared/node/process.ts'
 import postgres from 'postgres'
 import { migrate } from './migrate.ts'
 
@@ -9,17 +9,24 @@ export const runMigrate = async (): Promise<number> => {
     console.error('DATABASE_URL is required, e.g. DATABASE_URL=postgres://user@127.0.0.1:5432/app edge-relay migrate')
     return 2
   }
-  const sql = postgres(url, { max: 1, onnotice: () => {} })
   try {
-    const applied = await migrate(sql)
+    const applied = await migrateUrl(url)
     console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date')
     return 0
   } catch (err) {
     console.error(`migration failed: ${(err as Error).message}`)
     return 1
+  }
+}
+
+/** Applies the migrations to the database at `url` on a connection of its own; returns the names applied now. */
+export const migrateUrl = async (url: string): Promise<string[]> => {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    return await migrate(sql)
   } finally {
     await sql.end()
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.exitCode = await runMigrate()
+if (isMain(import.meta.url)) process.exitCode = await runMigrate()

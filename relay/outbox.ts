@@ -1,6 +1,13 @@
 import type { Sql } from 'postgres'
 import type { WireEvent } from '../shared/schema.ts'
 
+/** A tenant's head as poll mode reads it: its seq, and the stamp its last publish took. */
+export interface Change {
+  tenant: string
+  seq: number
+  stamp: number
+}
+
 /** SQL reads and writes the relay makes. The relay reads rows; the NOTIFY payload is never trusted for data. */
 export const outbox = (sql: Sql) => ({
   /**
@@ -39,7 +46,7 @@ export const outbox = (sql: Sql) => ({
    * Heads stamped after `after` (migrations/0005_change_stamps.sql), oldest stamp first: what changed since a
    * poll, read through the stamp index, so its cost follows the changes, not the number of tenants.
    */
-  async changedHeads(after: number): Promise<{ tenant: string; seq: number; stamp: number }[]> {
+  async changedHeads(after: number): Promise<Change[]> {
     const rows = await sql<{ tenant: string; seq: string; stamp: string }[]>`
       select tenant, seq, stamp from relay.heads where stamp > ${after} order by stamp`
     return rows.map((r) => ({ tenant: r.tenant, seq: Number(r.seq), stamp: Number(r.stamp) }))

@@ -32,7 +32,6 @@ export interface LocalEdge {
  * hold the lock is a hot standby: no LISTEN, no deliveries.
  */
 export const startRelay = async ({ config, log, local }: RelayOptions) => {
-  const checkMs = config.RELAY_SWEEP_MS
   const sql = postgres(config.DATABASE_URL, {
     max: 4,
     onnotice: () => {},
@@ -149,7 +148,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     }
     const checkEdges = () => deliverers.forEach((d, i) => void safely('edge check', checkEdge(d, targets[i]!)))
     checkEdges()
-    const edgeChecks = setInterval(checkEdges, checkMs)
+    const edgeChecks = setInterval(checkEdges, config.RELAY_SWEEP_MS)
 
     let listener: Listener | undefined
     let poller: ReturnType<typeof startPoller> | undefined
@@ -182,7 +181,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
       edges: targets.map((t) => t.edge),
       ageS: config.RELAY_RETENTION_AGE_S,
       count: config.RELAY_RETENTION_COUNT,
-      intervalMs: checkMs * RETENTION_EVERY_CHECKS,
+      intervalMs: config.RELAY_SWEEP_MS * RETENTION_EVERY_CHECKS,
       log,
     })
     current = { deliverers, listener, retention }
@@ -213,7 +212,7 @@ export const startRelay = async ({ config, log, local }: RelayOptions) => {
     for (const t of targets) lags.set(t.edge, await plainOutbox.lagSeconds(t.edge))
   }
   await safely('notification queue sample', sample())
-  const sampler = setInterval(() => void safely('notification queue sample', sample()), checkMs)
+  const sampler = setInterval(() => void safely('notification queue sample', sample()), config.RELAY_SWEEP_MS)
 
   const edgeStates = () =>
     (current?.deliverers ?? []).map((d) => ({ url: d.edge, failures: d.failures, busy: d.busy, lagSeconds: lags.get(d.edge) ?? 0 }))

@@ -3,19 +3,15 @@
  * database (embedded unless DATABASE_URL is set) with migrations, and a dev token.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { relative, resolve } from 'node:path'
-import postgres from 'postgres'
-import { mintToken } from '../cli/token.ts'
-import { migrate } from '../relay/migrate.ts'
+import { DEV_SECRET_FILE, mintToken, readDevSecret } from '../cli/token.ts'
+import { migrateUrl } from '../relay/migrate-cli.ts'
 import { log } from '../shared/log.ts'
 
 export const say = (msg: string) => console.log(msg)
 
 const devSecret = () => randomBytes(24).toString('base64url')
-
-/** Where the development EDGE_JWT_SECRET is kept, under .data/ (gitignored) with the embedded database. */
-export const DEV_SECRET_FILE = '.data/dev-edge-jwt-secret'
 
 /**
  * The development EDGE_JWT_SECRET, kept in `file` (mode 0600, its directory 0700): one per checkout rather than one
@@ -24,14 +20,9 @@ export const DEV_SECRET_FILE = '.data/dev-edge-jwt-secret'
  */
 export const devJwtSecret = (file = resolve(DEV_SECRET_FILE)): string => {
   const read = () => {
-    try {
-      const secret = readFileSync(file, 'utf8').trim()
-      if (secret.length < 16) return undefined
-      chmodSync(file, 0o600)
-      return secret
-    } catch {
-      return undefined
-    }
+    const secret = readDevSecret(file)
+    if (secret) chmodSync(file, 0o600)
+    return secret
   }
   const kept = read()
   if (kept) return kept
@@ -94,9 +85,7 @@ export const prepareDatabase = async (env: Record<string, string | undefined>, o
     onStop(() => pg.stop())
     env.DATABASE_URL = pg.url
   }
-  const sql = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {} })
-  const applied = await migrate(sql)
-  await sql.end()
+  const applied = await migrateUrl(env.DATABASE_URL!)
   say(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date')
   return { embedded, url: env.DATABASE_URL! }
 }

@@ -16,8 +16,6 @@ process.on('exit', () => {
   if (failureCode && !process.exitCode) process.exitCode = failureCode
 })
 
-export { freePort }
-
 /** Runs a slow step, saying every 5 s that it is still going and how long it took. */
 const step = async (done: string, fn: () => Promise<void>, say: (msg: string) => void) => {
   const t0 = Date.now()

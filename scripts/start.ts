@@ -34,7 +34,7 @@ try {
   served = await startServe({ config, log, edge: { extend } })
   onStop(() => served.stop())
   const { edge } = served
-  const relayUrl = `http://${config.relay.RELAY_HOST}:${served.relayServer.port}`
+  const { relayUrl } = served
 
   // Another relay already leads this database (a second `npm start` or a `serve` sharing DATABASE_URL): this one
   // waits as a standby and its edge gets nothing until it leads (relay/relay.ts says why it does not deliver).

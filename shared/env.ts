@@ -37,11 +37,11 @@ export const hostVar = (fallback: string) =>
     v.check((s) => isHostname(s) || v.is(IP, s), 'must be a hostname or an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)'),
   )
 
-/** Comma-separated values, trimmed, blanks dropped. */
-export const listVar = v.pipe(
-  v.string(),
-  v.transform((s) => s.split(',').flatMap((x) => x.trim() || [])),
-)
+/** Comma-separated values, trimmed, blanks dropped: lists of variables and of command-line options. */
+export const splitList = (s: string): string[] => s.split(',').flatMap((x) => x.trim() || [])
+
+/** A comma-separated variable (see splitList). */
+export const listVar = v.pipe(v.string(), v.transform(splitList))
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly Level[]
 

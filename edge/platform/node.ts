@@ -1,6 +1,5 @@
 import { serve, type ServerType } from '@hono/node-server'
 import type { Hono } from 'hono'
-import { pathToFileURL } from 'node:url'
 import { checkBatch } from '../batch.ts'
 import { loadEdgeEnv, type EdgeSettings } from '../config.ts'
 import { createEdge } from '../create.ts'
@@ -8,7 +7,7 @@ import { memoryRooms, type MemoryRooms } from '../room/memory-rooms.ts'
 import { ConfigError, portInUse } from '../../shared/env.ts'
 import { log, setLogLevel } from '../../shared/log.ts'
 import { nodeHmac } from '../../shared/node/hmac.ts'
-import { runProcess } from '../../shared/node/process.ts'
+import { isMain, runProcess } from '../../shared/node/process.ts'
 import { PATHS } from '../../shared/protocol.ts'
 import type { PublishBody, PublishReply } from '../../shared/schema.ts'
 import { metricsAuth } from './metrics-auth.ts'
@@ -89,4 +88,4 @@ export const runNodeEdge = () =>
     return { stop: edge.close }
   })
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runNodeEdge()
+if (isMain(import.meta.url)) runNodeEdge()

@@ -1,5 +1,9 @@
+import { pathToFileURL } from 'node:url'
 import { startFailureLines } from '../env.ts'
 import { log } from '../log.ts'
+
+/** True in the module Node was asked to run (`node file`, `tsx file`), false when it is imported. */
+export const isMain = (moduleUrl: string): boolean => Boolean(process.argv[1]) && moduleUrl === pathToFileURL(process.argv[1]!).href
 
 /** EX_SOFTWARE (sysexits.h): an internal error; the supervisor restarts the process. */
 const CRASH_EXIT_CODE = 70

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNodeEdge } from '../../edge/platform/node.ts'
-import { freePort } from '../../scripts/embedded.ts'
+import { freePort } from '../../scripts/free-port.ts'
 import { JWT_SECRET } from '../support/tokens.ts'
 import { sleep, until } from './support/cluster.ts'
 import {

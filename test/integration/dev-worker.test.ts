@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../../scripts/embedded.ts'
+import { freePort } from '../../scripts/free-port.ts'
 import { freshDatabase, type TestDb } from '../support/db.ts'
 import { openStream } from '../support/sse-client.ts'
 

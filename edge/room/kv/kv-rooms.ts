@@ -21,13 +21,13 @@ export type KvRoomsSettings = Pick<
   'HISTORY_LIMIT' | 'HISTORY_MAX_BYTES' | 'HISTORY_MAX_AGE_S' | 'HEARTBEAT_MS' | 'SUBSCRIBER_QUEUE_BYTES'
 >
 
-export interface KvRoomsOptions {
+interface KvRoomsOptions {
   log?: Log
   /** How long a tenant's copy outlives its last subscriber here (a reconnect within it needs no reload). */
   idleMs?: number
 }
 
-export const KV_MIRROR_IDLE_MS = 30_000
+const KV_MIRROR_IDLE_MS = 30_000
 
 /**
  * KV rooms over `kv` (Deno.openKv() on Deno, @deno/kv in tests). Async: the rooms' instance id is read from KV (or

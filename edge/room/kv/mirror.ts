@@ -12,12 +12,12 @@ import type { Kv } from './kv.ts'
 import { headKey, type KvHead, type KvHistoryBounds, readEvents, readHead } from './store.ts'
 
 /** Events read from KV per list call while catching up: bounds what one read holds in memory (64 KiB each at most). */
-export const CATCH_UP_PAGE = 256
+const CATCH_UP_PAGE = 256
 /**
  * Newest events a copy loads on its first subscriber (one list call). It grows from there up to the room's bounds; a
  * resume from further back is replayed from KV (resume.ts).
  */
-export const LOAD_EVENTS = CATCH_UP_PAGE
+const LOAD_EVENTS = CATCH_UP_PAGE
 /** Wait before watching again after a watch failed or ended. */
 const REWATCH_MS = 1000
 

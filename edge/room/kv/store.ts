@@ -17,7 +17,7 @@ export interface KvHead {
 }
 
 /** What an event's key holds. */
-export interface KvEvent {
+interface KvEvent {
   topic: string
   ts: number
   frame: Uint8Array
@@ -32,11 +32,11 @@ export interface KvHistoryBounds {
 
 const ROOT = 'er'
 /** The rooms' instance id (POST /internal/hello), one for every edge instance on this KV. */
-export const instanceKey: KvKey = [ROOT, 'instance']
+const instanceKey: KvKey = [ROOT, 'instance']
 export const headKey = (tenant: TenantId): KvKey => [ROOT, tenant, 'head']
 export const eventKey = (tenant: TenantId, seq: number): KvKey => [ROOT, tenant, 'ev', seq]
 
-export const EMPTY_HEAD: KvHead = { seq: 0, base: 1 }
+const EMPTY_HEAD: KvHead = { seq: 0, base: 1 }
 
 /** A key's encoded size, at most: each part a tag and a terminator, a seq 9 bytes (tenants are ASCII). */
 const keyBytes = (tenant: TenantId) => tenant.length + 32

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, openSync, closeSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { startEmbeddedPostgres, freePort } from '../../../scripts/embedded.ts'
+import { startEmbeddedPostgres } from '../../../scripts/embedded.ts'
+import { freePort } from '../../../scripts/free-port.ts'
 import { RELAY_SECRET } from '../../support/tokens.ts'
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
