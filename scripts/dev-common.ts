@@ -14,7 +14,8 @@ export const say = (msg: string) => console.log(msg)
 const devSecret = () => randomBytes(24).toString('base64url')
 
 /**
- * The development EDGE_JWT_SECRET, kept in `file` (mode 0600, its directory 0700): one per checkout rather than one
+ * The development EDGE_JWT_SECRET, kept in `file` (mode 0600; its directory, .data/, also holds the embedded
+ * PostgreSQL, whose initdb runs as another user under root, so it stays traversable): one per checkout rather than one
  * per run, so a restart keeps the tokens of open tabs valid and `npx edge-relay token` can mint more. Created on
  * first use; a second `npm start` starting at the same moment reads the one the first wrote.
  */
@@ -26,7 +27,7 @@ export const devJwtSecret = (file = resolve(DEV_SECRET_FILE)): string => {
   }
   const kept = read()
   if (kept) return kept
-  mkdirSync(resolve(file, '..'), { recursive: true, mode: 0o700 })
+  mkdirSync(resolve(file, '..'), { recursive: true, mode: 0o755 })
   try {
     writeFileSync(file, `${devSecret()}\n`, { mode: 0o600, flag: 'wx' })
   } catch (err) {
