@@ -159,7 +159,8 @@ export class RoomObject {
   private readonly turn = (): void => {
     if (this.feedShards) {
       this.feedShards = false
-      this.shards?.feedAll() // first: the shards fan out in parallel with this one
+      // The shards' calls leave when this turn ends: the local fan-out waits for the next, so theirs run alongside it.
+      if (this.shards?.feedAll()) return void setTimeout(this.turn, 0)
     }
     if (this.room.fanOut(FAN_OUT_TURN) && !this.feedShards) this.fanning = false
     else setTimeout(this.turn, 0)

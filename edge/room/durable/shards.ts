@@ -136,9 +136,10 @@ export class Shards {
     return chosen.index
   }
 
-  /** A batch was stored: each shard is fed what it lacks. */
-  feedAll(): void {
+  /** A batch was stored: each shard is fed what it lacks. False when there are none. */
+  feedAll(): boolean {
     for (const s of this.shards.values()) void this.feed(s)
+    return this.shards.size > 0
   }
 
   /** A shard's subscribers changed. One that the owner had let go is taken back and fed from its head (a subscriber came late). */
