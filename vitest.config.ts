@@ -11,6 +11,18 @@ import { JWT_SECRET, RELAY_SECRET } from './test/support/tokens.ts'
 const isPostgresJsNullSocketBug = (e: { message?: string; stack?: string }) =>
   e.message === "Cannot read properties of null (reading 'write')" && /postgres[\\/]src[\\/]connection\.js/.test(e.stack ?? '')
 
+/** What the Workers projects bind besides wrangler.toml's vars. */
+const workersBindings = {
+  EDGE_JWT_SECRET: JWT_SECRET,
+  RELAY_SECRET,
+  HISTORY_LIMIT: '5',
+  HISTORY_MAX_BYTES: '65536',
+  // The auth table (test/workers/auth-table.test.ts): RS256 against an inline key, and low limits.
+  EDGE_JWT_PUBLIC_KEY: JSON.stringify(FIXTURE_PUBLIC_JWK),
+  EDGE_MAX_CONNECTIONS_PER_TENANT: '4',
+  EDGE_MAX_CONNECTIONS_PER_SUBJECT: '2',
+}
+
 export default defineConfig({
   test: {
     onUnhandledError: (error) => !isPostgresJsNullSocketBug(error),
@@ -43,26 +55,25 @@ export default defineConfig({
       },
       {
         // Durable Object rooms in real workerd, built from wrangler.toml (edge/platform/workers.ts).
+        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' }, miniflare: { bindings: workersBindings } })],
+        test: {
+          name: 'workers',
+          include: ['test/workers/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        // The same, with rooms that shard past 3 subscribers: the Rooms contract and the shards' own tests (test/workers/sharded).
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
-            miniflare: {
-              bindings: {
-                EDGE_JWT_SECRET: JWT_SECRET,
-                RELAY_SECRET,
-                HISTORY_LIMIT: '5',
-                HISTORY_MAX_BYTES: '65536',
-                // The auth table (test/workers/auth-table.test.ts): RS256 against an inline key, and low limits.
-                EDGE_JWT_PUBLIC_KEY: JSON.stringify(FIXTURE_PUBLIC_JWK),
-                EDGE_MAX_CONNECTIONS_PER_TENANT: '4',
-                EDGE_MAX_CONNECTIONS_PER_SUBJECT: '2',
-              },
-            },
+            miniflare: { bindings: { ...workersBindings, ROOM_SHARD_SUBSCRIBERS: '3' } },
           }),
         ],
         test: {
-          name: 'workers',
-          include: ['test/workers/**/*.test.ts'],
+          name: 'workers-sharded',
+          include: ['test/workers/sharded/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
         },

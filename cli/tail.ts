@@ -1,4 +1,5 @@
-import { backoffMs, sleep } from '../relay/timing.ts'
+import { backoffMs } from '../shared/backoff.ts'
+import { sleep } from '../relay/timing.ts'
 import { QUERY } from '../shared/protocol.ts'
 import { resume, type ResumeEffect, type ResumeState } from '../shared/resume.ts'
 import { createSseParser } from '../shared/sse-parse.ts'

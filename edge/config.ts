@@ -66,8 +66,15 @@ export const edgeVariables = {
   EDGE_KV_PATH: v.optional(v.pipe(v.string(), v.minLength(1))),
 }
 
-/** The Worker's are the edge's (it ignores EDGE_ROOMS and EDGE_KV_PATH: its rooms are Durable Objects). */
-export const workersVariables = edgeVariables
+/** The Worker's: the edge's (it ignores EDGE_ROOMS and EDGE_KV_PATH: its rooms are Durable Objects), and its rooms' own. */
+export const workersVariables = {
+  ...edgeVariables,
+  /**
+   * Subscribers a tenant's room holds before new ones go to shard objects, each holding as many, fed by the room with every batch
+   * (docs/cloudflare.md, Sharding). A Durable Object is one thread that sends to each socket in turn, and holds at most 32,768 of them.
+   */
+  ROOM_SHARD_SUBSCRIBERS: intVar(1, 32_768, 4_000),
+}
 
 type KeyVariables = { EDGE_JWT_SECRET?: string; EDGE_JWKS_URL?: string; EDGE_JWT_PUBLIC_KEY?: string; EDGE_TICKET_SECRET?: string }
 

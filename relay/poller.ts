@@ -1,6 +1,7 @@
 import type { Log } from '../shared/log.ts'
 import type { Change, Outbox } from './outbox.ts'
-import { backoffMs, every, sleep } from './timing.ts'
+import { backoffMs } from '../shared/backoff.ts'
+import { every, sleep } from './timing.ts'
 
 /**
  * How often poll mode asks which heads changed: one indexed query, which reads nothing when nothing changed. A

@@ -1,10 +1,4 @@
-/** Timing, pure or nearly: backoff, timeouts, sleeps and a loop that never overlaps itself. */
-
-/** Capped exponential backoff with jitter, in ms: attempt 0 → up to `baseMs`, doubling to at most `capMs`; `random` for tests. */
-export const backoffMs = (attempt: number, baseMs = 100, capMs = 5_000, random = Math.random): number => {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30))
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
-}
+/** Timing, pure or nearly: timeouts, sleeps and a loop that never overlaps itself (backoff is shared/backoff.ts: the edge uses it too). */
 
 /** Rejects if `p` has not settled within `ms`; the timer never holds the process open. */
 export const withTimeout = <T>(p: PromiseLike<T>, ms: number): Promise<T> =>

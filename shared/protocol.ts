@@ -16,6 +16,8 @@ export const HEADERS = {
   lastEventId: 'last-event-id',
   /** Worker → Durable Object: the subscription (JSON) sent with the room's WebSocket upgrade. Internal. */
   roomConnect: 'x-edge-relay-connect',
+  /** Durable Object → Worker, instead of the upgrade: the room is full, connect to this shard of it (its index). Internal. */
+  roomShard: 'x-edge-relay-shard',
 } as const
 
 export const QUERY = {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { testHistory } from '../../test/support/rooms.ts'
-import { PresenceCounter, presenceKeys } from './presence.ts'
+import { PresenceCounter, presenceKeys, presenceSnapshot, sumTallies } from './presence.ts'
 import { Room, type Sink } from './room.ts'
 
 const sink = () => {
@@ -48,6 +48,23 @@ describe('PresenceCounter.snapshot', () => {
     expect(counter.snapshot('t', ['a', 'b'])).toEqual({ tenant: 't', subscribers: 2, topics: { a: 1, b: 1 } })
     counter.clear()
     expect(counter.snapshot('t', ['a'])).toEqual({ tenant: 't', subscribers: 0, topics: {} })
+  })
+})
+
+describe('the parts of a sharded room add up', () => {
+  it('a tally counts subscribers by their set of keys; snapshots of several tallies count each subscriber once', () => {
+    const shard = new PresenceCounter(() => {}, 1000)
+    shard.join(['b', 'a'])
+    shard.join(['*'])
+    const room = new PresenceCounter(() => {}, 1000)
+    room.join(['a', 'b'])
+    room.join(['__proto__']) // a valid topic name: a plain key, never the object's prototype
+    expect(shard.tally()).toEqual({ 'a\nb': 1, '*': 1 })
+    expect(sumTallies([shard.tally(), room.tally()])).toEqual({ 'a\nb': 2, '*': 1, ['__proto__']: 1 })
+    room.setOthers(shard.tally())
+    expect(room.snapshot('t')).toEqual({ tenant: 't', subscribers: 4, topics: { '*': 1, ['__proto__']: 1, a: 2, b: 2 } })
+    expect(room.snapshot('t', ['a'])).toEqual({ tenant: 't', subscribers: 2, topics: { a: 2 } })
+    expect(presenceSnapshot('t', [shard.tally(), room.tally()], ['b'])).toEqual(room.snapshot('t', ['b']))
   })
 })
 

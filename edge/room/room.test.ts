@@ -113,6 +113,32 @@ describe('Room', () => {
     expect(ahead.seqs()).toEqual([48, 60, 61])
   })
 
+  it('accept stores without sending; fanOut sends later, in turns, each event once to each subscriber, whenever it joined', () => {
+    const room = new Room('r', { history: testHistory(100) })
+    const before = Array.from({ length: 5 }, () => collect())
+    for (const s of before) room.subscribe({ topics: {} }, s.sink)
+    expect(room.accept({ tenant: 'r', events: batch(1, 2) })).toEqual({ tenant: 'r', head: 2 })
+    expect(room.backlog).toEqual({ events: 2, bytes: room.since(0).reduce((n, e) => n + e.frame.byteLength, 0) })
+    expect(before[0]!.seqs()).toEqual([])
+    expect(room.fanOut(2)).toBe(false) // two subscribers visited
+    expect(before.map((s) => s.seqs().length)).toEqual([2, 2, 0, 0, 0])
+    // Between turns: another batch and a rebase are stored, and two subscribers join (one replays, one starts at the head).
+    room.accept({ tenant: 'r', events: batch(3, 3) })
+    room.accept({ tenant: 'r', events: batch(6, 6), rebase: true })
+    const replaying = collect()
+    room.subscribe({ topics: {}, lastEventId: 0 }, replaying.sink) // reset: the history starts at 6 now
+    const live = collect()
+    room.subscribe({ topics: {} }, live.sink)
+    while (!room.fanOut(2));
+    expect(room.backlog).toEqual({ events: 0, bytes: 0 })
+    for (const s of before) {
+      expect(s.seqs()).toEqual([1, 2, 3, 6])
+      expect(s.frames[3]).toBe('event: reset\ndata: {"head":5,"first":6}\n\n')
+    }
+    expect(replaying.frames).toEqual(['event: reset\ndata: {"head":6,"first":6}\n\n'])
+    expect(live.frames).toEqual([])
+  })
+
   it('replays history then goes live without a gap or duplicate at the seam', () => {
     const room = new Room('r', { history: testHistory(100) })
     room.publish({ tenant: 'r', events: batch(1, 5) })

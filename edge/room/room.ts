@@ -3,7 +3,7 @@ import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { encodeControl, HEARTBEAT } from '../../shared/sse.ts'
 import { type History, type StoredEvent, storedEvent } from './history.ts'
-import { PresenceCounter, presenceKeys } from './presence.ts'
+import { PresenceCounter, presenceKeys, type Tally } from './presence.ts'
 import { topicMatcher, type TopicFilter } from './topics.ts'
 
 /** Why a stream ends: it fell behind (cut it now), the server ends it (let it read what is queued), its token expired. */
@@ -41,6 +41,8 @@ export interface RoomOptions {
   history: History
   /** Told when a subscriber is dropped for falling behind, with the bytes it had queued (logs). */
   onSlowDrop?: (tenant: string, queuedBytes: number) => void
+  /** Told when presence counts changed (at most once per PRESENCE_INTERVAL_MS): a sharded room's parts tell each other. */
+  onPresence?: () => void
 }
 
 /** A replay goes out in rounds of this many bytes (or REPLAY_ROUND_EVENTS frames): a far resume holds one round, not a history copy. */
@@ -80,6 +82,12 @@ export const takeable = <E extends { seq: number }>(all: readonly E[], head: num
 
 const resetFrame = (payload: ResetPayload) => encodeControl(EVENTS.reset, payload)
 
+/** Where a rebase restarted the history: subscribers positioned before `start - 1` get `frame` (a reset) instead of a silent gap. */
+interface Restart {
+  start: number
+  frame: Uint8Array
+}
+
 /**
  * A tenant's room: a history for resume and live subscribers, on any runtime (the history and the sinks are where runtimes differ).
  * Synchronous, so replay and the switch to live happen without a gap or a duplicate.
@@ -89,8 +97,13 @@ export class Room {
   private readonly history: History
   slowDropped = 0 // subscribers dropped because they could not keep up
   delivered = 0 // event frames written to subscribers (metrics)
-  private readonly counter = new PresenceCounter(() => this.broadcastPresence(), PRESENCE_INTERVAL_MS)
+  private readonly counter = new PresenceCounter(() => this.presenceChanged(), PRESENCE_INTERVAL_MS)
   private lastPresence = ''
+  /** Stored and not yet sent to every live subscriber, oldest first (see fanOut); empty whenever publish is used. */
+  private readonly unsent: (StoredEvent | Restart)[] = []
+  private unsentBytes = 0
+  /** The fan-out pass under way: the subscribers it has yet to visit, and how many of `unsent` it sends them all. */
+  private pass: { next: Iterator<Subscriber>; items: number } | undefined
 
   constructor(
     readonly tenant: TenantId,
@@ -116,15 +129,31 @@ export class Room {
     return this.history.since(after, Number.MAX_SAFE_INTEGER)
   }
 
-  /** Subscriber counts per topic, as a token with `grants` may see them. */
+  /** Subscriber counts per topic, as a token with `grants` may see them (a sharded room's: with the rest of the room's, setOthers). */
   presence(grants?: readonly string[]): PresenceSnapshot {
     return this.counter.snapshot(this.tenant, grants)
   }
 
+  /** This room's own subscribers, as the parts of a sharded room add them up. */
+  presenceTally(): Tally {
+    return this.counter.tally()
+  }
+
+  /** The subscribers the rest of a sharded room holds: counted in presence from now on (and announced, unless not `notify`). */
+  setOthers(others: Tally, notify = true): void {
+    this.counter.setOthers(others, notify)
+  }
+
   /** A relay batch: held seqs are ignored; a gap is refused (the reply's head says where to resend from) unless `rebase`. */
   publish(body: PublishBody): PublishReply {
-    const head = this.apply(body.events, body.rebase === true, storedEvent)
-    return { tenant: this.tenant, head }
+    const reply = this.accept(body)
+    this.fanOut()
+    return reply
+  }
+
+  /** As publish, but only stored: subscribers get it from fanOut (a Durable Object answers the relay first). */
+  accept(body: PublishBody): PublishReply {
+    return { tenant: this.tenant, head: this.apply(body.events, body.rebase === true, storedEvent) }
   }
 
   /**
@@ -132,6 +161,13 @@ export class Room {
    * the head.
    */
   publishFramed(events: readonly StoredEvent[], rebase: boolean): number {
+    const head = this.acceptFramed(events, rebase)
+    this.fanOut()
+    return head
+  }
+
+  /** As accept, for events framed elsewhere (the owner of a sharded room feeding a shard). Returns the head. */
+  acceptFramed(events: readonly StoredEvent[], rebase: boolean): number {
     return this.apply(events, rebase, (e) => e)
   }
 
@@ -143,17 +179,53 @@ export class Room {
     const events = take.fresh.map(store)
     // A gap inside the history would be a silent loss on resume: a rebase starts it over at `start`.
     this.history.append(events, gap)
-    if (gap) {
-      // Subscribers positioned before the gap would miss events silently: tell them to refetch instead.
-      const reset = resetFrame({ head: start - 1, first: start })
-      for (const s of this.subscribers)
-        if (!s.catchingUp && s.after > 0 && s.after < start - 1) {
-          s.after = start - 1
-          if (!s.sink.write(reset)) this.drop(s)
-        }
+    // Subscribers positioned before the gap would miss events silently: they are told to refetch instead.
+    if (gap) this.unsent.push({ start, frame: resetFrame({ head: start - 1, first: start }) })
+    for (const e of events) {
+      this.unsent.push(e)
+      this.unsentBytes += e.frame.byteLength
     }
-    for (const e of events) for (const s of this.subscribers) if (!s.catchingUp) this.deliver(s, e)
     return this.history.head
+  }
+
+  /** Events stored and not yet sent to every live subscriber, and their bytes. */
+  get backlog(): { events: number; bytes: number } {
+    return { events: this.unsent.length, bytes: this.unsentBytes }
+  }
+
+  /**
+   * Sends what was stored to the live subscribers, visiting at most `subscribers` of them (the rest on the next call, so a Durable Object can
+   * answer a publish between turns); true once every one has everything. Each subscriber takes the events after its own position, in order:
+   * one that joined after the store (its replay read the history, or it starts at the head) is skipped, never sent an event twice.
+   */
+  fanOut(subscribers = Infinity): boolean {
+    let visited = 0
+    while (this.unsent.length > 0) {
+      // Events stored during a pass are sent on the next one too: those the pass already visited have not had them.
+      this.pass ??= { next: this.subscribers.values(), items: this.unsent.length }
+      for (let it = this.pass.next.next(); !it.done; it = this.pass.next.next()) {
+        if (!it.value.catchingUp) this.bringUp(it.value)
+        if (++visited >= subscribers) return false
+      }
+      for (const item of this.unsent.splice(0, this.pass.items)) if ('seq' in item) this.unsentBytes -= item.frame.byteLength
+      this.pass = undefined
+    }
+    return true
+  }
+
+  /** Sends a live subscriber what it has not had of `unsent`, in order. */
+  private bringUp(s: Subscriber): void {
+    for (const item of this.unsent) {
+      if ('seq' in item) {
+        if (!this.deliver(s, item)) return
+      } else if (s.after > 0 && s.after < item.start - 1) {
+        s.after = item.start - 1
+        if (!s.sink.write(item.frame)) {
+          this.drop(s)
+          return
+        }
+      }
+    }
   }
 
   /**
@@ -233,6 +305,11 @@ export class Room {
     if (this.subscribers.delete(s)) this.counter.leave(s.keys)
   }
 
+  private presenceChanged() {
+    this.broadcastPresence()
+    this.options.onPresence?.()
+  }
+
   private broadcastPresence() {
     const all = JSON.stringify(this.counter.snapshot(this.tenant))
     if (all === this.lastPresence) return // joins and leaves cancelled out
@@ -262,5 +339,8 @@ export class Room {
     for (const s of this.subscribers) s.sink.close('end')
     this.subscribers.clear()
     this.counter.clear()
+    this.unsent.length = 0
+    this.unsentBytes = 0
+    this.pass = undefined
   }
 }

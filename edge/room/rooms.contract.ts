@@ -140,6 +140,35 @@ export const roomsContract = (name: string, subject: () => ContractSubject) =>
       await sub.cancel()
     })
 
+    it('subscribers joining while batches are still being published get each event once, in order', async () => {
+      const { rooms } = subject()
+      const t = freshTenant()
+      const room = rooms.get(t)
+      const joins: Promise<{ from: number | undefined; s: ReturnType<typeof reader> }>[] = []
+      const join = (from: number | undefined) =>
+        joins.push(room.connect(request({ lastEventId: from })).then((stream) => ({ from, s: reader(stream) })))
+      let head = 0
+      for (let i = 0; i < 20; i++) {
+        // Not awaited before the joins: a room may be storing, answering or fanning this batch out as they arrive.
+        const published = room.publish({ tenant: t, events: batch(head + 1, head + 2) })
+        join(Math.max(0, head - 2))
+        join(undefined)
+        await published
+        head += 2
+      }
+      const subs = await Promise.all(joins)
+      await room.publish({ tenant: t, events: batch(head + 1, head + 2) }) // every subscriber is in by now: each ends with this
+      const end = head + 2
+      for (const { from, s } of subs) {
+        await s.until(`seq ${end}`, () => s.seqs().at(-1) === end)
+        // After a reset (its resume fell out of the 5-event history meanwhile) the stream goes on from the reset's head.
+        const reset = s.messages[0]?.event === 'reset' ? (JSON.parse(s.messages[0].data) as { head: number }).head : undefined
+        const after = reset ?? from ?? s.seqs()[0]! - 1
+        expect(s.seqs(), `resumed after ${from}`).toEqual(Array.from({ length: end - after }, (_, i) => after + 1 + i))
+      }
+      await Promise.all(subs.map(({ s }) => s.cancel()))
+    })
+
     it('filters by requested topics and by the topics the token grants', async () => {
       const { rooms } = subject()
       const t = freshTenant()

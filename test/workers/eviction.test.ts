@@ -6,31 +6,12 @@ import { RoomObject } from '../../edge/room/durable/room-object.ts'
 import type { Env } from '../../edge/platform/workers.ts'
 import type { WireEvent } from '../../shared/schema.ts'
 import { workersSettings } from '../support/settings.ts'
-import { createSseParser, type SseMessage } from '../../shared/sse-parse.ts'
+import { collect } from './sse-reader.ts'
 
 const ns = (env as unknown as Env).ROOMS
 const rooms = durableRooms(ns as unknown as RoomNamespace, { HEARTBEAT_MS: 1000, SUBSCRIBER_QUEUE_BYTES: 4 << 20 })
 const ev = (seq: number, ts = Date.now()): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts })
 const tenant = (name: string) => `${name}-${crypto.randomUUID().slice(0, 8)}`
-
-const collect = (stream: ReadableStream<Uint8Array>) => {
-  const messages: SseMessage[] = []
-  let ended = false
-  const feed = createSseParser((m) => messages.push(m))
-  const done = (async () => {
-    const decoder = new TextDecoder()
-    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) feed(decoder.decode(chunk, { stream: true }))
-    ended = true
-  })().catch(() => (ended = true))
-  const until = async (what: string, pred: () => boolean) => {
-    const deadline = Date.now() + 10_000
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(messages)}`)
-      await new Promise((r) => setTimeout(r, 10))
-    }
-  }
-  return { messages, seqs: () => messages.flatMap((m) => (m.id ? [Number(m.id)] : [])), until, ended: () => ended, done }
-}
 
 describe('Durable Object room history', () => {
   it('is bounded in bytes as well as in events (HISTORY_MAX_BYTES, 64 KiB here), across a reset too', async () => {
@@ -80,14 +61,14 @@ describe('Durable Object rooms survive eviction', () => {
     const big = collect(await room.connect({ topics: { grants: [...grants, 'orders'] }, retryMs: 1000 }))
     await all.until('replay', () => all.seqs().length === 2)
     // What the constructor does after hibernation: a new room over the same storage and the surviving sockets.
-    await runInDurableObject(ns.get(ns.idFromName(t)), (_, state) => {
+    await runInDurableObject(ns.get(ns.idFromName(t)), async (_, state) => {
       const woken = new RoomObject(
         state.storage.sql,
         workersSettings({ HISTORY_LIMIT: '5', HISTORY_MAX_AGE_S: '0' }),
         state.getWebSockets(),
       )
       expect(woken.size).toBe(3)
-      const counts = woken.presence(t)
+      const counts = await woken.presence(t)
       expect([counts.subscribers, counts.topics['*'], counts.topics.orders]).toEqual([3, 1, 2]) // presence is rebuilt too
       expect(woken.history.head).toBe(2)
       woken.publish({ tenant: t, events: [{ ...ev(3), topic: 'orders' }, ev(4)] })

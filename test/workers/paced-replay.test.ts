@@ -1,39 +1,14 @@
-import { env } from 'cloudflare:workers'
-import { runInDurableObject } from 'cloudflare:test'
 import { describe, expect, it } from 'vitest'
-import type { Env } from '../../edge/platform/workers.ts'
 import { REPLAY_ROUND_EVENTS } from '../../edge/room/room.ts'
 import { streamFromSocket, type ClientSocket } from '../../edge/room/durable/socket-stream.ts'
-import { RoomObject, type RoomSocket } from '../../edge/room/durable/room-object.ts'
+import { RoomObject } from '../../edge/room/durable/room-object.ts'
 import { ROOM_SOCKET } from '../../shared/protocol.ts'
-import type { WireEvent } from '../../shared/schema.ts'
 import { workersSettings } from '../support/settings.ts'
-
-const ns = (env as unknown as Env).ROOMS
-const ev = (seq: number): WireEvent => ({ seq, topic: 't', data: JSON.stringify({ seq }), ts: Date.now() })
-const batch = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => ev(from + i))
-
-/** A subscriber's socket as the room sees it: records what the room sends, keeps its attachment. */
-const roomSocket = () => {
-  const sent: string[] = []
-  let attachment: unknown = null
-  const ws: RoomSocket = {
-    send: (m) => void sent.push(typeof m === 'string' ? m : new TextDecoder().decode(m)),
-    close: () => {},
-    serializeAttachment: (v) => void (attachment = structuredClone(v)),
-    deserializeAttachment: () => attachment,
-  }
-  const seqs = () => sent.flatMap((m) => [...m.matchAll(/^id: (\d+)$/gm)].map((x) => Number(x[1])))
-  return { ws, sent, seqs, last: () => sent.at(-1) }
-}
-
-/** A room object on a real Durable Object's SQLite (an object of its own, used by no other test). */
-const withRoomObject = (name: string, fn: (sql: DurableObjectStorage['sql']) => Promise<void>) =>
-  runInDurableObject(ns.get(ns.idFromName(`paced-${name}-${crypto.randomUUID().slice(0, 8)}`)), (_, state) => fn(state.storage.sql))
+import { batch, roomSocket, turn, withRoomObject } from './room-sockets.ts'
 
 describe('Durable Object room: a replay goes out in rounds the Worker asks for', () => {
   it('one round per ask; live events wait behind the replay; then live, also across a wake from hibernation', async () => {
-    await withRoomObject('rounds', async (sql) => {
+    await withRoomObject('paced-rounds', async (sql) => {
       const options = workersSettings({ HISTORY_LIMIT: '10000', HISTORY_MAX_AGE_S: '0' })
       const room = new RoomObject(sql, options)
       room.publish({ tenant: 't', events: batch(1, 600) })
@@ -52,7 +27,7 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
       woken.more(s.ws)
       expect(s.last()).toBe(ROOM_SOCKET.live)
       woken.publish({ tenant: 't', events: batch(602, 602) })
-      await flushed()
+      await turn()
       expect(s.seqs()).toEqual(batch(1, 602).map((e) => e.seq))
       woken.more(s.ws) // an ask after the replay ended sends nothing
       expect(s.seqs()).toHaveLength(602)
@@ -60,7 +35,7 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
   })
 
   it('a socket that starts live is told so at once; one whose replay the history outran gets reset', async () => {
-    await withRoomObject('outrun', async (sql) => {
+    await withRoomObject('paced-outrun', async (sql) => {
       const room = new RoomObject(sql, workersSettings({ HISTORY_LIMIT: '300', HISTORY_MAX_AGE_S: '0' }))
       room.publish({ tenant: 't', events: batch(1, 300) })
       const live = roomSocket()
@@ -70,17 +45,14 @@ describe('Durable Object room: a replay goes out in rounds the Worker asks for',
       room.connect(slow.ws, { topics: {}, lastEventId: 0 }, 't')
       room.publish({ tenant: 't', events: batch(301, 700) }) // 1..400 leave the history while it waits
       room.more(slow.ws)
-      await flushed()
+      await turn()
       expect(slow.sent.slice(-2)).toEqual(['event: reset\ndata: {"head":700,"first":401}\n\n', ROOM_SOCKET.live])
       room.publish({ tenant: 't', events: batch(701, 701) })
-      await flushed()
+      await turn()
       expect(slow.seqs().at(-1)).toBe(701)
     })
   })
 })
-
-/** Frames a room writes in one turn leave together, in a microtask: wait for it. */
-const flushed = () => Promise.resolve()
 
 /** The Worker's end of a room socket: the test plays the room. */
 const clientSocket = () => {

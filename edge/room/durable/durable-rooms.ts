@@ -5,7 +5,8 @@ import type { PresenceSnapshot } from '../../../shared/presence.ts'
 import { TenantId, TopicGrant, Topic, type PublishBody, type PublishReply } from '../../../shared/schema.ts'
 import type { EdgeSettings } from '../../config.ts'
 import type { ConnectOptions, ConnectRequest, Rooms, RoomStub } from '../stub.ts'
-import { compactFilter } from './room-object.ts'
+import { compactFilter } from './socket-sink.ts'
+import { shardName } from './shards.ts'
 import { streamFromSocket, type ClientSocket } from './socket-stream.ts'
 
 /** What a room object's stub offers (RPC `publish`, and `fetch` for the WebSocket upgrade). Structural. */
@@ -61,7 +62,7 @@ export type DurableRoomsSettings = Pick<EdgeSettings, 'HEARTBEAT_MS' | 'SUBSCRIB
  * to the room, which the Worker turns into SSE, so the room sleeps between events while browsers stay connected (docs/cloudflare.md).
  */
 export const durableRooms = (ns: RoomNamespace, settings: DurableRoomsSettings) => {
-  const stub = (tenant: TenantId) => ns.get(ns.idFromName(tenant) as never)
+  const stub = (name: string) => ns.get(ns.idFromName(name) as never)
   return {
     // History lives in each object's SQLite: a new Worker isolate finds every room as it was.
     instance: 'durable',
@@ -73,9 +74,12 @@ export const durableRooms = (ns: RoomNamespace, settings: DurableRoomsSettings) 
         const topics = (request.presence ? { requested, grants } : compactFilter(request.topics)) as RoomConnect['topics']
         // Undefined fields do not travel: JSON.stringify leaves them out.
         const wire: RoomConnect = { tenant, topics, lastEventId: request.lastEventId, presence: request.presence || undefined }
-        const res = await reachable('connect', () =>
-          stub(tenant).fetch('https://room/connect', { headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) } }),
-        )
+        const init = { headers: { upgrade: 'websocket', [HEADERS.roomConnect]: JSON.stringify(wire) } }
+        let res = await reachable('connect', () => stub(tenant).fetch('https://room/connect', init))
+        // A full room names the shard that takes the subscriber (docs/cloudflare.md, Sharding).
+        const shard = res.headers.get(HEADERS.roomShard)
+        if (shard !== null)
+          res = await reachable('connect', () => stub(shardName(tenant, Number(shard))).fetch('https://room/connect', init))
         const ws = (res as Response & { webSocket?: ClientSocket | null }).webSocket
         if (res.status !== 101 || !ws)
           throw new RelayError('NOT_READY', `room refused the subscription (${res.status}): ${(await res.text()).slice(0, 200)}`)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { backoffMs } from './timing.ts'
+import { backoffMs } from './backoff.ts'
 
 describe('backoffMs', () => {
   it('grows exponentially from base and stays within [ceiling/2, ceiling]', () => {
