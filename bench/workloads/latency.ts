@@ -22,12 +22,14 @@ export interface LatencySpec {
   tenants: number
   perTenant: number
   rate: number
+  /** Also run the floor server (children/floor.ts) on it: one tenant only, the floor does not route. */
+  floor?: boolean
 }
 
 export const LATENCY: LatencySpec[] = [
   { name: 'light', tenants: 100, perTenant: 10, rate: 100 },
-  { name: 'hot', tenants: 1, perTenant: 1000, rate: 10 },
-  { name: 'hot100', tenants: 1, perTenant: 1000, rate: 100 },
+  { name: 'hot', tenants: 1, perTenant: 1000, rate: 10, floor: true },
+  { name: 'hot100', tenants: 1, perTenant: 1000, rate: 100, floor: true },
 ]
 
 export interface LatencyResult {
@@ -45,8 +47,27 @@ export interface LatencyResult {
   cpu: Record<string, number>
 }
 
-/** `ours`: relay and edge in one process (`npm run serve`); `split`: relay → HTTP → edge process; `baseline`. */
-export type LatencySystem = 'ours' | 'split' | 'baseline'
+/**
+ * `ours`: relay and edge in one process (`npm run serve`); `split`: relay → HTTP → edge process; `baseline`; `floor`:
+ * the floor server (commit → NOTIFY carrying the data → plain node:http, children/floor.ts).
+ */
+export type LatencySystem = 'ours' | 'split' | 'baseline' | 'floor'
+
+/** How the writer publishes, and the clients connect, for each system. */
+const WRITER_MODE = { ours: 'ours', split: 'ours', baseline: 'baseline', floor: 'floor-publish' } as const
+const CLIENTS = { ours: 'ours', split: 'ours', baseline: 'baseline', floor: 'raw' } as const
+
+/** A server that is one child process (baseline, floor): too busy to exit politely once collapsed, so killed by PID. */
+const startPlain = async (ctx: Ctx, file: string) => {
+  const c = await startChild(file, { DATABASE_URL: ctx.db.url })
+  let stopped: Promise<void> | undefined
+  const kill = () =>
+    (stopped ??= (async () => {
+      if (c.proc.pid && c.proc.exitCode === null && c.proc.signalCode === null) process.kill(c.proc.pid, 'SIGKILL')
+      await c.stop()
+    })())
+  return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: kill }
+}
 
 /**
  * One system on one workload: fresh server processes, clients connected, a warm-up, then `seconds` of events at
@@ -60,33 +81,19 @@ export const latencyRun = async (
 ): Promise<LatencyResult> => {
   const seconds = ctx.opts.quick ? 5 : 10
   const warmup = ctx.opts.quick ? 1 : 2
-  const mode = system === 'baseline' ? 'baseline' : 'ours' // how the writer publishes and the clients connect
+  const mode = WRITER_MODE[system]
   const notify = relayMode === 'notify'
   const tenants = Array.from({ length: spec.tenants }, (_, i) => `${spec.name}${i}`)
   await ctx.db.reset()
   const server =
-    system !== 'baseline'
-      ? await startOurs(ctx, { split: system === 'split', relayMode })
-      : await (async () => {
-          const c = await startChild('baseline/server.ts', { DATABASE_URL: ctx.db.url })
-          // A collapsed baseline is too busy to exit politely: it is killed by PID once measured.
-          let stopped: Promise<void> | undefined
-          const kill = () =>
-            (stopped ??= (async () => {
-              if (c.proc.pid && c.proc.exitCode === null && c.proc.signalCode === null) process.kill(c.proc.pid, 'SIGKILL')
-              await c.stop()
-            })())
-          return {
-            url: c.info.url as string,
-            edge: undefined as Child | undefined,
-            relay: undefined as Child | undefined,
-            server: c,
-            stop: kill,
-          }
-        })()
+    system === 'baseline'
+      ? await startPlain(ctx, 'baseline/server.ts')
+      : system === 'floor'
+        ? await startPlain(ctx, 'children/floor.ts')
+        : await startOurs(ctx, { split: system === 'split', relayMode })
   try {
     ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
-    await connectAll(ctx, server.url, await connections(mode, tenants, spec.perTenant))
+    await connectAll(ctx, server.url, await connections(CLIENTS[system], tenants, spec.perTenant))
     await openWindow(ctx, 1e18)
     ctx.progress(`${spec.name} · ${system} · warm-up ${warmup}s at ${spec.rate} ev/s`)
     await ctx.writer.call('run', { mode, rate: spec.rate, seconds: warmup, tenants, notify }, 60_000 + warmup * 1000)
@@ -97,8 +104,8 @@ export const latencyRun = async (
     await openWindow(ctx, start, start + seconds * 1000 + graceMs)
     await server.edge?.call('arrival')
     const procs: [string, Child][] =
-      system === 'baseline'
-        ? [['server', (server as { server: Child }).server]]
+      'server' in server
+        ? [['server', server.server]]
         : system === 'split'
           ? [
               ['edge', server.edge!],
@@ -118,7 +125,7 @@ export const latencyRun = async (
     if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
     const expected = w.published * spec.perTenant
     await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
-    if (system === 'baseline') await server.stop() // stop a backlog from flooding the clients while they report
+    if ('server' in server) await server.stop() // stop a backlog from flooding the clients while they report
     const { hist, received } = await collect(ctx)
     const s = summary(hist)
     const delivered = expected ? round(received / expected, 4) : null
