@@ -9,10 +9,11 @@ import { drain, floor } from './workloads/drain.ts'
 import { fanout } from './workloads/fanout.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
 import { memoryPerConnection } from './workloads/memory.ts'
+import { restartStorm } from './workloads/restart-storm.ts'
 import { writes } from './workloads/writes.ts'
 
 /**
- * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes] [--cpu-prof]
+ * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes,restart_storm] [--cpu-prof]
  * [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
  * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
@@ -119,6 +120,7 @@ const main = async () => {
       results.drain = d
     }
     if (wants('writes')) results.writes = await writes(ctx)
+    if (wants('restart_storm')) results.restart_storm = await restartStorm(ctx)
   } finally {
     await Promise.all([...workers, writer].map((c) => c.stop()))
     await db.drop()
@@ -224,6 +226,12 @@ const printTable = (r: Record<string, any>) => {
     )
     rows.push(
       `        poll commit → client: ${lat(w.poll_latency.at50)} (50 %) | ${lat(w.poll_latency.at90)} (90 %) | light ${lat(w.poll_latency.light)}`,
+    )
+  }
+  if (r.restart_storm) {
+    const s = r.restart_storm
+    rows.push(
+      `restart ${s.clients} clients on a Workers room: all live again ${s.allLiveMs} ms after the restart (p50 ${s.liveMs.p50}) · lost ${s.lost} · duplicated ${s.duplicated} · refused ${s.failed}`,
     )
   }
   console.log(`\n${rows.join('\n')}`)
