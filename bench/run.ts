@@ -105,6 +105,7 @@ const main = async () => {
       results.fanout_events_per_s = ours.ceiling
       results.fanout = { ours, reference_batched: reference }
       ratios.fanout_vs_batched_reference = ratio(ours.ceiling, reference.ceiling)
+      ratios.fanout_cpu_per_delivery_vs_batched_reference = ratio(ours.cpuNsPerDelivery, reference.cpuNsPerDelivery)
     }
     if (wants('memory')) {
       const ours = await memoryPerConnection(ctx, 'ours')
@@ -205,7 +206,7 @@ const printTable = (r: Record<string, any>) => {
     rows.push(`        the same for a publishing transaction p50 ${r.floor_publish_ms.p50} / p99 ${r.floor_publish_ms.p99} ms`)
   if (r.fanout)
     rows.push(
-      `fan-out ours ${r.fanout.ours.ceiling} deliveries/s | plain node:http, batched alike ${r.fanout.reference_batched.ceiling} (ours ${r.ratios.fanout_vs_batched_reference}×)`,
+      `fan-out ours ${r.fanout.ours.ceiling} deliveries/s | plain node:http, batched alike ${r.fanout.reference_batched.ceiling} (ours ${r.ratios.fanout_vs_batched_reference}×; CPU a delivery ${r.fanout.ours.cpuNsPerDelivery} ns vs ${r.fanout.reference_batched.cpuNsPerDelivery}, ${r.ratios.fanout_cpu_per_delivery_vs_batched_reference}×)`,
     )
   if (r.memory)
     rows.push(

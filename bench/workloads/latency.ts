@@ -39,9 +39,9 @@ export interface LatencyResult {
   delivered: number | null
   samples: number
   hist: Hist
-  /** Ours only: commit → the batch reaching the room on the edge (the rest of the time is edge → client). */
+  /** Ours and the floor: commit → the batch reaching the room on the edge, or the floor's notification (the rest of the time is server → client). */
   atEdge?: { p50: number | null; p99: number | null }
-  /** Ours only: ms the edge took to write one flush to ≥ 100 subscribers (hot workloads: one event to 1,000). */
+  /** Ours and the floor: ms the server took to write one flush to ≥ 100 subscribers (hot workloads: one event to 1,000). */
   fanoutSpan?: { p50: number | null; p99: number | null; flushes: number }
   /** CPU used by the server processes while measuring, in % of one core (ours: edge and relay). */
   cpu: Record<string, number>
@@ -57,8 +57,11 @@ export type LatencySystem = 'ours' | 'split' | 'baseline' | 'floor'
 const WRITER_MODE = { ours: 'ours', split: 'ours', baseline: 'baseline', floor: 'floor-publish' } as const
 const CLIENTS = { ours: 'ours', split: 'ours', baseline: 'baseline', floor: 'raw' } as const
 
-/** A server that is one child process (baseline, floor): too busy to exit politely once collapsed, so killed by PID. */
-const startPlain = async (ctx: Ctx, file: string) => {
+/**
+ * A server that is one child process (baseline, floor): too busy to exit politely once collapsed, so killed by PID.
+ * `timed`: it answers `arrival` as our edge does (commit → the server, and fan-out spans).
+ */
+const startPlain = async (ctx: Ctx, file: string, timed = false) => {
   const c = await startChild(file, { DATABASE_URL: ctx.db.url })
   let stopped: Promise<void> | undefined
   const kill = () =>
@@ -66,7 +69,7 @@ const startPlain = async (ctx: Ctx, file: string) => {
       if (c.proc.pid && c.proc.exitCode === null && c.proc.signalCode === null) process.kill(c.proc.pid, 'SIGKILL')
       await c.stop()
     })())
-  return { url: c.info.url as string, edge: undefined as Child | undefined, relay: undefined as Child | undefined, server: c, stop: kill }
+  return { url: c.info.url as string, edge: timed ? c : undefined, relay: undefined as Child | undefined, server: c, stop: kill }
 }
 
 /**
@@ -89,7 +92,7 @@ export const latencyRun = async (
     system === 'baseline'
       ? await startPlain(ctx, 'baseline/server.ts')
       : system === 'floor'
-        ? await startPlain(ctx, 'children/floor.ts')
+        ? await startPlain(ctx, 'children/floor.ts', true)
         : await startOurs(ctx, { split: system === 'split', relayMode })
   try {
     ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
@@ -125,18 +128,18 @@ export const latencyRun = async (
     if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
     const expected = w.published * spec.perTenant
     await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
+    const edgeTimes = server.edge ? await server.edge.call<{ hist: Hist; fanout: Hist }>('arrival') : undefined
     if ('server' in server) await server.stop() // stop a backlog from flooding the clients while they report
     const { hist, received } = await collect(ctx)
     const s = summary(hist)
     const delivered = expected ? round(received / expected, 4) : null
-    const edgeTimes = server.edge ? await server.edge.call<{ hist: Hist; fanout: Hist }>('arrival') : undefined
     const arrival = edgeTimes && summary(edgeTimes.hist)
     const atEdge = arrival && { p50: arrival.p50, p99: arrival.p99 }
     const span = edgeTimes && summary(edgeTimes.fanout)
     const fanoutSpan = span?.samples ? { p50: span.p50, p99: span.p99, flushes: span.samples } : undefined
     ctx.progress(
       `${spec.name} · ${system} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} %` +
-        (atEdge ? ` (commit → room: p50 ${atEdge.p50} · p99 ${atEdge.p99})` : '') +
+        (atEdge ? ` (commit → ${system === 'floor' ? 'server' : 'room'}: p50 ${atEdge.p50} · p99 ${atEdge.p99})` : '') +
         (fanoutSpan ? ` (fan-out span: p50 ${fanoutSpan.p50} · p99 ${fanoutSpan.p99} ms)` : '') +
         ` · CPU ${Object.entries(cpu)
           .map(([k, v]) => `${k} ${v} %`)
