@@ -184,6 +184,7 @@ export const restartStorm = async ({ clients: n, rate = 10, beforeMs = 1000, tim
             await worker.publish(tenant, [{ seq, topic: 'storm', data: JSON.stringify({ seq }) }])
             break
           } catch {
+            if (!publishing) return // the run is over (or failed): stop retrying
             await sleep(20) // the room is restarting: the relay retries
           }
         }
