@@ -9,10 +9,11 @@ import { drain, floor } from './workloads/drain.ts'
 import { fanout } from './workloads/fanout.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
 import { memoryPerConnection } from './workloads/memory.ts'
+import { restartStorm } from './workloads/restart-storm.ts'
 import { writes } from './workloads/writes.ts'
 
 /**
- * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes] [--cpu-prof]
+ * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes,restart_storm] [--cpu-prof]
  * [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
  * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
  */
@@ -58,6 +59,8 @@ const main = async () => {
   const writer = await startChild('children/writer.ts', { DATABASE_URL: db.url })
   const ctx: Ctx = { opts, db, workers, writer, progress }
   const results: Record<string, unknown> = {}
+  const ratios: Record<string, number | null> = {}
+  results.ratios = ratios
   const hists: Record<string, Record<Who, number[]>> = {}
   try {
     if (wants('floor')) {
@@ -73,7 +76,8 @@ const main = async () => {
         const skipped: LatencyResult = { p50: null, p95: null, p99: null, delivered: null, samples: 0, hist: newHist(), cpu: {} }
         const ours = await latencyRun(ctx, spec, 'ours')
         const ours_split = opts.noSplit ? skipped : await latencyRun(ctx, spec, 'split')
-        runs.push({ ours, ours_split, baseline: opts.oursOnly ? skipped : await latencyRun(ctx, spec, 'baseline') })
+        const baseline = opts.oursOnly ? skipped : await latencyRun(ctx, spec, 'baseline')
+        runs.push({ ours, ours_split, baseline, floor: spec.floor ? await latencyRun(ctx, spec, 'floor') : skipped })
       }
       const agg = (who: Who) => ({
         p50: median(runs.map((x) => x[who].p50)),
@@ -82,17 +86,26 @@ const main = async () => {
         delivered: median(runs.map((x) => x[who].delivered)),
         runs: runs.map(({ [who]: { hist: _h, ...rest } }) => rest),
       })
-      results[spec.name] = { ours: agg('ours'), ours_split: agg('ours_split'), baseline: agg('baseline'), spec }
-      const h = { ours: newHist(), ours_split: newHist(), baseline: newHist() }
+      results[spec.name] = {
+        ours: agg('ours'),
+        ours_split: agg('ours_split'),
+        baseline: agg('baseline'),
+        ...(spec.floor ? { floor: agg('floor') } : {}),
+        spec,
+      }
+      // "Close to the limit", per run (the floor ran in the same minute as ours): ours p99 ÷ the floor server's.
+      if (spec.floor) ratios[`${spec.name}_p99_vs_floor`] = median(runs.map((x) => ratio(x.ours.p99, x.floor.p99)))
+      const h = { ours: newHist(), ours_split: newHist(), baseline: newHist(), floor: newHist() }
       for (const x of runs) for (const who of WHO) merge(h[who], x[who].hist)
       hists[spec.name] = h
     }
     if (wants('fanout')) {
       const ours = await fanout(ctx, 'ours')
-      const raw = await fanout(ctx, 'raw')
+      const reference = await fanout(ctx, 'raw')
       results.fanout_events_per_s = ours.ceiling
-      results.raw_fanout_events_per_s = raw.ceiling
-      results.fanout = { ours: ours.steps, raw: raw.steps, ratio: raw.ceiling ? Number((ours.ceiling / raw.ceiling).toFixed(3)) : null }
+      results.fanout = { ours, reference_batched: reference }
+      ratios.fanout_vs_batched_reference = ratio(ours.ceiling, reference.ceiling)
+      ratios.fanout_cpu_per_delivery_vs_batched_reference = ratio(ours.cpuNsPerDelivery, reference.cpuNsPerDelivery)
     }
     if (wants('memory')) {
       const ours = await memoryPerConnection(ctx, 'ours')
@@ -108,6 +121,7 @@ const main = async () => {
       results.drain = d
     }
     if (wants('writes')) results.writes = await writes(ctx)
+    if (wants('restart_storm')) results.restart_storm = await restartStorm(ctx)
   } finally {
     await Promise.all([...workers, writer].map((c) => c.stop()))
     await db.drop()
@@ -133,13 +147,16 @@ const main = async () => {
   printTable(report)
 }
 
-type Who = 'ours' | 'ours_split' | 'baseline'
-const WHO: Who[] = ['ours', 'ours_split', 'baseline']
+type Who = 'ours' | 'ours_split' | 'baseline' | 'floor'
+const WHO: Who[] = ['ours', 'ours_split', 'baseline', 'floor']
 const SERIES: Record<Who, { label: string; color: string }> = {
   ours: { label: 'edge-relay (one process: npm run serve)', color: '#1f6feb' },
   ours_split: { label: 'edge-relay split (relay → HTTP → edge)', color: '#8250df' },
   baseline: { label: 'baseline (Logtide-style)', color: '#d9480f' },
+  floor: { label: 'floor (NOTIFY with the data → plain node:http)', color: '#57606a' },
 }
+/** a ÷ b to 3 decimals; null when either is missing. */
+const ratio = (a: number | null, b: number | null) => (a != null && b ? Number((a / b).toFixed(3)) : null)
 const pct = (d: number | null | undefined) => (d == null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)
 /** One chart panel per workload; a system that did not run (no samples) is left out. */
 const panelsOf = (hists: Record<string, Record<Who, Hist>>, r: Record<string, any>) =>
@@ -181,12 +198,16 @@ const printTable = (r: Record<string, any>) => {
       `${w.padEnd(7)} ours ${f(r[w].ours)} | baseline ${f(r[w].baseline)} | p99 ratio ${(r[w].baseline.p99 / r[w].ours.p99).toFixed(1)}×`,
     )
     if (r[w].ours_split?.p50 != null) rows.push(`${''.padEnd(7)} split (relay → HTTP → edge) ${f(r[w].ours_split)}`)
+    if (r[w].floor?.p50 != null)
+      rows.push(`${''.padEnd(7)} floor server ${f(r[w].floor)} | ours p99 ÷ floor p99 ${r.ratios[`${w}_p99_vs_floor`]}×`)
   }
   if (r.floor_ms) rows.push(`floor   commit → bare LISTEN p50 ${r.floor_ms.p50} / p99 ${r.floor_ms.p99} ms`)
   if (r.floor_publish_ms)
     rows.push(`        the same for a publishing transaction p50 ${r.floor_publish_ms.p50} / p99 ${r.floor_publish_ms.p99} ms`)
-  if (r.fanout_events_per_s !== undefined)
-    rows.push(`fan-out ours ${r.fanout_events_per_s} deliveries/s | plain node:http ${r.raw_fanout_events_per_s} (${r.fanout.ratio}×)`)
+  if (r.fanout)
+    rows.push(
+      `fan-out ours ${r.fanout.ours.ceiling} deliveries/s | plain node:http, batched alike ${r.fanout.reference_batched.ceiling} (ours ${r.ratios.fanout_vs_batched_reference}×; CPU a delivery ${r.fanout.ours.cpuNsPerDelivery} ns vs ${r.fanout.reference_batched.cpuNsPerDelivery}, ${r.ratios.fanout_cpu_per_delivery_vs_batched_reference}×)`,
+    )
   if (r.memory)
     rows.push(
       `memory  ours ${r.memory.ours.bytesPerConnection} B | plain ${r.memory.raw.bytesPerConnection} B | baseline ${r.memory.baseline.bytesPerConnection} B per idle connection`,
@@ -206,6 +227,12 @@ const printTable = (r: Record<string, any>) => {
     )
     rows.push(
       `        poll commit → client: ${lat(w.poll_latency.at50)} (50 %) | ${lat(w.poll_latency.at90)} (90 %) | light ${lat(w.poll_latency.light)}`,
+    )
+  }
+  if (r.restart_storm) {
+    const s = r.restart_storm
+    rows.push(
+      `restart ${s.clients} clients on a Workers room: all live again ${s.allLiveMs} ms after the restart (p50 ${s.liveMs.p50}) · lost ${s.lost} · duplicated ${s.duplicated} · refused ${s.failed}`,
     )
   }
   console.log(`\n${rows.join('\n')}`)

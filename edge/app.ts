@@ -4,7 +4,7 @@ import * as v from 'valibot'
 import { RelayError } from '../shared/errors.ts'
 import { parseJsonBody } from '../shared/json.ts'
 import type { Log } from '../shared/log.ts'
-import { HEADERS, MAX_QUERY_BYTES, maxPublishBytes, PATHS, QUERY, RETRY_MS, SIGNATURE_WINDOW_S } from '../shared/protocol.ts'
+import { HEADERS, MAX_QUERY_BYTES, maxPublishBytes, PATHS, QUERY, SIGNATURE_WINDOW_S } from '../shared/protocol.ts'
 import { redactUrl } from '../shared/redact.ts'
 import { HelloBody, PublishBody, TenantId, Topic } from '../shared/schema.ts'
 import { verify as verifySignature, type Hmac } from '../shared/sign.ts'
@@ -14,6 +14,7 @@ import type { EdgeSettings } from './config.ts'
 import { limitBody, type ConnectionLimits } from './limits.ts'
 import type { ReplayCache } from './signature-replay.ts'
 import { ticketRoute } from './ticket-route.ts'
+import { jitteredRetryMs } from './room/stream.ts'
 import { grantsAllow } from './room/topics.ts'
 import type { ConnectRequest, Rooms } from './room/stub.ts'
 import type { Context } from 'hono'
@@ -145,7 +146,7 @@ export const createApp = (settings: AppSettings, { rooms, auth, limits, replays,
     const request: ConnectRequest = {
       topics: { requested, grants: claims.topics },
       lastEventId,
-      retryMs: RETRY_MS,
+      retryMs: jitteredRetryMs(),
       expiresAt: claims.expiresAt,
       ...presence,
     }

@@ -99,8 +99,12 @@ export const PATHS = {
  * operator sets is in the configuration schemas (edge/config.ts, relay/config.ts; docs/configuration.md).
  */
 
-/** `retry:` sent first on every stream: how long EventSource waits before reconnecting. */
+/**
+ * `retry:` sent first on every stream: how long EventSource waits before reconnecting, at the least. Each stream gets
+ * RETRY_MS stretched by up to RETRY_JITTER (× 1 to × 1.5) at random (edge/room/stream.ts, jitteredRetryMs).
+ */
 export const RETRY_MS = 1_000
+export const RETRY_JITTER = 0.5
 
 /** Signed relay requests older or newer than this are refused. */
 export const SIGNATURE_WINDOW_S = 300

@@ -1,4 +1,4 @@
-/** A parsed SSE event (field semantics per the WHATWG EventSource spec, minus `retry` bookkeeping). */
+/** A parsed SSE event (field semantics per the WHATWG EventSource spec; `retry` goes to its own callback). */
 export interface SseMessage {
   id?: string
   event: string
@@ -7,9 +7,14 @@ export interface SseMessage {
 
 /**
  * Incremental SSE parser for clients that are not browsers (tests, the tail CLI, benchmarks). Feed it text as it
- * arrives; it calls `onMessage` per dispatched event and `onComment` per comment line.
+ * arrives; it calls `onMessage` per dispatched event, `onComment` per comment line, and `onRetry` with each valid
+ * `retry:` value (ms: the reconnection time an EventSource would adopt).
  */
-export const createSseParser = (onMessage: (m: SseMessage) => void, onComment: (text: string) => void = () => {}) => {
+export const createSseParser = (
+  onMessage: (m: SseMessage) => void,
+  onComment: (text: string) => void = () => {},
+  onRetry: (ms: number) => void = () => {},
+) => {
   let buffer = ''
   let id: string | undefined
   let event = ''
@@ -31,6 +36,7 @@ export const createSseParser = (onMessage: (m: SseMessage) => void, onComment: (
     if (field === 'data') data.push(value)
     else if (field === 'event') event = value
     else if (field === 'id') id = value
+    else if (field === 'retry' && /^\d+$/.test(value)) onRetry(Number(value))
   }
   return (chunk: string) => {
     buffer += chunk

@@ -37,4 +37,13 @@ describe('createSseParser', () => {
       expect(comments).toEqual(['hb'])
     }
   })
+  it('reports each valid retry: value and ignores others, as EventSource does', () => {
+    const retries: number[] = []
+    createSseParser(
+      () => {},
+      () => {},
+      (ms) => retries.push(ms),
+    )('retry: 1234\n\nretry: 12x\n\nretry: -5\nretry:800\n\n')
+    expect(retries).toEqual([1234, 800])
+  })
 })

@@ -136,6 +136,12 @@ serveChild(
       await listener.listen(m.channel as string, onText)
       return {}
     },
+    /** Ends the LISTEN: later phases publish on the same channel (the floor server's feed) and must not count twice. */
+    async unlisten() {
+      await listener?.end({ timeout: 1 })
+      listener = undefined
+      return {}
+    },
     close() {
       for (const r of open) r.destroy()
       open.clear()

@@ -3,7 +3,7 @@ import { loadEdgeEnv } from '../../edge/config.ts'
 import { startNodeEdge } from '../../edge/platform/node.ts'
 import { observeFlushes } from '../../edge/platform/node-sse.ts'
 import { quietLog as quiet, serveChild } from '../lib/child.ts'
-import { newHist, nowMs, record } from '../lib/hist.ts'
+import { newHist, nowMs, record, stampOf } from '../lib/hist.ts'
 import { memory } from '../lib/memory.ts'
 
 /**
@@ -32,16 +32,13 @@ edge.rooms.get = (tenant) => {
     publish: (body) => {
       const now = nowMs()
       for (const e of body.events) {
-        // Data arrives as JSON text: read the writer's send time without parsing the whole event.
-        const t = T_FIELD.exec(e.data)?.[1]
-        if (t !== undefined) record(arrival, now - Number(t))
+        const t = stampOf(e.data)
+        if (t !== undefined) record(arrival, now - t)
       }
       return stub.publish(body)
     },
   }
 }
-
-const T_FIELD = /"t": ?([0-9.]+)/
 
 serveChild(
   {

@@ -1,35 +1,18 @@
-import { createServer, type ServerResponse } from 'node:http'
-import { serveChild } from '../lib/child.ts'
-import { memory } from '../lib/memory.ts'
+import { plainSse } from '../lib/plain-sse.ts'
 
 /**
- * The reference: a plain node:http SSE server doing nothing else. GET /events subscribes; POST /publish
- * {events: [{seq, topic, data}]} encodes each frame once and `res.write`s it to every subscriber.
+ * The fan-out reference: plain node:http SSE with the same batching as ours. POST /publish {events: [{topic, data}]}
+ * (at most BATCH_EVENTS, as the relay posts) queues each event's frame, encoded once for all clients, and the frames of
+ * a batch leave in one socket write per client, as our edge writes a batch (lib/plain-sse.ts). Nothing else: no
+ * signature, no schema, no history, no per-client queue bound.
  */
-const clients = new Set<ServerResponse>()
-const server = createServer((req, res) => {
-  if (req.method === 'GET') {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
-    res.write('retry: 1000\n\n')
-    clients.add(res)
-    res.on('close', () => clients.delete(res))
-    return
-  }
+const sse = plainSse((req, res) => {
   const parts: Buffer[] = []
   req.on('data', (c: Buffer) => parts.push(c))
   req.on('end', () => {
-    const { events } = JSON.parse(Buffer.concat(parts).toString()) as { events: { seq: number; topic: string; data: string }[] }
-    for (const e of events) {
-      const frame = Buffer.from(`id: ${e.seq}\nevent: ${e.topic}\ndata: ${e.data}\n\n`)
-      for (const c of clients) c.write(frame)
-    }
+    const { events } = JSON.parse(Buffer.concat(parts).toString()) as { events: { topic: string; data: string }[] }
+    for (const e of events) sse.send(e.topic, e.data)
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
   })
 })
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address() as { port: number }
-  serveChild({ memory }, () => {
-    for (const c of clients) c.destroy()
-    server.close()
-  }).ready({ url: `http://127.0.0.1:${port}` })
-})
+sse.listen()

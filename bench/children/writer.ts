@@ -1,4 +1,5 @@
 import postgres from 'postgres'
+import { BATCH_EVENTS } from '../../shared/protocol.ts'
 import { sign } from '../../shared/sign.ts'
 import { serveChild } from '../lib/child.ts'
 import { nowMs } from '../lib/hist.ts'
@@ -10,10 +11,12 @@ import { nowMs } from '../lib/hist.ts'
  *   ours      select relay.publish(tenant, 'bench', data)              (the relay delivers it to our edge)
  *   baseline  insert into bench_log … ; select pg_notify('baseline', {tenant, topic, data})   (Logtide-style)
  *   floor     select pg_notify('floor', data)                          (commit → a bare LISTEN)
- *   floor-publish  select relay.publish(tenant, 'bench', data), pg_notify('floor', data)   (the same, for a
- *             transaction that publishes: its rows are written and flushed to the WAL at commit, as ours are)
- *   edge/raw  signed POST /internal/publish to our edge, or POST /publish to the plain node:http server,
- *             one batch in flight at a time (as the relay does): the edge alone, without Postgres.
+ *   floor-publish  select relay.publish(tenant, 'bench', data), pg_notify('floor', data) with relay.notify = 'off'
+ *             (the same, for a transaction that publishes: its rows are written and flushed to the WAL at commit, as
+ *             ours are, and it sends one NOTIFY, which carries the data: the floor server's feed)
+ *   edge/raw  signed POST /internal/publish to our edge, or POST /publish to the plain node:http reference,
+ *             one batch of at most BATCH_EVENTS in flight at a time (as the relay posts): the edge alone, without
+ *             Postgres.
  */
 const PAD = 'x'.repeat(64)
 const data = () => `{"p":"${PAD}","t":${nowMs().toFixed(4)}}`
@@ -42,7 +45,8 @@ const sendPg = (mode: RunArgs['mode'], tenant: string, notify: boolean): Promise
   if (mode === 'baseline')
     return sql`with ins as (insert into bench_log (tenant, topic, data) values (${tenant}, 'bench', ${d}::text::jsonb))
       select pg_notify('baseline', ${`{"tenant":"${tenant}","topic":"bench","data":${d}}`})`
-  if (mode === 'floor-publish') return sql`select relay.publish(${tenant}, 'bench', ${d}::text::jsonb), pg_notify('floor', ${d})`
+  // relay.notify = 'off': the event's own NOTIFY carries its data, so the transaction sends one, as ours does.
+  if (mode === 'floor-publish') return quiet`select relay.publish(${tenant}, 'bench', ${d}::text::jsonb), pg_notify('floor', ${d})`
   return sql`select pg_notify('floor', ${d})`
 }
 
@@ -55,7 +59,7 @@ const run = async ({ mode, rate, seconds, tenants, url, secret, notify = true }:
   let firstError: string | undefined
   const inflight = new Set<Promise<unknown>>()
   let posting: Promise<void> | undefined
-  let backlog: string[] = [] // tenants of events due but not yet posted (edge/raw)
+  const backlog: string[] = [] // tenants of events due but not yet posted (edge/raw)
 
   const post = async (batch: string[]) => {
     const byTenant = new Map<string, string[]>()
@@ -91,14 +95,14 @@ const run = async ({ mode, rate, seconds, tenants, url, secret, notify = true }:
       }
     }
     if (backlog.length && !posting) {
-      const batch = backlog
-      backlog = []
+      // At most BATCH_EVENTS a post, as the relay caps its batches: a backlog goes out in several.
+      const batch = backlog.splice(0, BATCH_EVENTS)
       posting = post(batch).finally(() => (posting = undefined))
     }
     await new Promise((r) => setTimeout(r, mode === 'edge' || mode === 'raw' ? 5 : 1))
   }
   await posting
-  if (backlog.length) await post(backlog)
+  while (backlog.length) await post(backlog.splice(0, BATCH_EVENTS))
   await Promise.all(inflight)
   return { published: ok, errors, firstError, ms: Date.now() - start }
 }

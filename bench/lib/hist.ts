@@ -47,3 +47,11 @@ export const curve = (h: Hist): [number, number][] =>
 
 /** Monotonic clock shared by every process on the machine (CLOCK_MONOTONIC), in ms. */
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6
+
+const STAMP = /"t": ?([0-9.]+)/
+
+/** The writer's send time (`"t":` in the event's JSON text, ms on nowMs's clock), read without parsing the event. */
+export const stampOf = (text: string): number | undefined => {
+  const t = STAMP.exec(text)?.[1]
+  return t === undefined ? undefined : Number(t)
+}

@@ -85,7 +85,11 @@ export const floor = async (ctx: Ctx) => {
     ctx.progress(`floor · ${what}: p50 ${s.p50} ms · p99 ${s.p99} ms (${received}/${r.published})`)
     return s
   }
-  const bare = await measure('floor', 'pg_notify only')
-  const publishing = await measure('floor-publish', 'relay.publish() + pg_notify')
-  return { p50: bare.p50, p99: bare.p99, publishing: { p50: publishing.p50, p99: publishing.p99 } }
+  try {
+    const bare = await measure('floor', 'pg_notify only')
+    const publishing = await measure('floor-publish', 'relay.publish() + pg_notify')
+    return { p50: bare.p50, p99: bare.p99, publishing: { p50: publishing.p50, p99: publishing.p99 } }
+  } finally {
+    await w.call('unlisten')
+  }
 }

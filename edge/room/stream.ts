@@ -1,4 +1,4 @@
-import { EVENTS, type ReauthPayload } from '../../shared/protocol.ts'
+import { EVENTS, RETRY_JITTER, RETRY_MS, type ReauthPayload } from '../../shared/protocol.ts'
 import { encodeControl, encodeRetry, HEARTBEAT } from '../../shared/sse.ts'
 import { boundedStream, type QueueLimits } from './queue.ts'
 import type { Sink } from './room.ts'
@@ -14,6 +14,14 @@ export interface StreamTerms {
 }
 
 const REAUTH = encodeControl(EVENTS.reauth, { reason: 'token expired' } satisfies ReauthPayload)
+
+/**
+ * The `retry:` for one stream: RETRY_MS × [1, 1 + RETRY_JITTER). When a room restarts (a deploy, an eviction) or an
+ * edge process does, every browser on it loses its stream at the same moment; with one shared `retry:` they would all
+ * come back in the same millisecond. Spread over half a second, the reconnects queue less at the room, whose replays
+ * from history run one after another.
+ */
+export const jitteredRetryMs = (random: () => number = Math.random): number => RETRY_MS + Math.floor(RETRY_MS * RETRY_JITTER * random())
 
 /**
  * The life of one SSE stream, whatever carries it: `retry:` first, then what `subscribe` brings (replay, then live), heartbeats when asked,
