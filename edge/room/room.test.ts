@@ -10,7 +10,8 @@ const batch = (from: number, to: number, topic = 't') => Array.from({ length: to
 
 /**
  * A sink whose connection takes nothing until `drain()` is called: it shows how much a replay writes before it
- * waits. `capacity` bounds the frames it accepts before refusing (a subscriber too slow for live events).
+ * waits. `capacity` bounds the frames it accepts before refusing (a subscriber too slow for live events). `frames`
+ * holds one SSE frame per entry, however the room grouped them into writes.
  */
 const collect = (capacity = Infinity, { paced = false } = {}) => {
   const frames: string[] = []
@@ -19,8 +20,10 @@ const collect = (capacity = Infinity, { paced = false } = {}) => {
   let waiting: (() => void) | undefined
   const sink: Sink = {
     write(chunk) {
-      if (frames.length >= capacity) return false
-      frames.push(new TextDecoder().decode(chunk))
+      // A write may carry several frames (a batch written whole): each counts against the capacity.
+      const written = new TextDecoder().decode(chunk).split(/(?<=\n\n)/)
+      if (frames.length + written.length > capacity) return false
+      frames.push(...written)
       if (paced) backlog += chunk.byteLength
       return true
     },
@@ -169,6 +172,24 @@ describe('Room', () => {
     room.publish({ tenant: 'r', events: [ev(1, 'orders'), ev(2, 'user.created'), ev(3, 'users')] })
     expect(orders.seqs()).toEqual([1])
     expect(granted.seqs()).toEqual([2])
+  })
+
+  it('writes a batch whole to a subscriber that takes all of it, and event by event to one that filters', () => {
+    const room = new Room('r', { history: testHistory(100) })
+    const writes = { all: 0, some: 0 }
+    const counting = (key: keyof typeof writes, c: ReturnType<typeof collect>): Sink => ({
+      ...c.sink,
+      write: (chunk, forced) => (writes[key]++, c.sink.write(chunk, forced)),
+    })
+    const all = collect()
+    const some = collect()
+    room.subscribe({ topics: {} }, counting('all', all))
+    room.subscribe({ topics: { requested: ['a'] } }, counting('some', some))
+    room.publish({ tenant: 'r', events: [...batch(1, 3, 'a'), ...batch(4, 5, 'b')] })
+    expect(all.seqs()).toEqual([1, 2, 3, 4, 5])
+    expect(some.seqs()).toEqual([1, 2, 3])
+    expect(writes).toEqual({ all: 1, some: 3 })
+    expect(room.delivered).toBe(8)
   })
 
   it('drops a subscriber whose queue is full, and only that one', () => {

@@ -3,6 +3,7 @@ import type { PresenceSnapshot } from '../../shared/presence.ts'
 import type { PublishBody, PublishReply, TenantId } from '../../shared/schema.ts'
 import { encodeControl, HEARTBEAT } from '../../shared/sse.ts'
 import { type History, type StoredEvent, storedEvent } from './history.ts'
+import { concatBytes } from './queue.ts'
 import { PresenceCounter, presenceKeys, type Tally } from './presence.ts'
 import { topicMatcher, type TopicFilter } from './topics.ts'
 
@@ -102,6 +103,8 @@ export class Room {
   /** Stored and not yet sent to every live subscriber, oldest first (see fanOut); empty whenever publish is used. */
   private readonly unsent: (StoredEvent | Restart)[] = []
   private unsentBytes = 0
+  /** `unsent` framed as one write while it holds only events (see bringUp); undefined once `unsent` changes. */
+  private joined: { items: number; first: number; last: number; topics: string[]; frames: Uint8Array | undefined } | undefined
   /** The fan-out pass under way: the subscribers it has yet to visit, and how many of `unsent` it sends them all. */
   private pass: { next: Iterator<Subscriber>; items: number } | undefined
 
@@ -209,12 +212,24 @@ export class Room {
       }
       for (const item of this.unsent.splice(0, this.pass.items)) if ('seq' in item) this.unsentBytes -= item.frame.byteLength
       this.pass = undefined
+      this.joined = undefined
     }
     return true
   }
 
-  /** Sends a live subscriber what it has not had of `unsent`, in order. */
+  /**
+   * Sends a live subscriber what it has not had of `unsent`, in order. One that stands just before it and takes every
+   * topic in it gets it as one write: measured (`npm run bench`, fan-out), a write per event and subscriber cost
+   * about twice the CPU per delivery of the whole batch written once.
+   */
   private bringUp(s: Subscriber): void {
+    const all = this.unsentJoined()
+    if (all.frames && s.after === all.first - 1 && all.topics.every((t) => s.accepts(t))) {
+      s.after = all.last
+      if (s.sink.write(all.frames)) this.delivered += all.items
+      else this.drop(s)
+      return
+    }
     for (const item of this.unsent) {
       if ('seq' in item) {
         if (!this.deliver(s, item)) return
@@ -226,6 +241,19 @@ export class Room {
         }
       }
     }
+  }
+
+  private unsentJoined(): NonNullable<Room['joined']> {
+    const items = this.unsent.length
+    // `unsent` only grows between passes, so its length says whether `joined` still describes it.
+    if (this.joined?.items === items) return this.joined
+    const events = this.unsent.filter((i): i is StoredEvent => 'seq' in i)
+    this.joined = { items, first: events[0]?.seq ?? 0, last: events.at(-1)?.seq ?? 0, topics: [], frames: undefined }
+    // A rebase's reset among them: each subscriber's own position decides (the per-event path).
+    if (events.length !== items || items === 0) return this.joined
+    this.joined.topics = [...new Set(events.map((e) => e.topic))]
+    this.joined.frames = concatBytes(events.map((e) => e.frame))
+    return this.joined
   }
 
   /**
