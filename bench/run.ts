@@ -4,18 +4,20 @@ import { benchDatabase } from './lib/db.ts'
 import { latencyChart } from './lib/chart.ts'
 import { count, merge, newHist, type Hist } from './lib/hist.ts'
 import { killAll, startChild } from './lib/proc.ts'
-import { type Ctx, median, type Options } from './lib/context.ts'
+import { type Ctx, median, type Options, round } from './lib/context.ts'
 import { drain, floor } from './workloads/drain.ts'
 import { fanout } from './workloads/fanout.ts'
 import { LATENCY, latencyRun, type LatencyResult } from './workloads/latency.ts'
 import { memoryPerConnection } from './workloads/memory.ts'
 import { restartStorm } from './workloads/restart-storm.ts'
+import { SHARD_SUBSCRIBERS, workersBench } from './workloads/workers.ts'
 import { writes } from './workloads/writes.ts'
 
 /**
- * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes,restart_storm] [--cpu-prof]
- * [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
- * HTTP → edge) and the Logtide-style baseline on the same workloads, in one run, on this machine.
+ * `npm run bench [-- --quick] [--repeat N] [--only light,hot,hot100,fanout,memory,drain,floor,writes,restart_storm,workers[:part]]
+ * [--cpu-prof] [--ours-only] [--no-split] [--out file] | --chart-from file.json`: ours (one process, and split: relay →
+ * HTTP → edge), the Logtide-style baseline, the floor server, and our Worker in workerd (workloads/workers.ts), in one
+ * run, on this machine.
  */
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(`--${name}`)
@@ -61,7 +63,7 @@ const main = async () => {
   const results: Record<string, unknown> = {}
   const ratios: Record<string, number | null> = {}
   results.ratios = ratios
-  const hists: Record<string, Record<Who, number[]>> = {}
+  const hists: Record<string, Partial<Record<Series, Hist>>> = {}
   try {
     if (wants('floor')) {
       const f = await floor(ctx)
@@ -122,6 +124,20 @@ const main = async () => {
     }
     if (wants('writes')) results.writes = await writes(ctx)
     if (wants('restart_storm')) results.restart_storm = await restartStorm(ctx)
+    if (wants('workers') || [...(opts.only ?? [])].some((w) => w.startsWith('workers:'))) {
+      const w = await workersBench(ctx)
+      // The issue's yardstick: the Worker's p99 over the Node edge's, same workload, same run (one process and split).
+      const p99 = (x: unknown) => (x as { p99?: number | null } | undefined)?.p99 ?? null
+      const ratio = (a: unknown, b: unknown) => (p99(a) && p99(b) ? round(p99(a)! / p99(b)!, 2) : null)
+      const vsNode = (name: string, node: string) =>
+        Object.fromEntries(WHO.slice(0, 2).map((who) => [who, ratio(w.results[name], (results[node] as any)?.[who])]))
+      w.results.p99_vs_node = { light: vsNode('light', 'light'), hot: vsNode('hot', 'hot'), hot_sharded: vsNode('hot_sharded', 'hot') }
+      results.workers = w.results
+      for (const [name, h] of Object.entries(w.hists)) {
+        const [panel, who] = name === 'hot_sharded' ? ['hot', 'workers_sharded' as const] : [name, 'workers' as const]
+        ;(hists[panel] ??= {})[who] = h
+      }
+    }
   } finally {
     await Promise.all([...workers, writer].map((c) => c.stop()))
     await db.drop()
@@ -136,7 +152,7 @@ const main = async () => {
   }
   // The merged latency histograms (non-empty buckets only), so the chart can be redrawn: --chart-from file.json.
   const histograms = Object.fromEntries(
-    Object.entries(hists).map(([name, h]) => [name, Object.fromEntries(WHO.map((who) => [who, sparse(h[who])]))]),
+    Object.entries(hists).map(([name, h]) => [name, Object.fromEntries(ALL.flatMap((who) => (h[who] ? [[who, sparse(h[who])]] : [])))]),
   )
   const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', repeat: opts.repeat, machine, ...results, histograms }
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
@@ -149,23 +165,30 @@ const main = async () => {
 
 type Who = 'ours' | 'ours_split' | 'baseline' | 'floor'
 const WHO: Who[] = ['ours', 'ours_split', 'baseline', 'floor']
-const SERIES: Record<Who, { label: string; color: string }> = {
+/** The chart's series: the latency workloads' systems, and the Worker's (results under `workers`). */
+type Series = Who | 'workers' | 'workers_sharded'
+const ALL: Series[] = [...WHO, 'workers', 'workers_sharded']
+const SERIES: Record<Series, { label: string; color: string }> = {
   ours: { label: 'edge-relay (one process: npm run serve)', color: '#1f6feb' },
   ours_split: { label: 'edge-relay split (relay → HTTP → edge)', color: '#8250df' },
   baseline: { label: 'baseline (Logtide-style)', color: '#d9480f' },
   floor: { label: 'floor (NOTIFY with the data → plain node:http)', color: '#57606a' },
+  workers: { label: 'edge-relay on Workers (relay → workerd)', color: '#f6a700' },
+  workers_sharded: { label: `Workers, rooms sharded by ${SHARD_SUBSCRIBERS}`, color: '#2da44e' },
 }
 /** a ÷ b to 3 decimals; null when either is missing. */
 const ratio = (a: number | null, b: number | null) => (a != null && b ? Number((a / b).toFixed(3)) : null)
 const pct = (d: number | null | undefined) => (d == null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)
+const resultOf = (r: Record<string, any>, name: string, who: Series) =>
+  who === 'workers' ? r.workers?.[name] : who === 'workers_sharded' ? r.workers?.hot_sharded : r[name]?.[who]
 /** One chart panel per workload; a system that did not run (no samples) is left out. */
-const panelsOf = (hists: Record<string, Record<Who, Hist>>, r: Record<string, any>) =>
+const panelsOf = (hists: Record<string, Partial<Record<Series, Hist>>>, r: Record<string, any>) =>
   Object.entries(hists).map(([name, h]) => ({
     title: name,
-    series: WHO.filter((who) => h[who] && count(h[who]) > 0).map((who) => ({
-      label: SERIES[who].label + pct(r[name]?.[who]?.delivered),
+    series: ALL.filter((who) => h[who] && count(h[who]) > 0).map((who) => ({
+      label: SERIES[who].label + pct(resultOf(r, name, who)?.delivered),
       color: SERIES[who].color,
-      hist: h[who],
+      hist: h[who]!,
     })),
   }))
 
@@ -180,9 +203,9 @@ const dense = (s: Record<string, number>) => {
 const chartFrom = (file: string) => {
   const r = JSON.parse(readFileSync(file, 'utf8'))
   const hists = Object.fromEntries(
-    Object.entries(r.histograms as Record<string, Partial<Record<Who, Record<string, number>>>>).map(([name, h]) => [
+    Object.entries(r.histograms as Record<string, Partial<Record<Series, Record<string, number>>>>).map(([name, h]) => [
       name,
-      Object.fromEntries(WHO.map((who) => [who, dense(h[who] ?? {})])) as Record<Who, Hist>,
+      Object.fromEntries(ALL.map((who) => [who, dense(h[who] ?? {})])) as Record<Series, Hist>,
     ]),
   )
   const panels = panelsOf(hists, r)
@@ -234,6 +257,17 @@ const printTable = (r: Record<string, any>) => {
     rows.push(
       `restart ${s.clients} clients on a Workers room: all live again ${s.allLiveMs} ms after the restart (p50 ${s.liveMs.p50}) · lost ${s.lost} · duplicated ${s.duplicated} · refused ${s.failed}`,
     )
+  }
+  if (r.workers) {
+    const w = r.workers
+    const f = (x: any) => (x ? `p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} ms, ${(x.delivered * 100).toFixed(1)} %` : 'not run')
+    const vs = (x: any) => (x?.ours ? ` (p99 ${x.ours}× the Node edge's in one process, ${x.ours_split ?? '–'}× split)` : '')
+    rows.push(`workers (${w.seconds} s) light ${f(w.light)}${vs(w.p99_vs_node.light)}`)
+    rows.push(`        hot   ${f(w.hot)}${vs(w.p99_vs_node.hot)} · ${w.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery`)
+    rows.push(`        hot, rooms sharded by ${SHARD_SUBSCRIBERS}: ${f(w.hot_sharded)}${vs(w.p99_vs_node.hot_sharded)}`)
+    if (w.hot_via_proxy) rows.push(`        hot via wrangler dev's proxy ${f(w.hot_via_proxy)}`)
+    if (w.fanout)
+      rows.push(`        fan-out ${w.fanout_events_per_s} deliveries/s · ${w.bytes_per_connection} B of RSS per connected client`)
   }
   console.log(`\n${rows.join('\n')}`)
 }

@@ -16,11 +16,15 @@ export interface WranglerDevOptions {
   /** wrangler's own output, line by line. */
   onOutput?: (line: string) => void
   readyTimeoutMs?: number
+  /** More `wrangler dev` flags (the bench's profiles: `--minify=false`). */
+  args?: string[]
 }
 
 export interface WranglerDev {
   url: string
   port: number
+  /** wrangler's inspector proxy: Chrome DevTools for the Worker's isolate. */
+  inspectorPort: number
   process: ChildProcess
   stop(): Promise<void>
 }
@@ -34,6 +38,7 @@ export const startWranglerDev = async (o: WranglerDevOptions): Promise<WranglerD
   args.push('--show-interactive-dev-session=false', '--log-level', 'warn')
   if (o.persistTo) args.push('--persist-to', o.persistTo)
   for (const [k, v] of Object.entries(o.vars)) args.push('--var', `${k}:${v}`)
+  if (o.args) args.push(...o.args)
   const child = spawn(resolve(root, 'node_modules/.bin/wrangler'), args, {
     cwd: root,
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true', NO_COLOR: '1' },
@@ -93,5 +98,5 @@ export const startWranglerDev = async (o: WranglerDevOptions): Promise<WranglerD
     }
     await new Promise((r) => setTimeout(r, 250))
   }
-  return { url, port, process: child, stop }
+  return { url, port, inspectorPort, process: child, stop }
 }

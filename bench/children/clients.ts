@@ -10,8 +10,9 @@ import { newHist, nowMs, record } from '../lib/hist.ts'
  * its end count, so warm-up, leftovers from earlier phases and a collapsed server's late backlog never do.
  *
  * Connections are plain TCP sockets with a hand-written GET (BENCH_CLIENT=http: node:http requests instead). The
- * body is scanned as bytes arrive, without de-chunking: every server here writes whole frames per HTTP chunk, so
- * chunk-size lines fall between frames, never inside `"t":<number>`. node:http's parser and streams cost about
+ * body is scanned as bytes arrive, without de-chunking: our Node edge and the other servers here write whole frames
+ * per HTTP chunk, so chunk-size lines fall between frames, never inside `"t":<number>`. workerd and wrangler dev's
+ * proxy do not promise that, so their connections ask for `dechunk`. node:http's parser and streams cost about
  * twice the CPU per chunk, and on two cores the clients' CPU is the server's latency.
  */
 const useHttp = process.env.BENCH_CLIENT === 'http'
@@ -53,6 +54,41 @@ const scanner = () => {
   }
 }
 
+/**
+ * HTTP/1.1 chunked transfer coding undone, for servers that may cut a frame across chunks (a size line could then
+ * fall inside `"t":<number>` or between a frame's two newlines). Latin-1 text: one character per byte.
+ */
+const dechunker = (next: (body: string) => void) => {
+  /** Bytes of the current chunk still to come. */
+  let left = 0
+  /** A size line cut across reads. */
+  let line = ''
+  return (s: string) => {
+    let body = ''
+    let i = 0
+    while (i < s.length) {
+      if (left > 0) {
+        const take = Math.min(left, s.length - i)
+        body += i === 0 && take === s.length ? s : s.slice(i, i + take)
+        left -= take
+        i += take
+        continue
+      }
+      const eol = s.indexOf('\n', i)
+      if (eol === -1) {
+        line += s.slice(i)
+        break
+      }
+      // A size (hex, maybe `;extensions`), or the empty line that ends a chunk's data (NaN: skipped).
+      const size = Number.parseInt(line + s.slice(i, eol), 16)
+      line = ''
+      i = eol + 1
+      if (size > 0) left = size
+    }
+    if (body) next(body)
+  }
+}
+
 const connectHttp = (base: string, path: string, headers: Record<string, string>) =>
   new Promise<boolean>((resolve) => {
     const req = request(base + path, { headers: { accept: 'text/event-stream', ...headers }, agent: false })
@@ -71,7 +107,7 @@ const connectHttp = (base: string, path: string, headers: Record<string, string>
     req.end()
   })
 
-const connectRaw = (base: string, path: string, headers: Record<string, string>) =>
+const connectRaw = (base: string, path: string, headers: Record<string, string>, dechunk: boolean) =>
   new Promise<boolean>((resolve) => {
     const { hostname, port } = new URL(base)
     const socket: Socket = connect({ host: hostname, port: Number(port), noDelay: true })
@@ -90,7 +126,7 @@ const connectRaw = (base: string, path: string, headers: Record<string, string>)
         return resolve(false)
       }
       open.add(socket)
-      scan = scanner()
+      scan = dechunk && /\r\ntransfer-encoding: *chunked/i.test(head.slice(0, end)) ? dechunker(scanner()) : scanner()
       scan(head.slice(end + 4))
       resolve(true)
     })
@@ -98,7 +134,8 @@ const connectRaw = (base: string, path: string, headers: Record<string, string>)
     socket.write(`GET ${path} HTTP/1.1\r\n${lines.join('')}\r\n`)
   })
 
-const connectOne = useHttp ? connectHttp : connectRaw
+const connectOne = (base: string, path: string, headers: Record<string, string>, dechunk: boolean) =>
+  useHttp ? connectHttp(base, path, headers) : connectRaw(base, path, headers, dechunk)
 
 let listener: postgres.Sql | undefined
 
@@ -109,7 +146,8 @@ serveChild(
         base,
         conns,
         concurrency = 100,
-      } = m as { base: string; conns: { path: string; headers: Record<string, string> }[]; concurrency?: number }
+        dechunk = false,
+      } = m as { base: string; conns: { path: string; headers: Record<string, string> }[]; concurrency?: number; dechunk?: boolean }
       let next = 0
       let ok = 0
       const t0 = Date.now()
@@ -117,7 +155,7 @@ serveChild(
         Array.from({ length: Math.min(concurrency, conns.length) }, async () => {
           while (next < conns.length) {
             const c = conns[next++]!
-            if (await connectOne(base, c.path, c.headers)) ok++
+            if (await connectOne(base, c.path, c.headers, dechunk)) ok++
           }
         }),
       )

@@ -71,11 +71,16 @@ export const connections = async (system: System, tenants: string[], perTenant: 
   return out
 }
 
-/** Spreads connections over the client processes and opens them all. */
-export const connectAll = async (ctx: Ctx, base: string, conns: { path: string; headers: Record<string, string> }[]) => {
+/** Spreads connections over the client processes and opens them all (`dechunk`: see children/clients.ts). */
+export const connectAll = async (
+  ctx: Ctx,
+  base: string,
+  conns: { path: string; headers: Record<string, string> }[],
+  { dechunk = false } = {},
+) => {
   const shares = ctx.workers.map((_, i) => conns.filter((__, j) => j % ctx.workers.length === i))
   const replies = await Promise.all(
-    ctx.workers.map((w, i) => w.call<{ ok: number; failed: number }>('connect', { base, conns: shares[i] }, 300_000)),
+    ctx.workers.map((w, i) => w.call<{ ok: number; failed: number }>('connect', { base, conns: shares[i], dechunk }, 300_000)),
   )
   const ok = replies.reduce((a, r) => a + r.ok, 0)
   if (ok < conns.length) throw new Error(`only ${ok} of ${conns.length} SSE connections opened`)

@@ -1,0 +1,256 @@
+import { newHist, nowMs, type Hist } from '../lib/hist.ts'
+import { startChild, type Child } from '../lib/proc.ts'
+import {
+  closeAll,
+  collect,
+  connectAll,
+  connections,
+  cpuMs,
+  median,
+  openWindow,
+  RELAY_SECRET,
+  round,
+  settle,
+  sleep,
+  summary,
+  type Ctx,
+} from '../lib/context.ts'
+import { procCpuMs, procRss, startBenchWorker, type BenchWorker } from '../lib/workerd.ts'
+import { LATENCY, type LatencySpec } from './latency.ts'
+
+/** Subscribers per room shard in `hot_sharded` (the Worker's ROOM_SHARD_SUBSCRIBERS). */
+export const SHARD_SUBSCRIBERS = 250
+
+export interface WorkerLatency {
+  p50: number | null
+  p95: number | null
+  p99: number | null
+  delivered: number | null
+  samples: number
+  /** CPU of the Worker's workerd (Worker and rooms: one isolate on one thread) and of the relay, in % of one core. */
+  cpu: Record<string, number>
+  /** The Worker's workerd CPU while measuring, per event delivered to a client (µs). */
+  cpuUsPerDelivery: number | null
+  /** With --cpu-prof: the profile's samples per delivery (µs) by where they ran, and the top functions by self time. */
+  profile?: { usPerDelivery: Record<string, number>; top: string[] }
+}
+
+/** Each run has tenants of its own: rooms keep their history in the Worker's storage, while the outbox restarts at seq 1. */
+let runs = 0
+
+/**
+ * One latency workload on the Worker: commit → relay → signed POST → Worker → room (Durable Object) → WebSocket →
+ * Worker → SSE client, with the same clients, writer, warm-up, window and grace as the Node edge's (latency.ts).
+ * `via: 'proxy'`: the relay and the clients go through wrangler dev's front proxy instead of the Worker's own port.
+ */
+const latencyOnWorker = async (ctx: Ctx, worker: BenchWorker, spec: LatencySpec, label: string, via: 'direct' | 'proxy' = 'direct') => {
+  const seconds = ctx.opts.quick ? 5 : 10
+  const warmup = ctx.opts.quick ? 1 : 2
+  const graceMs = ctx.opts.quick ? 3000 : 5000
+  const run = ++runs
+  const tenants = Array.from({ length: spec.tenants }, (_, i) => `w${run}-${spec.name}${i}`)
+  const url = via === 'direct' ? worker.url : worker.proxyUrl
+  await ctx.db.reset()
+  const relay = await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET })
+  try {
+    ctx.progress(`${label} · connecting ${spec.tenants * spec.perTenant} clients`)
+    await connectAll(ctx, url, await connections('ours', tenants, spec.perTenant), { dechunk: true })
+    await openWindow(ctx, 1e18)
+    ctx.progress(`${label} · warm-up ${warmup}s at ${spec.rate} ev/s`)
+    await ctx.writer.call('run', { mode: 'ours', rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
+    await sleep(300)
+    const start = nowMs()
+    await openWindow(ctx, start, start + seconds * 1000 + graceMs)
+    const prof = ctx.opts.cpuProf ? await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket']) : undefined
+    await prof?.call('start', { url: worker.inspectorUrl })
+    const cpu0 = { workerd: procCpuMs(worker.pid), proxy: procCpuMs(worker.proxyPid), relay: await cpuMs(relay) }
+    const wall0 = Date.now()
+    ctx.progress(`${label} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
+    const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
+      'run',
+      { mode: 'ours', rate: spec.rate, seconds, tenants },
+      120_000 + seconds * 1000,
+    )
+    if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
+    const expected = w.published * spec.perTenant
+    await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
+    const wallMs = Date.now() - wall0
+    const used = {
+      workerd: procCpuMs(worker.pid) - cpu0.workerd,
+      proxy: procCpuMs(worker.proxyPid) - cpu0.proxy,
+      relay: (await cpuMs(relay)) - cpu0.relay,
+    }
+    const { hist, received } = await collect(ctx)
+    const profile = prof && (await profileOf(prof, label, received))
+    const s = summary(hist)
+    const delivered = expected ? round(received / expected, 4) : null
+    const cpu = Object.fromEntries(
+      Object.entries(used)
+        .filter(([k]) => k !== 'proxy' || via === 'proxy')
+        .map(([k, ms]) => [k, Math.round((ms / wallMs) * 100)]),
+    )
+    const cpuUsPerDelivery = received ? round((used.workerd * 1000) / received, 1) : null
+    ctx.progress(
+      `${label} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} % · ` +
+        `workerd ${cpuUsPerDelivery} µs per delivery · CPU ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${v} %`)
+          .join(', ')}`,
+    )
+    return { result: { ...s, delivered, cpu, cpuUsPerDelivery, ...(profile ? { profile } : {}) } satisfies WorkerLatency, hist }
+  } finally {
+    await closeAll(ctx)
+    await relay.stop()
+  }
+}
+
+/** Stops a profile of the measuring window, writes it to bench/results/prof/, and sums it up per delivery. */
+const profileOf = async (prof: Child, label: string, deliveries: number) => {
+  const file = new URL(`../results/prof/workerd-${label.replace(/\W+/g, '-')}-${Date.now()}.cpuprofile`, import.meta.url).pathname
+  try {
+    const { ms, top } = await prof.call<{ ms: Record<string, number>; top: string[] }>('stop', { file })
+    const usPerDelivery = Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, round((v * 1000) / Math.max(1, deliveries), 1)!]))
+    return { usPerDelivery, top }
+  } finally {
+    await prof.stop()
+  }
+}
+
+/** `--repeat` runs of one workload, summarised as run.ts does the Node edge's: medians, and the merged histogram. */
+const repeated = async (ctx: Ctx, run: () => Promise<{ result: WorkerLatency; hist: Hist }>) => {
+  const all: { result: WorkerLatency; hist: Hist }[] = []
+  for (let r = 0; r < ctx.opts.repeat; r++) all.push(await run())
+  const hist = newHist()
+  for (const x of all) for (let i = 0; i < hist.length; i++) hist[i]! += x.hist[i]!
+  const of = (k: 'p50' | 'p95' | 'p99' | 'delivered' | 'cpuUsPerDelivery') => median(all.map((x) => x.result[k]))
+  return {
+    result: {
+      p50: of('p50'),
+      p95: of('p95'),
+      p99: of('p99'),
+      delivered: of('delivered'),
+      cpu_us_per_delivery: of('cpuUsPerDelivery'),
+      runs: all.map((x) => x.result),
+    },
+    hist,
+  }
+}
+
+/**
+ * Fan-out ceiling of one room on the Worker (1,000 clients on one tenant, signed batches posted straight to the
+ * Worker, one in flight at a time, as fanout.ts does for the Node edge), the workerd CPU per delivery at each step,
+ * and memory per connected browser: the workerd's RSS before and after those clients connected, idle.
+ */
+const fanoutOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
+  const clients = 1000
+  const stepS = ctx.opts.quick ? 1.5 : 4
+  // Doubling until a step delivers < 95 %: the relay's batches grow with the rate, as for the Node edge (fanout.ts).
+  const rates = [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120]
+  const tenant = `w${++runs}-fan`
+  const steps: { rate: number; deliveriesPerS: number; delivered: number; cpuUsPerDelivery: number | null }[] = []
+  try {
+    await sleep(1000)
+    const rssBefore = procRss(worker.pid)
+    ctx.progress(`workers · fan-out · connecting ${clients} clients`)
+    await connectAll(ctx, worker.url, await connections('ours', [tenant], clients), { dechunk: true })
+    await sleep(2000)
+    const rssAfter = procRss(worker.pid)
+    const bytesPerConnection = Math.round((rssAfter - rssBefore) / clients)
+    ctx.progress(`workers · memory · ${bytesPerConnection} B of workerd RSS per connected client`)
+    for (const rate of rates) {
+      await openWindow(ctx, nowMs())
+      const cpu0 = procCpuMs(worker.pid)
+      const w = await ctx.writer.call<{ published: number; ms: number }>(
+        'run',
+        { mode: 'edge', rate, seconds: stepS, tenants: [tenant], url: worker.url, secret: RELAY_SECRET },
+        120_000,
+      )
+      const expected = w.published * clients
+      const t0 = Date.now()
+      await settle(ctx, expected, ctx.opts.quick ? 1000 : 2000, 500)
+      const { received } = await collect(ctx)
+      const elapsedS = (w.ms + (Date.now() - t0)) / 1000
+      const cpuUsPerDelivery = received ? round(((procCpuMs(worker.pid) - cpu0) * 1000) / received, 1) : null
+      const step = {
+        rate,
+        deliveriesPerS: Math.round(received / Math.max(stepS, elapsedS)),
+        delivered: round(received / expected, 4) ?? 0,
+        cpuUsPerDelivery,
+      }
+      steps.push(step)
+      ctx.progress(
+        `workers · fan-out · ${rate} ev/s × ${clients}: ${step.deliveriesPerS} deliveries/s, ${(step.delivered * 100).toFixed(1)} % delivered, ${cpuUsPerDelivery} µs workerd CPU per delivery`,
+      )
+      if (step.delivered < 0.95) break
+    }
+    const ok = steps.filter((s) => s.delivered >= 0.95)
+    const top = ok.reduce<(typeof ok)[number] | undefined>((a, s) => (!a || s.deliveriesPerS > a.deliveriesPerS ? s : a), undefined)
+    return {
+      ceiling: top?.deliveriesPerS ?? 0,
+      steps,
+      memory: { clients, bytesPerConnection, rssBefore, rssAfter },
+    }
+  } finally {
+    await closeAll(ctx)
+  }
+}
+
+const spec = (name: string) => LATENCY.find((s) => s.name === name)!
+
+/** What `--only workers` runs; `--only workers:hot,workers:fanout` (say) runs those parts alone. */
+export const WORKERS_PARTS = ['light', 'hot', 'fanout', 'proxy', 'sharded'] as const
+
+/**
+ * The Workers edge, in the same run as the Node edge's figures: light and hot latency through real workerd and the
+ * real relay, the fan-out ceiling of one room, workerd CPU per delivery and RSS per connected browser, the hot
+ * workload through wrangler dev's proxy (full runs), and the hot workload again with the room sharded
+ * (ROOM_SHARD_SUBSCRIBERS). Histograms are returned for the chart.
+ */
+export const workersBench = async (ctx: Ctx) => {
+  const wants = (part: (typeof WORKERS_PARTS)[number]) =>
+    !ctx.opts.only || ctx.opts.only.has('workers') || ctx.opts.only.has(`workers:${part}`)
+  const t0 = Date.now()
+  const hists: Record<string, Hist> = {}
+  const results: Record<string, unknown> = {}
+  const profile = ctx.opts.cpuProf
+  if (wants('light') || wants('hot') || wants('fanout') || (wants('proxy') && !ctx.opts.quick)) {
+    ctx.progress('workers · starting the Worker under wrangler dev')
+    const worker = await startBenchWorker({}, { profile })
+    try {
+      for (const name of ['light', 'hot'] as const) {
+        if (!wants(name)) continue
+        const r = await repeated(ctx, () => latencyOnWorker(ctx, worker, spec(name), `workers · ${name}`))
+        results[name] = r.result
+        hists[name] = r.hist
+      }
+      // Per delivery as the hot workload has them: each event its own batch, to 1,000 subscribers of one room.
+      if (results.hot) results.cpu_us_per_delivery = (results.hot as { cpu_us_per_delivery: number | null }).cpu_us_per_delivery
+      if (wants('fanout')) {
+        const f = await fanoutOnWorker(ctx, worker)
+        results.fanout_events_per_s = f.ceiling
+        results.bytes_per_connection = f.memory.bytesPerConnection
+        results.fanout = { steps: f.steps }
+        results.memory = f.memory
+      }
+      if (wants('proxy') && !ctx.opts.quick) {
+        // What `wrangler dev` users see: the same, through its front proxy (absent in production).
+        const r = await latencyOnWorker(ctx, worker, spec('hot'), 'workers · hot via wrangler dev proxy', 'proxy')
+        results.hot_via_proxy = r.result
+      }
+    } finally {
+      await worker.stop()
+    }
+  }
+  if (wants('sharded')) {
+    ctx.progress(`workers · starting the Worker with ROOM_SHARD_SUBSCRIBERS=${SHARD_SUBSCRIBERS}`)
+    const worker = await startBenchWorker({ ROOM_SHARD_SUBSCRIBERS: String(SHARD_SUBSCRIBERS) }, { profile })
+    try {
+      const r = await repeated(ctx, () => latencyOnWorker(ctx, worker, spec('hot'), 'workers · hot sharded'))
+      results.hot_sharded = { ...r.result, shard_subscribers: SHARD_SUBSCRIBERS }
+      hists.hot_sharded = r.hist
+    } finally {
+      await worker.stop()
+    }
+  }
+  results.seconds = Math.round((Date.now() - t0) / 1000)
+  return { results, hists }
+}
