@@ -1,4 +1,5 @@
-/** Timing, pure or nearly: timeouts, sleeps and a loop that never overlaps itself (backoff is shared/backoff.ts: the edge uses it too). */
+/** Timing, pure or nearly: timeouts, sleeps and a loop that never overlaps itself (backoff and sleep are shared/backoff.ts: the edge uses them too). */
+import { sleep } from '../shared/backoff.ts'
 
 /** Rejects if `p` has not settled within `ms`; the timer never holds the process open. */
 export const withTimeout = <T>(p: PromiseLike<T>, ms: number): Promise<T> =>
@@ -11,18 +12,7 @@ export const withTimeout = <T>(p: PromiseLike<T>, ms: number): Promise<T> =>
     )
   })
 
-/** Sleeps `ms`, or less if `signal` aborts. */
-export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal?.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    signal?.addEventListener('abort', done, { once: true })
-    function done() {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-  })
+export { sleep }
 
 /** Runs `fn` every `ms` (first after one interval unless `immediate`), never two at once. Errors go to `onError`; it goes on. */
 export const every = (ms: number, fn: () => Promise<void>, onError: (err: unknown) => void, { immediate = false } = {}) => {

@@ -1,4 +1,4 @@
-import { backoffMs } from '../../../shared/backoff.ts'
+import { backoffMs, sleep } from '../../../shared/backoff.ts'
 import type { Tally } from '../presence.ts'
 import type { ShardCount, ShardState } from './shards.ts'
 import type { RoomSql } from './sqlite-history.ts'
@@ -73,7 +73,7 @@ export class OwnerLink {
           // The owner is away (a deploy, a restart): try again, then leave it to the next change.
           if (++this.failures < TRIES) {
             this.again = true
-            await new Promise((resolve) => setTimeout(resolve, backoffMs(this.failures)))
+            await sleep(backoffMs(this.failures))
           } else this.failures = 0
         },
       )

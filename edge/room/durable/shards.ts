@@ -1,4 +1,4 @@
-import { backoffMs } from '../../../shared/backoff.ts'
+import { backoffMs, sleep } from '../../../shared/backoff.ts'
 import { RelayError } from '../../../shared/errors.ts'
 import type { History, StoredEvent } from '../history.ts'
 import { sumTallies, tallySize, type Tally } from '../presence.ts'
@@ -72,8 +72,6 @@ interface Shard {
   /** Set while it is empty but may still get subscribers sent to it: when to look again. */
   recheck?: ReturnType<typeof setTimeout>
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
  * The owner's side of a sharded room (docs/cloudflare.md, Sharding): which shards exist (a SQLite table, so an owner that restarts goes on
