@@ -1,6 +1,8 @@
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { build } from 'esbuild'
+import { Miniflare } from 'miniflare'
 import { startWranglerDev } from '../../scripts/wrangler-dev.ts'
 import { JWT_SECRET, RELAY_SECRET } from './context.ts'
 
@@ -52,6 +54,40 @@ export const startBenchWorker = async (vars: Record<string, string> = {}, { prof
   }
 }
 
+/**
+ * The floor Worker (bench/workerd/floor-worker.ts) in real workerd, run by Miniflare on a direct socket (no entry
+ * worker, no proxy): the same workerd as wrangler dev's, one isolate and one thread for the Worker and its objects.
+ */
+export const startFloorWorker = async (): Promise<Pick<BenchWorker, 'url' | 'pid' | 'stop'>> => {
+  const bundle = await build({
+    entryPoints: [new URL('../workerd/floor-worker.ts', import.meta.url).pathname],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    external: ['cloudflare:*'],
+    minify: true,
+    write: false,
+  })
+  const before = new Set(children(process.pid))
+  const mf = new Miniflare({
+    modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle.outputFiles[0]!.text }],
+    compatibilityDate: '2026-04-01',
+    durableObjects: { ROOMS: { className: 'FloorRoom', useSQLite: true } },
+    host: '127.0.0.1',
+    port: 0,
+    unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }],
+  })
+  try {
+    const url = (await mf.unsafeGetDirectURL()).origin
+    const pid = children(process.pid).find((p) => !before.has(p) && comm(p) === 'workerd')
+    if (!pid) throw new Error("the floor Worker's workerd process was not found")
+    return { url, pid, stop: () => mf.dispose() }
+  } catch (err) {
+    await mf.dispose()
+    throw err
+  }
+}
+
 /** Of the workerd processes under wrangler, the one listening on `proxyPort` is the proxy; the Worker's answers /healthz elsewhere. */
 const findWorkerd = async (root: number, proxyPort: number) => {
   const procs = descendants(root).filter((pid) => comm(pid) === 'workerd')
@@ -85,6 +121,11 @@ const statFields = (pid: number) => {
   const s = read(`/proc/${pid}/stat`)
   return s.slice(s.lastIndexOf(')') + 2).split(' ')
 }
+
+const children = (root: number): number[] =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && Number(statFields(Number(d))[1]) === root)
+    .map(Number)
 
 const descendants = (root: number): number[] => {
   const parent = new Map<number, number>()

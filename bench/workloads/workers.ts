@@ -15,7 +15,7 @@ import {
   summary,
   type Ctx,
 } from '../lib/context.ts'
-import { procCpuMs, procRss, startBenchWorker, type BenchWorker } from '../lib/workerd.ts'
+import { procCpuMs, procRss, startBenchWorker, startFloorWorker, type BenchWorker } from '../lib/workerd.ts'
 import { LATENCY, type LatencySpec } from './latency.ts'
 
 /** Subscribers per room shard in `hot_sharded` (the Worker's ROOM_SHARD_SUBSCRIBERS). */
@@ -43,7 +43,14 @@ let runs = 0
  * Worker → SSE client, with the same clients, writer, warm-up, window and grace as the Node edge's (latency.ts).
  * `via: 'proxy'`: the relay and the clients go through wrangler dev's front proxy instead of the Worker's own port.
  */
-const latencyOnWorker = async (ctx: Ctx, worker: BenchWorker, spec: LatencySpec, label: string, via: 'direct' | 'proxy' = 'direct') => {
+const latencyOnWorker = async (
+  ctx: Ctx,
+  worker: BenchWorker,
+  spec: LatencySpec,
+  label: string,
+  via: 'direct' | 'proxy' = 'direct',
+  profiled = true,
+) => {
   const seconds = ctx.opts.quick ? 5 : 10
   const warmup = ctx.opts.quick ? 1 : 2
   const graceMs = ctx.opts.quick ? 3000 : 5000
@@ -61,7 +68,7 @@ const latencyOnWorker = async (ctx: Ctx, worker: BenchWorker, spec: LatencySpec,
     await sleep(300)
     const start = nowMs()
     await openWindow(ctx, start, start + seconds * 1000 + graceMs)
-    const prof = ctx.opts.cpuProf ? await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket']) : undefined
+    const prof = ctx.opts.cpuProf && profiled ? await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket']) : undefined
     await prof?.call('start', { url: worker.inspectorUrl })
     const cpu0 = { workerd: procCpuMs(worker.pid), proxy: procCpuMs(worker.proxyPid), relay: await cpuMs(relay) }
     const wall0 = Date.now()
@@ -197,7 +204,7 @@ const fanoutOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
 const spec = (name: string) => LATENCY.find((s) => s.name === name)!
 
 /** What `--only workers` runs; `--only workers:hot,workers:fanout` (say) runs those parts alone. */
-export const WORKERS_PARTS = ['light', 'hot', 'fanout', 'proxy', 'sharded'] as const
+export const WORKERS_PARTS = ['light', 'hot', 'floor', 'fanout', 'proxy', 'sharded'] as const
 
 /**
  * The Workers edge, in the same run as the Node edge's figures: light and hot latency through real workerd and the
@@ -238,6 +245,20 @@ export const workersBench = async (ctx: Ctx) => {
       }
     } finally {
       await worker.stop()
+    }
+  }
+  if (wants('floor')) {
+    // The floor Worker (bench/workerd/floor-worker.ts): the same relay, clients and workload, and only what the Workers
+    // path cannot do without (an RPC per batch, a hibernatable WebSocket per browser, SSE from the Worker).
+    ctx.progress('workers · starting the floor Worker (Miniflare)')
+    const floor = await startFloorWorker()
+    try {
+      const worker = { ...floor, proxyUrl: floor.url, proxyPid: floor.pid, inspectorUrl: '' }
+      const r = await repeated(ctx, () => latencyOnWorker(ctx, worker, spec('hot'), 'workers · hot · floor', 'direct', false))
+      results.floor = r.result
+      hists.floor = r.hist
+    } finally {
+      await floor.stop()
     }
   }
   if (wants('sharded')) {
