@@ -131,7 +131,13 @@ const main = async () => {
       const ratio = (a: unknown, b: unknown) => (p99(a) && p99(b) ? round(p99(a)! / p99(b)!, 2) : null)
       const vsNode = (name: string, node: string) =>
         Object.fromEntries(WHO.slice(0, 2).map((who) => [who, ratio(w.results[name], (results[node] as any)?.[who])]))
-      w.results.p99_vs_node = { light: vsNode('light', 'light'), hot: vsNode('hot', 'hot'), hot_sharded: vsNode('hot_sharded', 'hot') }
+      w.results.p99_vs_node = {
+        light: vsNode('light', 'light'),
+        hot: vsNode('hot', 'hot'),
+        hot_sharded: vsNode('hot_sharded', 'hot'),
+        floor: vsNode('floor', 'hot'),
+        floor_stream: vsNode('floor_stream', 'hot'),
+      }
       // How close the Worker is to what workerd itself can do: ours ÷ the floor Worker's, as the Node edge's ÷ its floor.
       w.results.p99_vs_floor = { hot: ratio(w.results.hot, w.results.floor), hot_sharded: ratio(w.results.hot_sharded, w.results.floor) }
       results.workers = w.results
@@ -139,8 +145,8 @@ const main = async () => {
         const [panel, who] =
           name === 'hot_sharded'
             ? ['hot', 'workers_sharded' as const]
-            : name === 'floor'
-              ? ['hot', 'workers_floor' as const]
+            : name === 'floor' || name === 'floor_stream'
+              ? ['hot', name === 'floor' ? ('workers_floor' as const) : ('workers_floor_stream' as const)]
               : [name, 'workers' as const]
         ;(hists[panel] ??= {})[who] = h
       }
@@ -173,8 +179,8 @@ const main = async () => {
 type Who = 'ours' | 'ours_split' | 'baseline' | 'floor'
 const WHO: Who[] = ['ours', 'ours_split', 'baseline', 'floor']
 /** The chart's series: the latency workloads' systems, and the Worker's (results under `workers`). */
-type Series = Who | 'workers' | 'workers_sharded' | 'workers_floor'
-const ALL: Series[] = [...WHO, 'workers', 'workers_sharded', 'workers_floor']
+type Series = Who | 'workers' | 'workers_sharded' | 'workers_floor' | 'workers_floor_stream'
+const ALL: Series[] = [...WHO, 'workers', 'workers_sharded', 'workers_floor', 'workers_floor_stream']
 const SERIES: Record<Series, { label: string; color: string }> = {
   ours: { label: 'edge-relay (one process: npm run serve)', color: '#1f6feb' },
   ours_split: { label: 'edge-relay split (relay → HTTP → edge)', color: '#8250df' },
@@ -183,6 +189,7 @@ const SERIES: Record<Series, { label: string; color: string }> = {
   workers: { label: 'edge-relay on Workers (relay → workerd)', color: '#f6a700' },
   workers_sharded: { label: `Workers, rooms sharded by ${SHARD_SUBSCRIBERS}`, color: '#2da44e' },
   workers_floor: { label: 'floor Worker (RPC → socket per browser → SSE)', color: '#8250df' },
+  workers_floor_stream: { label: 'floor Worker, SSE served by the room (no hibernation)', color: '#bf3989' },
 }
 /** a ÷ b to 3 decimals; null when either is missing. */
 const ratio = (a: number | null, b: number | null) => (a != null && b ? Number((a / b).toFixed(3)) : null)
@@ -194,7 +201,9 @@ const resultOf = (r: Record<string, any>, name: string, who: Series) =>
       ? r.workers?.hot_sharded
       : who === 'workers_floor'
         ? name === 'hot' && r.workers?.floor
-        : r[name]?.[who]
+        : who === 'workers_floor_stream'
+          ? name === 'hot' && r.workers?.floor_stream
+          : r[name]?.[who]
 /** One chart panel per workload; a system that did not run (no samples) is left out. */
 const panelsOf = (hists: Record<string, Partial<Record<Series, Hist>>>, r: Record<string, any>) =>
   Object.entries(hists).map(([name, h]) => ({
@@ -281,11 +290,17 @@ const printTable = (r: Record<string, any>) => {
     rows.push(`        hot, rooms sharded by ${SHARD_SUBSCRIBERS}: ${f(w.hot_sharded)}${vs(w.p99_vs_node.hot_sharded)}`)
     if (w.floor)
       rows.push(
-        `        hot on the floor Worker ${f(w.floor)} · ours p99 ÷ floor p99 ${w.p99_vs_floor?.hot ?? '–'}× (sharded ${w.p99_vs_floor?.hot_sharded ?? '–'}×) · ${w.floor.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery`,
+        `        hot on the floor Worker ${f(w.floor)}${vs(w.p99_vs_node.floor)} · ours p99 ÷ floor p99 ${w.p99_vs_floor?.hot ?? '–'}× (sharded ${w.p99_vs_floor?.hot_sharded ?? '–'}×) · ${w.floor.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery`,
+      )
+    if (w.floor_stream)
+      rows.push(
+        `        hot on the floor Worker, SSE served by the room ${f(w.floor_stream)}${vs(w.p99_vs_node.floor_stream)} · ${w.floor_stream.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery`,
       )
     if (w.hot_via_proxy) rows.push(`        hot via wrangler dev's proxy ${f(w.hot_via_proxy)}`)
     if (w.fanout)
-      rows.push(`        fan-out ${w.fanout_events_per_s} deliveries/s · ${w.bytes_per_connection} B of RSS per connected client`)
+      rows.push(
+        `        fan-out ${w.fanout.ceiling_reached ? '' : '≥ '}${w.fanout_events_per_s} deliveries/s · ${w.bytes_per_connection} B of RSS per connected client (floor Worker ${w.floor?.bytes_per_connection ?? '–'}, SSE served by the room ${w.floor_stream?.bytes_per_connection ?? '–'})`,
+      )
   }
   console.log(`\n${rows.join('\n')}`)
 }

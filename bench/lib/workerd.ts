@@ -55,10 +55,10 @@ export const startBenchWorker = async (vars: Record<string, string> = {}, { prof
 }
 
 /**
- * The floor Worker (bench/workerd/floor-worker.ts) in real workerd, run by Miniflare on a direct socket (no entry
+ * The floor Worker (bench/workerd/floor-worker.ts; `stream`: its rooms serve SSE themselves) in real workerd, run by Miniflare on a direct socket (no entry
  * worker, no proxy): the same workerd as wrangler dev's, one isolate and one thread for the Worker and its objects.
  */
-export const startFloorWorker = async (): Promise<Pick<BenchWorker, 'url' | 'pid' | 'stop'>> => {
+export const startFloorWorker = async (transport: 'socket' | 'stream'): Promise<Pick<BenchWorker, 'url' | 'pid' | 'stop'>> => {
   const bundle = await build({
     entryPoints: [new URL('../workerd/floor-worker.ts', import.meta.url).pathname],
     bundle: true,
@@ -73,6 +73,7 @@ export const startFloorWorker = async (): Promise<Pick<BenchWorker, 'url' | 'pid
     modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle.outputFiles[0]!.text }],
     compatibilityDate: '2026-04-01',
     durableObjects: { ROOMS: { className: 'FloorRoom', useSQLite: true } },
+    bindings: { TRANSPORT: transport },
     host: '127.0.0.1',
     port: 0,
     unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }],
