@@ -285,8 +285,11 @@ const printTable = (r: Record<string, any>) => {
     const w = r.workers
     const f = (x: any) => (x ? `p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} ms, ${(x.delivered * 100).toFixed(1)} %` : 'not run')
     const vs = (x: any) => (x?.ours ? ` (p99 ${x.ours}× the Node edge's in one process, ${x.ours_split ?? '–'}× split)` : '')
-    rows.push(`workers (${w.seconds} s) light ${f(w.light)}${vs(w.p99_vs_node.light)}`)
-    rows.push(`        hot   ${f(w.hot)}${vs(w.p99_vs_node.hot)} · ${w.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery`)
+    const rtt = (x: any) => (x?.publish_rtt_ms != null ? ` · publish round trip ${x.publish_rtt_ms} ms` : '')
+    rows.push(`workers (${w.seconds} s) light ${f(w.light)}${vs(w.p99_vs_node.light)}${rtt(w.light)}`)
+    rows.push(
+      `        hot   ${f(w.hot)}${vs(w.p99_vs_node.hot)} · ${w.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery${rtt(w.hot)}`,
+    )
     rows.push(`        hot, rooms sharded by ${SHARD_SUBSCRIBERS}: ${f(w.hot_sharded)}${vs(w.p99_vs_node.hot_sharded)}`)
     if (w.floor)
       rows.push(

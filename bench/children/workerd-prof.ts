@@ -30,7 +30,8 @@ const send = (method: string, params: Record<string, unknown> = {}) =>
  * The room's side: the Durable Object class and what it runs. Everything else of the bundle is the Worker's side
  * (routing, auth, the socket → SSE conversion). Shared helpers (framing, topic filters) count for whoever called them.
  */
-const ROOM_FILES = /edge\/room\/(durable\/room-object|durable\/sqlite-history|room|history|presence)\.ts$/
+const ROOM_FILES =
+  /edge\/room\/(durable\/room-object|durable\/sqlite-history|durable\/socket-sink|durable\/shards|room|history|presence|queue)\.ts$/
 
 /** Line → source file of the bundle (esbuild marks each module with a `// path` comment), and the TenantRoom class's lines. */
 const sourceMap = async () => {

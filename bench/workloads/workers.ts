@@ -31,6 +31,8 @@ export interface WorkerLatency {
   cpu: Record<string, number>
   /** The Worker's workerd CPU while measuring, per event delivered to a client (µs). */
   cpuUsPerDelivery: number | null
+  /** The relay's publish POSTs while measuring: their mean round trip (ms), the room's answer included. */
+  publishRttMs: number | null
   /** With --cpu-prof: the profile's samples per delivery (µs) by where they ran, and the top functions by self time. */
   profile?: { usPerDelivery: Record<string, number>; top: string[] }
 }
@@ -70,6 +72,8 @@ const latencyOnWorker = async (
     await openWindow(ctx, start, start + seconds * 1000 + graceMs)
     const prof = ctx.opts.cpuProf && profiled ? await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket']) : undefined
     await prof?.call('start', { url: worker.inspectorUrl })
+    type Posts = { count: number; seconds: number }
+    const posts0 = await relay.call<Posts>('posts')
     const cpu0 = { workerd: procCpuMs(worker.pid), proxy: procCpuMs(worker.proxyPid), relay: await cpuMs(relay) }
     const wall0 = Date.now()
     ctx.progress(`${label} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
@@ -82,6 +86,9 @@ const latencyOnWorker = async (
     const expected = w.published * spec.perTenant
     await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
     const wallMs = Date.now() - wall0
+    const posts1 = await relay.call<Posts>('posts')
+    const publishRttMs =
+      posts1.count > posts0.count ? round(((posts1.seconds - posts0.seconds) * 1000) / (posts1.count - posts0.count), 2) : null
     const used = {
       workerd: procCpuMs(worker.pid) - cpu0.workerd,
       proxy: procCpuMs(worker.proxyPid) - cpu0.proxy,
@@ -99,11 +106,14 @@ const latencyOnWorker = async (
     const cpuUsPerDelivery = received ? round((used.workerd * 1000) / received, 1) : null
     ctx.progress(
       `${label} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} % · ` +
-        `workerd ${cpuUsPerDelivery} µs per delivery · CPU ${Object.entries(cpu)
+        `workerd ${cpuUsPerDelivery} µs per delivery · publish round trip ${publishRttMs} ms · CPU ${Object.entries(cpu)
           .map(([k, v]) => `${k} ${v} %`)
           .join(', ')}`,
     )
-    return { result: { ...s, delivered, cpu, cpuUsPerDelivery, ...(profile ? { profile } : {}) } satisfies WorkerLatency, hist }
+    return {
+      result: { ...s, delivered, cpu, cpuUsPerDelivery, publishRttMs, ...(profile ? { profile } : {}) } satisfies WorkerLatency,
+      hist,
+    }
   } finally {
     await closeAll(ctx)
     await relay.stop()
@@ -128,7 +138,7 @@ const repeated = async (ctx: Ctx, run: () => Promise<{ result: WorkerLatency; hi
   for (let r = 0; r < ctx.opts.repeat; r++) all.push(await run())
   const hist = newHist()
   for (const x of all) for (let i = 0; i < hist.length; i++) hist[i]! += x.hist[i]!
-  const of = (k: 'p50' | 'p95' | 'p99' | 'delivered' | 'cpuUsPerDelivery') => median(all.map((x) => x.result[k]))
+  const of = (k: 'p50' | 'p95' | 'p99' | 'delivered' | 'cpuUsPerDelivery' | 'publishRttMs') => median(all.map((x) => x.result[k]))
   return {
     result: {
       p50: of('p50'),
@@ -136,6 +146,7 @@ const repeated = async (ctx: Ctx, run: () => Promise<{ result: WorkerLatency; hi
       p99: of('p99'),
       delivered: of('delivered'),
       cpu_us_per_delivery: of('cpuUsPerDelivery'),
+      publish_rtt_ms: of('publishRttMs'),
       runs: all.map((x) => x.result),
     },
     hist,
