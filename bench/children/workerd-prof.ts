@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import { serveChild } from '../lib/child.ts'
 
 /**
- * CPU profiles of the Worker's isolate in workerd (`--cpu-prof` with the workers workloads), over the Chrome DevTools
+ * CPU profiles (and heap sizes: `heap`) of the Worker's isolate in workerd (`--cpu-prof` with the workers workloads), over the Chrome DevTools
  * Protocol of its inspector. Started with --experimental-websocket (Node 20's WebSocket). Besides the .cpuprofile
  * file, each profile is summed up by where its samples ran: the Worker and its room share one isolate and one thread,
  * so the process's CPU time cannot tell them apart, but a sample's stack can.
@@ -93,18 +93,37 @@ const summarise = async (profile: Profile) => {
   return { ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])), top }
 }
 
+const open = async (url: string) => {
+  // wrangler's inspector proxy refuses a WebSocket without an Origin (Node's WebSocket takes headers as undici's does).
+  ws = new (WebSocket as unknown as new (url: string, init: object) => WebSocket)(url, { headers: { origin: 'http://localhost' } })
+  ws.addEventListener('message', (e) => {
+    const msg = JSON.parse(String(e.data)) as { id?: number; result?: Record<string, unknown>; method?: string; params?: any }
+    if (msg.id !== undefined && pending.has(msg.id)) pending.get(msg.id)!(msg.result ?? {}), pending.delete(msg.id)
+    else if (msg.method === 'Debugger.scriptParsed') scripts.set(msg.params.scriptId, msg.params.url)
+  })
+  await new Promise((resolve, reject) => (ws!.addEventListener('open', resolve), ws!.addEventListener('error', reject)))
+}
+
 serveChild({
+  /** The isolate's JavaScript heap after a full garbage collection (bytes): what counts against its memory limit. */
+  async heap(m) {
+    if (!ws) await open(m.url as string)
+    // workerd runs the collection when the isolate next has work: a request to `poke` gives it some.
+    let done = false
+    const gc = send('HeapProfiler.collectGarbage').finally(() => (done = true))
+    for (let i = 0; i < 50 && !done; i++) {
+      await fetch(m.poke as string).then(
+        (r) => r.body?.cancel(),
+        () => {},
+      )
+      await Promise.race([gc, new Promise((r) => setTimeout(r, 100))])
+    }
+    await gc
+    const { usedSize } = (await send('Runtime.getHeapUsage')) as { usedSize: number }
+    return { usedSize }
+  },
   async start(m) {
-    // wrangler's inspector proxy refuses a WebSocket without an Origin (Node's WebSocket takes headers as undici's does).
-    ws = new (WebSocket as unknown as new (url: string, init: object) => WebSocket)(m.url as string, {
-      headers: { origin: 'http://localhost' },
-    })
-    ws.addEventListener('message', (e) => {
-      const msg = JSON.parse(String(e.data)) as { id?: number; result?: Record<string, unknown>; method?: string; params?: any }
-      if (msg.id !== undefined && pending.has(msg.id)) pending.get(msg.id)!(msg.result ?? {}), pending.delete(msg.id)
-      else if (msg.method === 'Debugger.scriptParsed') scripts.set(msg.params.scriptId, msg.params.url)
-    })
-    await new Promise((resolve, reject) => (ws!.addEventListener('open', resolve), ws!.addEventListener('error', reject)))
+    await open(m.url as string)
     await send('Debugger.enable')
     await send('Profiler.enable')
     await send('Profiler.setSamplingInterval', { interval: 200 })

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { build } from 'esbuild'
 import { Miniflare } from 'miniflare'
+import { freePort } from '../../scripts/free-port.ts'
 import { startWranglerDev } from '../../scripts/wrangler-dev.ts'
 import { JWT_SECRET, RELAY_SECRET } from './context.ts'
 
@@ -58,7 +59,9 @@ export const startBenchWorker = async (vars: Record<string, string> = {}, { prof
  * The floor Worker (bench/workerd/floor-worker.ts; `stream`: its rooms serve SSE themselves) in real workerd, run by Miniflare on a direct socket (no entry
  * worker, no proxy): the same workerd as wrangler dev's, one isolate and one thread for the Worker and its objects.
  */
-export const startFloorWorker = async (transport: 'socket' | 'stream'): Promise<Pick<BenchWorker, 'url' | 'pid' | 'stop'>> => {
+export const startFloorWorker = async (
+  transport: 'socket' | 'stream',
+): Promise<Pick<BenchWorker, 'url' | 'pid' | 'inspectorUrl' | 'stop'>> => {
   const bundle = await build({
     entryPoints: [new URL('../workerd/floor-worker.ts', import.meta.url).pathname],
     bundle: true,
@@ -69,7 +72,10 @@ export const startFloorWorker = async (transport: 'socket' | 'stream'): Promise<
     write: false,
   })
   const before = new Set(children(process.pid))
+  const inspectorPort = await freePort()
   const mf = new Miniflare({
+    name: 'floor',
+    inspectorPort,
     modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle.outputFiles[0]!.text }],
     compatibilityDate: '2026-04-01',
     durableObjects: { ROOMS: { className: 'FloorRoom', useSQLite: true } },
@@ -82,7 +88,7 @@ export const startFloorWorker = async (transport: 'socket' | 'stream'): Promise<
     const url = (await mf.unsafeGetDirectURL()).origin
     const pid = children(process.pid).find((p) => !before.has(p) && comm(p) === 'workerd')
     if (!pid) throw new Error("the floor Worker's workerd process was not found")
-    return { url, pid, stop: () => mf.dispose() }
+    return { url, pid, inspectorUrl: `ws://127.0.0.1:${inspectorPort}/core:user:floor`, stop: () => mf.dispose() }
   } catch (err) {
     await mf.dispose()
     throw err

@@ -160,21 +160,34 @@ const repeated = async (ctx: Ctx, run: () => Promise<{ result: WorkerLatency; hi
  */
 const memoryOnWorker = async (ctx: Ctx, worker: BenchWorker, clients: number) => {
   const tenant = `w${++runs}-mem`
-  ctx.progress(`workers · memory · warming up with 100 clients`)
-  await connectAll(ctx, worker.url, await connections('ours', [tenant], 100), { dechunk: true })
-  await closeAll(ctx)
-  await sleep(1000)
-  const rssBefore = procRss(worker.pid)
-  ctx.progress(`workers · memory · connecting ${clients} clients`)
-  await connectAll(ctx, worker.url, await connections('ours', [tenant], clients), { dechunk: true })
+  // The isolate's JS heap after a full GC, through its inspector: what a Worker's and an object's 128 MB limit counts.
+  const inspector = await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket'])
+  const heap = async () =>
+    (await inspector.call<{ usedSize: number }>('heap', { url: worker.inspectorUrl, poke: `${worker.url}/healthz` })).usedSize
   try {
-    await sleep(2000)
-    const rssAfter = procRss(worker.pid)
-    const bytesPerConnection = Math.round((rssAfter - rssBefore) / clients)
-    ctx.progress(`workers · memory · ${bytesPerConnection} B of workerd RSS per connected client`)
-    return { clients, bytesPerConnection, rssBefore, rssAfter }
-  } finally {
+    ctx.progress(`workers · memory · warming up with 100 clients`)
+    await connectAll(ctx, worker.url, await connections('ours', [tenant], 100), { dechunk: true })
     await closeAll(ctx)
+    await sleep(1000)
+    const heapBefore = await heap()
+    const rssBefore = procRss(worker.pid)
+    ctx.progress(`workers · memory · connecting ${clients} clients`)
+    await connectAll(ctx, worker.url, await connections('ours', [tenant], clients), { dechunk: true })
+    try {
+      await sleep(2000)
+      const heapAfter = await heap()
+      const rssAfter = procRss(worker.pid)
+      const bytesPerConnection = Math.round((rssAfter - rssBefore) / clients)
+      const heapBytesPerConnection = Math.round((heapAfter - heapBefore) / clients)
+      ctx.progress(
+        `workers · memory · ${bytesPerConnection} B of workerd RSS and ${heapBytesPerConnection} B of JS heap per connected client`,
+      )
+      return { clients, bytesPerConnection, heapBytesPerConnection, rssBefore, rssAfter, heapBefore, heapAfter }
+    } finally {
+      await closeAll(ctx)
+    }
+  } finally {
+    await inspector.stop()
   }
 }
 
@@ -254,6 +267,7 @@ export const workersBench = async (ctx: Ctx) => {
       if (wants('fanout')) {
         const memory = await memoryOnWorker(ctx, worker, 1000)
         results.bytes_per_connection = memory.bytesPerConnection
+        results.heap_bytes_per_connection = memory.heapBytesPerConnection
         results.memory = memory
       }
       for (const name of ['light', 'hot'] as const) {
@@ -287,10 +301,14 @@ export const workersBench = async (ctx: Ctx) => {
       ctx.progress(`workers · starting the floor Worker (${transport} per browser)`)
       const floor = await startFloorWorker(transport)
       try {
-        const worker = { ...floor, proxyUrl: floor.url, proxyPid: floor.pid, inspectorUrl: '' }
+        const worker = { ...floor, proxyUrl: floor.url, proxyPid: floor.pid }
         const memory = await memoryOnWorker(ctx, worker, 1000)
         const r = await repeated(ctx, () => latencyOnWorker(ctx, worker, spec('hot'), `workers · hot · ${name}`, 'direct', false))
-        results[name] = { ...r.result, bytes_per_connection: memory.bytesPerConnection }
+        results[name] = {
+          ...r.result,
+          bytes_per_connection: memory.bytesPerConnection,
+          heap_bytes_per_connection: memory.heapBytesPerConnection,
+        }
         hists[name] = r.hist
       } finally {
         await floor.stop()
