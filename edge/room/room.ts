@@ -44,6 +44,8 @@ export interface RoomOptions {
   onSlowDrop?: (tenant: string, queuedBytes: number) => void
   /** Told when presence counts changed (at most once per PRESENCE_INTERVAL_MS): a sharded room's parts tell each other. */
   onPresence?: () => void
+  /** Told of the events it stored (`restart`: a rebase started the history over): a sharded room's owner keeps those its shards lack. */
+  onStored?: (events: readonly StoredEvent[], restart: boolean) => void
 }
 
 /** A replay goes out in rounds of this many bytes (or REPLAY_ROUND_EVENTS frames): a far resume holds one round, not a history copy. */
@@ -182,6 +184,7 @@ export class Room {
     const events = take.fresh.map(store)
     // A gap inside the history would be a silent loss on resume: a rebase starts it over at `start`.
     this.history.append(events, gap)
+    this.options.onStored?.(events, gap)
     // Subscribers positioned before the gap would miss events silently: they are told to refetch instead.
     if (gap) this.unsent.push({ start, frame: resetFrame({ head: start - 1, first: start }) })
     for (const e of events) {

@@ -140,6 +140,21 @@ export const roomsContract = (name: string, subject: () => ContractSubject) =>
       await sub.cancel()
     })
 
+    it('live subscribers get every event of a batch larger than the history, with no reset', async () => {
+      const { rooms } = subject()
+      const t = freshTenant()
+      const room = rooms.get(t)
+      // More subscribers than a sharded room holds itself: some are on a shard, fed from the owner.
+      const subs = await Promise.all(Array.from({ length: 5 }, async () => reader(await room.connect(request()))))
+      const last = CONTRACT_HISTORY_LIMIT + 3
+      await room.publish({ tenant: t, events: batch(1, last) })
+      await room.publish({ tenant: t, events: [ev(last + 1)] })
+      for (const s of subs) await s.until(`seq ${last + 1}`, () => s.seqs().at(-1) === last + 1)
+      for (const s of subs)
+        expect(s.messages.map((m) => m.id ?? m.event)).toEqual(Array.from({ length: last + 1 }, (_, i) => String(i + 1)))
+      await Promise.all(subs.map((s) => s.cancel()))
+    })
+
     it('subscribers joining while batches are still being published get each event once, in order', async () => {
       const { rooms } = subject()
       const t = freshTenant()

@@ -53,7 +53,8 @@ export class RoomObject {
     sql.exec(`CREATE TABLE IF NOT EXISTS room_filters (id INTEGER PRIMARY KEY, filter TEXT NOT NULL)`)
     const { HISTORY_LIMIT: limit, HISTORY_MAX_BYTES: bytes, HISTORY_MAX_AGE_S: maxAgeS, transaction, peers } = options
     this.history = new SqliteHistory(sql, { limit, bytes, maxAgeMs: maxAgeS * 1000, transaction })
-    this.room = new Room(options.tenant ?? '', { history: this.history, onPresence: () => this.presenceChanged() })
+    const onStored = (events: readonly StoredEvent[], restart: boolean) => this.shards?.stored(events, restart)
+    this.room = new Room(options.tenant ?? '', { history: this.history, onPresence: () => this.presenceChanged(), onStored })
     const state = () => ({ tally: this.room.presenceTally(), head: this.history.head })
     if (peers && 'owner' in peers) {
       this.link = new OwnerLink(sql, peers.index, peers.owner, state)

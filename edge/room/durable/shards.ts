@@ -55,6 +55,11 @@ const FEED_BYTES = 4 << 20
 const PLACED_MS = 5_000
 /** A failed call to a shard is tried this many times in all (with backoff); after that the next batch tries again. */
 const TRIES = 8
+/**
+ * Stored events kept for shards that lack them after the owner's history dropped them (a batch larger than the history, or batches
+ * stored while a feed was under way): a shard further behind than this is fed from the history, so gets a `rebase`.
+ */
+const UNFED = { events: 1024, bytes: 8 << 20 }
 
 interface Shard {
   index: number
@@ -81,6 +86,9 @@ interface Shard {
 export class Shards {
   private readonly shards = new Map<number, Shard>()
   private retelling = false
+  /** The events stored since the lowest head of a shard (UNFED at most), oldest first and contiguous: what a shard is fed from once the history has let them go. */
+  private unfed: StoredEvent[] = []
+  private unfedBytes = 0
 
   constructor(
     private readonly sql: RoomSql,
@@ -132,6 +140,33 @@ export class Shards {
     if (chosen.head === undefined || chosen.head < head)
       throw new RelayError('NOT_READY', `shard ${chosen.index} of this room did not answer; try again`)
     return chosen.index
+  }
+
+  /**
+   * The owner stored these events (`restart`: a rebase started its history over). They are kept until every shard has them, so that a
+   * shard is fed each one even when the history lets it go first: the relay does not wait for the shards, so a batch larger than the
+   * history, or batches stored while a feed is under way, would otherwise reach a shard as a `rebase`, and its live subscribers as a gap.
+   */
+  stored(events: readonly StoredEvent[], restart: boolean): void {
+    if (restart || this.shards.size === 0) {
+      this.unfed = []
+      this.unfedBytes = 0
+    }
+    if (this.shards.size === 0) return
+    for (const e of events) {
+      this.unfed.push(e)
+      this.unfedBytes += e.frame.byteLength
+    }
+    // A shard whose head is unknown (new, or its last call failed) may lack any of them.
+    let lowest = Infinity
+    for (const s of this.shards.values()) lowest = Math.min(lowest, s.head ?? -1)
+    let drop = 0
+    while (
+      drop < this.unfed.length &&
+      (this.unfed[drop]!.seq <= lowest || this.unfed.length - drop > UNFED.events || this.unfedBytes > UNFED.bytes)
+    )
+      this.unfedBytes -= this.unfed[drop++]!.frame.byteLength
+    if (drop > 0) this.unfed.splice(0, drop)
   }
 
   /** A batch was stored: each shard is fed what it lacks. False when there are none. */
@@ -248,11 +283,19 @@ export class Shards {
     const shard = stub(s.index)
     if (s.head === undefined) this.answered(s, await shard.feed([], false))
     while (s.head !== undefined && s.head < history.head && this.shards.get(s.index) === s) {
-      const events = page(history.since(s.head, FEED_EVENTS))
+      const events = page(this.since(s.head))
       if (events.length === 0) return
       // The owner's history no longer reaches the shard's head (it was away long, or the relay rebased the owner): start it over.
       this.answered(s, await shard.feed(events, events[0]!.seq !== s.head + 1))
     }
+  }
+
+  /** The events after `after` that a feed call sends: from the history, or, once it no longer reaches `after`, from those kept unfed. */
+  private since(after: number): StoredEvent[] {
+    const events = this.options.history.since(after, FEED_EVENTS)
+    if (events.length === 0 || events[0]!.seq === after + 1) return events
+    const i = after + 1 - (this.unfed[0]?.seq ?? 0)
+    return this.unfed[i]?.seq === after + 1 ? this.unfed.slice(i, i + FEED_EVENTS) : events
   }
 
   private answered(s: Shard, state: ShardState): void {
