@@ -299,6 +299,10 @@ const printTable = (r: Record<string, any>) => {
       rows.push(
         `        hot on the floor Worker, SSE served by the room ${f(w.floor_stream)}${vs(w.p99_vs_node.floor_stream)} · ${w.floor_stream.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery`,
       )
+    if (w.publish_rtt)
+      rows.push(
+        `        publish round trip, posts 300 ms apart: ${w.publish_rtt.map((r: any) => `${r.subscribers} subscribers p50 ${r.p50} / p90 ${r.p90} ms`).join(' · ')}`,
+      )
     if (w.hot_via_proxy) rows.push(`        hot via wrangler dev's proxy ${f(w.hot_via_proxy)}`)
     if (w.fanout)
       rows.push(

@@ -16,6 +16,7 @@ import {
   type Ctx,
 } from '../lib/context.ts'
 import { procCpuMs, procRss, startBenchWorker, startFloorWorker, type BenchWorker } from '../lib/workerd.ts'
+import { sign } from '../../shared/sign.ts'
 import { LATENCY, type LatencySpec } from './latency.ts'
 
 /** Subscribers per room shard in `hot_sharded` (the Worker's ROOM_SHARD_SUBSCRIBERS). */
@@ -242,10 +243,45 @@ const fanoutOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
   }
 }
 
+/**
+ * The room's publish round trip at 0, 100 and 1,000 subscribers: signed one-event batches posted straight to the
+ * Worker 300 ms apart, each timed from the POST to its answer. Spaced so that each finds the thread idle (locally the
+ * Worker's side of every delivery shares it): what is left is whether the room's answer waits for its fan-out.
+ */
+const publishRttOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
+  const posts = ctx.opts.quick ? 15 : 40
+  const out: { subscribers: number; p50: number | null; p90: number | null; max: number | null }[] = []
+  for (const subscribers of [0, 100, 1000]) {
+    const tenant = `w${++runs}-rtt`
+    try {
+      if (subscribers) await connectAll(ctx, worker.url, await connections('ours', [tenant], subscribers), { dechunk: true })
+      await openWindow(ctx, nowMs())
+      const ms: number[] = []
+      for (let seq = 1; seq <= posts; seq++) {
+        const body = JSON.stringify({ tenant, events: [{ seq, topic: 'bench', data: `{"t":${nowMs()}}`, ts: Date.now() }] })
+        const headers = { 'content-type': 'application/json', 'x-relay-signature': await sign(RELAY_SECRET, body) }
+        const t0 = nowMs()
+        const res = await fetch(`${worker.url}/internal/publish`, { method: 'POST', headers, body })
+        await res.text()
+        if (!res.ok) throw new Error(`publish: HTTP ${res.status}`)
+        ms.push(nowMs() - t0)
+        await sleep(300)
+      }
+      const sorted = ms.slice(2).sort((a, b) => a - b) // the first two warm the room up
+      const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!, 2)
+      out.push({ subscribers, p50: at(0.5), p90: at(0.9), max: round(sorted.at(-1)!, 2) })
+      ctx.progress(`workers · publish round trip · ${subscribers} subscribers: p50 ${at(0.5)} ms · p90 ${at(0.9)} ms`)
+    } finally {
+      await closeAll(ctx)
+    }
+  }
+  return out
+}
+
 const spec = (name: string) => LATENCY.find((s) => s.name === name)!
 
 /** What `--only workers` runs; `--only workers:hot,workers:fanout` (say) runs those parts alone. */
-export const WORKERS_PARTS = ['light', 'hot', 'floor', 'fanout', 'proxy', 'sharded'] as const
+export const WORKERS_PARTS = ['light', 'hot', 'floor', 'fanout', 'rtt', 'proxy', 'sharded'] as const
 
 /**
  * The Workers edge, in the same run as the Node edge's figures: light and hot latency through real workerd and the
@@ -260,7 +296,7 @@ export const workersBench = async (ctx: Ctx) => {
   const hists: Record<string, Hist> = {}
   const results: Record<string, unknown> = {}
   const profile = ctx.opts.cpuProf
-  if (wants('light') || wants('hot') || wants('fanout') || (wants('proxy') && !ctx.opts.quick)) {
+  if (wants('light') || wants('hot') || wants('fanout') || wants('rtt') || (wants('proxy') && !ctx.opts.quick)) {
     ctx.progress('workers · starting the Worker under wrangler dev')
     const worker = await startBenchWorker({}, { profile })
     try {
@@ -283,6 +319,7 @@ export const workersBench = async (ctx: Ctx) => {
         results.fanout_events_per_s = f.ceiling
         results.fanout = { ceiling_reached: f.reached, steps: f.steps }
       }
+      if (wants('rtt')) results.publish_rtt = await publishRttOnWorker(ctx, worker)
       if (wants('proxy') && !ctx.opts.quick) {
         // What `wrangler dev` users see: the same, through its front proxy (absent in production).
         const r = await latencyOnWorker(ctx, worker, spec('hot'), 'workers · hot via wrangler dev proxy', 'proxy')
