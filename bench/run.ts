@@ -285,7 +285,8 @@ const printTable = (r: Record<string, any>) => {
     const w = r.workers
     const f = (x: any) => (x ? `p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} ms, ${(x.delivered * 100).toFixed(1)} %` : 'not run')
     const vs = (x: any) => (x?.ours ? ` (p99 ${x.ours}× the Node edge's in one process, ${x.ours_split ?? '–'}× split)` : '')
-    const rtt = (x: any) => (x?.publish_rtt_ms != null ? ` · publish round trip ${x.publish_rtt_ms} ms` : '')
+    const rtt = (x: { publish_rtt_ms?: number | null } | undefined) =>
+      x?.publish_rtt_ms != null ? ` · publish round trip ${x.publish_rtt_ms} ms` : ''
     rows.push(`workers (${w.seconds} s) light ${f(w.light)}${vs(w.p99_vs_node.light)}${rtt(w.light)}`)
     rows.push(
       `        hot   ${f(w.hot)}${vs(w.p99_vs_node.hot)} · ${w.cpu_us_per_delivery ?? '–'} µs workerd CPU per delivery${rtt(w.hot)}`,
@@ -301,7 +302,7 @@ const printTable = (r: Record<string, any>) => {
       )
     if (w.publish_rtt)
       rows.push(
-        `        publish round trip, posts 300 ms apart: ${w.publish_rtt.map((r: any) => `${r.subscribers} subscribers p50 ${r.p50} / p90 ${r.p90} ms`).join(' · ')}`,
+        `        publish round trip, posts 300 ms apart: ${w.publish_rtt.map((r: { subscribers: number; p50: number; p90: number }) => `${r.subscribers} subscribers p50 ${r.p50} / p90 ${r.p90} ms`).join(' · ')}`,
       )
     if (w.hot_via_proxy) rows.push(`        hot via wrangler dev's proxy ${f(w.hot_via_proxy)}`)
     if (w.fanout)
