@@ -56,8 +56,9 @@ export const startBenchWorker = async (vars: Record<string, string> = {}, { prof
 }
 
 /**
- * The floor Worker (bench/workerd/floor-worker.ts; `stream`: its rooms serve SSE themselves) in real workerd, run by Miniflare on a direct socket (no entry
- * worker, no proxy): the same workerd as wrangler dev's, one isolate and one thread for the Worker and its objects.
+ * The floor Worker (bench/workerd/floor-worker.ts; `stream`: its rooms serve SSE themselves) in real workerd, run by
+ * Miniflare on a direct socket (no entry worker, no proxy): the same workerd as wrangler dev's, one isolate and one
+ * thread for the Worker and its objects. `inspectorUrl`: its isolate's, for the heap figures.
  */
 export const startFloorWorker = async (
   transport: 'socket' | 'stream',
