@@ -1,5 +1,4 @@
-import { backoffMs } from '../shared/backoff.ts'
-import { sleep } from '../relay/timing.ts'
+import { backoffMs, sleep } from '../shared/backoff.ts'
 import { QUERY } from '../shared/protocol.ts'
 import { resume, type ResumeEffect, type ResumeState } from '../shared/resume.ts'
 import { createSseParser } from '../shared/sse-parse.ts'

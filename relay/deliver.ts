@@ -4,7 +4,7 @@ import type { Log } from '../shared/log.ts'
 import { BATCH_BYTES, BATCH_EVENTS, EVENTS, type UndeliverableMarker } from '../shared/protocol.ts'
 import type { PublishBody, PublishReply, WireEvent } from '../shared/schema.ts'
 import { backoffMs } from '../shared/backoff.ts'
-import { sleep } from './timing.ts'
+import { sleep } from '../shared/backoff.ts'
 import { describeFailure } from './edge-client.ts'
 import type { Outbox } from './outbox.ts'
 

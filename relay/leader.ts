@@ -1,6 +1,7 @@
 import postgres, { type Sql } from 'postgres'
 import type { Log } from '../shared/log.ts'
-import { sleep, withTimeout } from './timing.ts'
+import { sleep } from '../shared/backoff.ts'
+import { withTimeout } from './timing.ts'
 
 /** The session-level advisory lock whose holder is the leader (advisory locks are per database). */
 const LEADER_LOCK = 0x72656c6179_02n.toString()

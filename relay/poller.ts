@@ -1,7 +1,8 @@
 import type { Log } from '../shared/log.ts'
 import type { Change, Outbox } from './outbox.ts'
 import { backoffMs } from '../shared/backoff.ts'
-import { every, sleep } from './timing.ts'
+import { sleep } from '../shared/backoff.ts'
+import { every } from './timing.ts'
 
 /**
  * How often poll mode asks which heads changed: one indexed query, which reads nothing when nothing changed. A

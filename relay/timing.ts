@@ -1,4 +1,4 @@
-/** Timing, pure or nearly: timeouts, sleeps and a loop that never overlaps itself (backoff and sleep are shared/backoff.ts: the edge uses them too). */
+/** Timing, pure or nearly: timeouts and a loop that never overlaps itself (backoff and sleep are shared/backoff.ts: the edge uses them too). */
 import { sleep } from '../shared/backoff.ts'
 
 /** Rejects if `p` has not settled within `ms`; the timer never holds the process open. */
@@ -11,8 +11,6 @@ export const withTimeout = <T>(p: PromiseLike<T>, ms: number): Promise<T> =>
       (e: unknown) => (clearTimeout(timer), reject(e)),
     )
   })
-
-export { sleep }
 
 /** Runs `fn` every `ms` (first after one interval unless `immediate`), never two at once. Errors go to `onError`; it goes on. */
 export const every = (ms: number, fn: () => Promise<void>, onError: (err: unknown) => void, { immediate = false } = {}) => {
