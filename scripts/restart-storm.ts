@@ -8,13 +8,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
-import { build } from 'esbuild'
 import { SignJWT } from 'jose'
 import { Miniflare } from 'miniflare'
 import { unstable_getMiniflareWorkerOptions } from 'wrangler'
+import { postBatch } from '../relay/edge-client.ts'
 import { isMain } from '../shared/node/process.ts'
-import { sign } from '../shared/sign.ts'
 import { createSseParser } from '../shared/sse-parse.ts'
+import { bundleWorker } from './worker-bundle.ts'
 
 const root = resolve(import.meta.dirname, '..')
 const now = () => performance.now()
@@ -24,20 +24,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 export const startRestartableWorker = async () => {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(resolve(root, 'wrangler.toml'))
   const { modulesRules: _, ...options } = workerOptions
-  const bundle = await build({
-    entryPoints: [resolve(root, 'test/workers/restartable-worker.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['module', 'main'],
-    external: ['cloudflare:*'],
-    write: false,
-  })
+  const bundle = await bundleWorker(resolve(root, 'test/workers/restartable-worker.ts'))
   const secrets = { EDGE_JWT_SECRET: randomBytes(24).toString('hex'), RELAY_SECRET: randomBytes(24).toString('hex') }
   const mf = new Miniflare({
     ...options,
-    modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle.outputFiles[0]!.text }],
+    modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle }],
     bindings: { ...options.bindings, ...secrets },
     host: '127.0.0.1',
     port: 0,
@@ -47,17 +38,10 @@ export const startRestartableWorker = async () => {
   return {
     url,
     token: (tenant: string) => new SignJWT({ tenant }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(key),
-    /** A signed relay batch; the reply's head (a refused or failed post throws). */
+    /** A relay batch, posted as the relay posts it (signed, a fresh nonce); the reply's head (a refused or failed post throws). */
     async publish(tenant: string, events: { seq: number; topic: string; data: string }[]) {
-      // A fresh nonce per attempt, as the relay signs (a retried batch is not a replay).
-      const body = JSON.stringify({ tenant, events: events.map((e) => ({ ...e, ts: Date.now() })), nonce: crypto.randomUUID() })
-      const res = await fetch(`${url}/internal/publish`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-relay-signature': await sign(secrets.RELAY_SECRET, body) },
-        body,
-      })
-      if (!res.ok) throw new Error(`publish: HTTP ${res.status} ${await res.text()}`)
-      return ((await res.json()) as { head: number }).head
+      const body = { tenant, events: events.map((e) => ({ ...e, ts: Date.now() })) }
+      return (await postBatch(url, secrets.RELAY_SECRET, body)).head
     },
     async subscribers(tenant: string) {
       const res = await fetch(`${url}/v1/tenants/${tenant}/presence`, { headers: { authorization: `Bearer ${await this.token(tenant)}` } })

@@ -1,10 +1,10 @@
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
 import { Miniflare } from 'miniflare'
 import { freePort } from '../../scripts/free-port.ts'
 import { startWranglerDev } from '../../scripts/wrangler-dev.ts'
+import { bundleWorker } from '../../scripts/worker-bundle.ts'
 import { JWT_SECRET, RELAY_SECRET } from './context.ts'
 
 /**
@@ -63,21 +63,13 @@ export const startBenchWorker = async (vars: Record<string, string> = {}, { prof
 export const startFloorWorker = async (
   transport: 'socket' | 'stream',
 ): Promise<Pick<BenchWorker, 'url' | 'pid' | 'inspectorUrl' | 'stop'>> => {
-  const bundle = await build({
-    entryPoints: [new URL('../workerd/floor-worker.ts', import.meta.url).pathname],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    external: ['cloudflare:*'],
-    minify: true,
-    write: false,
-  })
+  const bundle = await bundleWorker(new URL('../workerd/floor-worker.ts', import.meta.url).pathname, { minify: true })
   const before = new Set(children(process.pid))
   const inspectorPort = await freePort()
   const mf = new Miniflare({
     name: 'floor',
     inspectorPort,
-    modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle.outputFiles[0]!.text }],
+    modules: [{ type: 'ESModule', path: 'worker.js', contents: bundle }],
     compatibilityDate: '2026-04-01',
     durableObjects: { ROOMS: { className: 'FloorRoom', useSQLite: true } },
     bindings: { TRANSPORT: transport },
