@@ -72,6 +72,59 @@ const startPlain = async (ctx: Ctx, file: string, timed = false) => {
   return { url: c.info.url as string, edge: timed ? c : undefined, relay: undefined as Child | undefined, server: c, stop: kill }
 }
 
+/** What a latency run measures besides the clients' latency, hung on the measured window: when it opens, once the writer is done, once delivery has settled. */
+export interface WindowHooks {
+  opened?(): Promise<void>
+  written?(): Promise<void>
+  settled?(): Promise<void>
+}
+
+/**
+ * The part of a latency run every server shares (the Node edge's systems here, the Worker's in workers.ts): `conns` connected to `url`, a
+ * warm-up, then `seconds` of events at the spec's rate in a window with a grace period; what the clients parsed in it and the fraction
+ * delivered. Delivered = parsed within the run plus the grace period: a collapsed server's later backlog does not count.
+ */
+export const measuredWindow = async (
+  ctx: Ctx,
+  o: {
+    label: string
+    url: string
+    conns: { path: string; headers: Record<string, string> }[]
+    dechunk?: boolean
+    spec: LatencySpec
+    tenants: string[]
+    writer: Record<string, unknown>
+  },
+  hooks: WindowHooks = {},
+) => {
+  const { label, spec, tenants, writer } = o
+  const seconds = ctx.opts.quick ? 5 : 10
+  const warmup = ctx.opts.quick ? 1 : 2
+  const graceMs = ctx.opts.quick ? 3000 : 5000
+  ctx.progress(`${label} · connecting ${o.conns.length} clients`)
+  await connectAll(ctx, o.url, o.conns, { dechunk: o.dechunk })
+  await openWindow(ctx, 1e18)
+  ctx.progress(`${label} · warm-up ${warmup}s at ${spec.rate} ev/s`)
+  await ctx.writer.call('run', { ...writer, rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
+  await sleep(300)
+  const start = nowMs()
+  await openWindow(ctx, start, start + seconds * 1000 + graceMs)
+  await hooks.opened?.()
+  ctx.progress(`${label} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
+  const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
+    'run',
+    { ...writer, rate: spec.rate, seconds, tenants },
+    120_000 + seconds * 1000,
+  )
+  await hooks.written?.()
+  if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
+  const expected = w.published * spec.perTenant
+  await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
+  await hooks.settled?.()
+  const { hist, received } = await collect(ctx)
+  return { s: summary(hist), hist, received, delivered: expected ? round(received / expected, 4) : null }
+}
+
 /**
  * One system on one workload: fresh server processes, clients connected, a warm-up, then `seconds` of events at
  * `rate`; latency from just before commit to the client's parse, and the fraction delivered within a grace period.
@@ -82,10 +135,6 @@ export const latencyRun = async (
   system: LatencySystem,
   relayMode: RelayMode = 'notify',
 ): Promise<LatencyResult> => {
-  const seconds = ctx.opts.quick ? 5 : 10
-  const warmup = ctx.opts.quick ? 1 : 2
-  const mode = WRITER_MODE[system]
-  const notify = relayMode === 'notify'
   const tenants = Array.from({ length: spec.tenants }, (_, i) => `${spec.name}${i}`)
   await ctx.db.reset()
   const server =
@@ -95,17 +144,6 @@ export const latencyRun = async (
         ? await startPlain(ctx, 'children/floor.ts', true)
         : await startOurs(ctx, { split: system === 'split', relayMode })
   try {
-    ctx.progress(`${spec.name} · ${system} · connecting ${spec.tenants * spec.perTenant} clients`)
-    await connectAll(ctx, server.url, await connections(CLIENTS[system], tenants, spec.perTenant))
-    await openWindow(ctx, 1e18)
-    ctx.progress(`${spec.name} · ${system} · warm-up ${warmup}s at ${spec.rate} ev/s`)
-    await ctx.writer.call('run', { mode, rate: spec.rate, seconds: warmup, tenants, notify }, 60_000 + warmup * 1000)
-    await sleep(300)
-    const graceMs = ctx.opts.quick ? 3000 : 5000
-    const start = nowMs()
-    // Delivered = parsed within the run plus a grace period; a collapsed server's later backlog does not count.
-    await openWindow(ctx, start, start + seconds * 1000 + graceMs)
-    await server.edge?.call('arrival')
     const procs: [string, Child][] =
       'server' in server
         ? [['server', server.server]]
@@ -115,30 +153,38 @@ export const latencyRun = async (
               ['relay', server.relay!],
             ]
           : [['edge+relay', server.edge!]]
-    const cpu0 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
-    const wall0 = Date.now()
-    ctx.progress(`${spec.name} · ${system} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
-    const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
-      'run',
-      { mode, rate: spec.rate, seconds, tenants, notify },
-      120_000 + seconds * 1000,
+    let cpu0: number[] = []
+    let wall0 = 0
+    let cpu: Record<string, number> = {}
+    let edgeTimes: { hist: Hist; fanout: Hist } | undefined
+    const label = `${spec.name} · ${system}`
+    const conns = await connections(CLIENTS[system], tenants, spec.perTenant)
+    const writer = { mode: WRITER_MODE[system], notify: relayMode === 'notify' }
+    const { s, hist, delivered } = await measuredWindow(
+      ctx,
+      { label, url: server.url, conns, spec, tenants, writer },
+      {
+        async opened() {
+          await server.edge?.call('arrival')
+          cpu0 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
+          wall0 = Date.now()
+        },
+        async written() {
+          const cpu1 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
+          cpu = Object.fromEntries(procs.map(([name], i) => [name, Math.round(((cpu1[i]! - cpu0[i]!) / (Date.now() - wall0)) * 100)]))
+        },
+        async settled() {
+          edgeTimes = server.edge ? await server.edge.call<{ hist: Hist; fanout: Hist }>('arrival') : undefined
+          if ('server' in server) await server.stop() // stop a backlog from flooding the clients while they report
+        },
+      },
     )
-    const cpu1 = await Promise.all(procs.map(([, c]) => cpuMs(c)))
-    const cpu = Object.fromEntries(procs.map(([name], i) => [name, Math.round(((cpu1[i]! - cpu0[i]!) / (Date.now() - wall0)) * 100)]))
-    if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
-    const expected = w.published * spec.perTenant
-    await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
-    const edgeTimes = server.edge ? await server.edge.call<{ hist: Hist; fanout: Hist }>('arrival') : undefined
-    if ('server' in server) await server.stop() // stop a backlog from flooding the clients while they report
-    const { hist, received } = await collect(ctx)
-    const s = summary(hist)
-    const delivered = expected ? round(received / expected, 4) : null
     const arrival = edgeTimes && summary(edgeTimes.hist)
     const atEdge = arrival && { p50: arrival.p50, p99: arrival.p99 }
     const span = edgeTimes && summary(edgeTimes.fanout)
     const fanoutSpan = span?.samples ? { p50: span.p50, p99: span.p99, flushes: span.samples } : undefined
     ctx.progress(
-      `${spec.name} · ${system} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} %` +
+      `${label} · p50 ${s.p50} ms · p95 ${s.p95} · p99 ${s.p99} · delivered ${((delivered ?? 0) * 100).toFixed(1)} %` +
         (atEdge ? ` (commit → ${system === 'floor' ? 'server' : 'room'}: p50 ${atEdge.p50} · p99 ${atEdge.p99})` : '') +
         (fanoutSpan ? ` (fan-out span: p50 ${fanoutSpan.p50} · p99 ${fanoutSpan.p99} ms)` : '') +
         ` · CPU ${Object.entries(cpu)

@@ -12,12 +12,11 @@ import {
   round,
   settle,
   sleep,
-  summary,
   type Ctx,
 } from '../lib/context.ts'
 import { procCpuMs, procRss, startBenchWorker, startFloorWorker, type BenchWorker } from '../lib/workerd.ts'
-import { sign } from '../../shared/sign.ts'
-import { LATENCY, type LatencySpec } from './latency.ts'
+import { postBatch } from '../../relay/edge-client.ts'
+import { LATENCY, measuredWindow, type LatencySpec } from './latency.ts'
 
 /** Subscribers per room shard in `hot_sharded` (the Worker's ROOM_SHARD_SUBSCRIBERS). */
 export const SHARD_SUBSCRIBERS = 250
@@ -54,51 +53,44 @@ const latencyOnWorker = async (
   via: 'direct' | 'proxy' = 'direct',
   profiled = true,
 ) => {
-  const seconds = ctx.opts.quick ? 5 : 10
-  const warmup = ctx.opts.quick ? 1 : 2
-  const graceMs = ctx.opts.quick ? 3000 : 5000
   const run = ++runs
   const tenants = Array.from({ length: spec.tenants }, (_, i) => `w${run}-${spec.name}${i}`)
   const url = via === 'direct' ? worker.url : worker.proxyUrl
   await ctx.db.reset()
   const relay = await startChild('children/relay.ts', { DATABASE_URL: ctx.db.url, EDGE_URL: url, RELAY_SECRET })
   try {
-    ctx.progress(`${label} · connecting ${spec.tenants * spec.perTenant} clients`)
-    await connectAll(ctx, url, await connections('ours', tenants, spec.perTenant), { dechunk: true })
-    await openWindow(ctx, 1e18)
-    ctx.progress(`${label} · warm-up ${warmup}s at ${spec.rate} ev/s`)
-    await ctx.writer.call('run', { mode: 'ours', rate: spec.rate, seconds: warmup, tenants }, 60_000 + warmup * 1000)
-    await sleep(300)
-    const start = nowMs()
-    await openWindow(ctx, start, start + seconds * 1000 + graceMs)
-    const prof = ctx.opts.cpuProf && profiled ? await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket']) : undefined
-    await prof?.call('start', { url: worker.inspectorUrl })
     type Posts = { count: number; seconds: number }
-    const posts0 = await relay.call<Posts>('posts')
-    const cpu0 = { workerd: procCpuMs(worker.pid), proxy: procCpuMs(worker.proxyPid), relay: await cpuMs(relay) }
-    const wall0 = Date.now()
-    ctx.progress(`${label} · measuring ${seconds}s at ${spec.rate} ev/s (${spec.rate * spec.perTenant} deliveries/s)`)
-    const w = await ctx.writer.call<{ published: number; errors: number; firstError?: string }>(
-      'run',
-      { mode: 'ours', rate: spec.rate, seconds, tenants },
-      120_000 + seconds * 1000,
+    const cpuNow = async () => ({ workerd: procCpuMs(worker.pid), proxy: procCpuMs(worker.proxyPid), relay: await cpuMs(relay) })
+    let prof: Child | undefined
+    let posts0: Posts = { count: 0, seconds: 0 }
+    let cpu0 = { workerd: 0, proxy: 0, relay: 0 }
+    let wall0 = 0
+    let wallMs = 0
+    let publishRttMs: number | null = null
+    let used = cpu0
+    const conns = await connections('ours', tenants, spec.perTenant)
+    const { s, hist, received, delivered } = await measuredWindow(
+      ctx,
+      { label, url, conns, dechunk: true, spec, tenants, writer: { mode: 'ours' } },
+      {
+        async opened() {
+          if (ctx.opts.cpuProf && profiled) prof = await startChild('children/workerd-prof.ts', {}, ['--experimental-websocket'])
+          await prof?.call('start', { url: worker.inspectorUrl })
+          posts0 = await relay.call<Posts>('posts')
+          cpu0 = await cpuNow()
+          wall0 = Date.now()
+        },
+        async settled() {
+          wallMs = Date.now() - wall0
+          const posts1 = await relay.call<Posts>('posts')
+          if (posts1.count > posts0.count)
+            publishRttMs = round(((posts1.seconds - posts0.seconds) * 1000) / (posts1.count - posts0.count), 2)
+          const cpu1 = await cpuNow()
+          used = { workerd: cpu1.workerd - cpu0.workerd, proxy: cpu1.proxy - cpu0.proxy, relay: cpu1.relay - cpu0.relay }
+        },
+      },
     )
-    if (w.errors) ctx.progress(`  writer errors: ${w.errors} (${w.firstError})`)
-    const expected = w.published * spec.perTenant
-    await settle(ctx, expected, Math.max(0, start + seconds * 1000 + graceMs - nowMs()))
-    const wallMs = Date.now() - wall0
-    const posts1 = await relay.call<Posts>('posts')
-    const publishRttMs =
-      posts1.count > posts0.count ? round(((posts1.seconds - posts0.seconds) * 1000) / (posts1.count - posts0.count), 2) : null
-    const used = {
-      workerd: procCpuMs(worker.pid) - cpu0.workerd,
-      proxy: procCpuMs(worker.proxyPid) - cpu0.proxy,
-      relay: (await cpuMs(relay)) - cpu0.relay,
-    }
-    const { hist, received } = await collect(ctx)
     const profile = prof && (await profileOf(prof, label, received))
-    const s = summary(hist)
-    const delivered = expected ? round(received / expected, 4) : null
     const cpu = Object.fromEntries(
       Object.entries(used)
         .filter(([k]) => k !== 'proxy' || via === 'proxy')
@@ -244,8 +236,8 @@ const fanoutOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
 }
 
 /**
- * The room's publish round trip at 0, 100 and 1,000 subscribers: signed one-event batches posted straight to the
- * Worker 300 ms apart, each timed from the POST to its answer. Spaced so that each finds the thread idle (locally the
+ * The room's publish round trip at 0, 100 and 1,000 subscribers: one-event batches posted straight to the Worker as
+ * the relay posts them (postBatch), 300 ms apart, each timed from the POST to its answer. Spaced so that each finds the thread idle (locally the
  * Worker's side of every delivery shares it): what is left is whether the room's answer waits for its fan-out.
  */
 const publishRttOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
@@ -258,12 +250,9 @@ const publishRttOnWorker = async (ctx: Ctx, worker: BenchWorker) => {
       await openWindow(ctx, nowMs())
       const ms: number[] = []
       for (let seq = 1; seq <= posts; seq++) {
-        const body = JSON.stringify({ tenant, events: [{ seq, topic: 'bench', data: `{"t":${nowMs()}}`, ts: Date.now() }] })
-        const headers = { 'content-type': 'application/json', 'x-relay-signature': await sign(RELAY_SECRET, body) }
+        const events = [{ seq, topic: 'bench', data: `{"t":${nowMs()}}`, ts: Date.now() }]
         const t0 = nowMs()
-        const res = await fetch(`${worker.url}/internal/publish`, { method: 'POST', headers, body })
-        await res.text()
-        if (!res.ok) throw new Error(`publish: HTTP ${res.status}`)
+        await postBatch(worker.url, RELAY_SECRET, { tenant, events }) // the relay's own signed POST
         ms.push(nowMs() - t0)
         await sleep(300)
       }
