@@ -142,12 +142,8 @@ const main = async () => {
       w.results.p99_vs_floor = { hot: ratio(w.results.hot, w.results.floor), hot_sharded: ratio(w.results.hot_sharded, w.results.floor) }
       results.workers = w.results
       for (const [name, h] of Object.entries(w.hists)) {
-        const [panel, who] =
-          name === 'hot_sharded'
-            ? ['hot', 'workers_sharded' as const]
-            : name === 'floor' || name === 'floor_stream'
-              ? ['hot', name === 'floor' ? ('workers_floor' as const) : ('workers_floor_stream' as const)]
-              : [name, 'workers' as const]
+        const own = WORKERS_ON_HOT[name as keyof typeof WORKERS_ON_HOT]
+        const [panel, who] = own ? ['hot', own] : [name, 'workers' as const]
         ;(hists[panel] ??= {})[who] = h
       }
     }
@@ -179,8 +175,10 @@ const main = async () => {
 type Who = 'ours' | 'ours_split' | 'baseline' | 'floor'
 const WHO: Who[] = ['ours', 'ours_split', 'baseline', 'floor']
 /** The chart's series: the latency workloads' systems, and the Worker's (results under `workers`). */
-type Series = Who | 'workers' | 'workers_sharded' | 'workers_floor' | 'workers_floor_stream'
-const ALL: Series[] = [...WHO, 'workers', 'workers_sharded', 'workers_floor', 'workers_floor_stream']
+/** Results under `workers` drawn as series of their own on the `hot` panel; the others (`light`, `hot`) as `workers` on theirs. */
+const WORKERS_ON_HOT = { hot_sharded: 'workers_sharded', floor: 'workers_floor', floor_stream: 'workers_floor_stream' } as const
+type Series = Who | 'workers' | (typeof WORKERS_ON_HOT)[keyof typeof WORKERS_ON_HOT]
+const ALL: Series[] = [...WHO, 'workers', ...Object.values(WORKERS_ON_HOT)]
 const SERIES: Record<Series, { label: string; color: string }> = {
   ours: { label: 'edge-relay (one process: npm run serve)', color: '#1f6feb' },
   ours_split: { label: 'edge-relay split (relay → HTTP → edge)', color: '#8250df' },
@@ -194,16 +192,11 @@ const SERIES: Record<Series, { label: string; color: string }> = {
 /** a ÷ b to 3 decimals; null when either is missing. */
 const ratio = (a: number | null, b: number | null) => (a != null && b ? Number((a / b).toFixed(3)) : null)
 const pct = (d: number | null | undefined) => (d == null ? '' : `, ${(d * 100).toFixed(d < 0.995 ? 1 : 0)} % delivered`)
-const resultOf = (r: Record<string, any>, name: string, who: Series) =>
-  who === 'workers'
-    ? r.workers?.[name]
-    : who === 'workers_sharded'
-      ? r.workers?.hot_sharded
-      : who === 'workers_floor'
-        ? name === 'hot' && r.workers?.floor
-        : who === 'workers_floor_stream'
-          ? name === 'hot' && r.workers?.floor_stream
-          : r[name]?.[who]
+const resultOf = (r: Record<string, any>, name: string, who: Series) => {
+  if (who === 'workers') return r.workers?.[name]
+  const own = Object.entries(WORKERS_ON_HOT).find(([, series]) => series === who)
+  return own ? r.workers?.[own[0]] : r[name]?.[who]
+}
 /** One chart panel per workload; a system that did not run (no samples) is left out. */
 const panelsOf = (hists: Record<string, Partial<Record<Series, Hist>>>, r: Record<string, any>) =>
   Object.entries(hists).map(([name, h]) => ({
